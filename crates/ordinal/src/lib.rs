@@ -1,0 +1,1 @@
+//! ordinal library
