@@ -1,1 +1,4 @@
-//! logic
+//! Pure decision logic. Every planner takes snapshots (and `now` where time matters) and returns
+//! actions; nothing here does I/O, reads a clock, or awaits. Controllers apply the actions.
+
+pub mod gc;

@@ -1,0 +1,414 @@
+//! create, update (PUT), patch (four content types) and pods/binding.
+
+use model::{ApiError, FieldError, Reason, ResourceInfo, patch};
+use serde_json::{Value, json};
+use store::{Mutation, Outcome};
+
+use super::{FieldValidation, WriteOptions, Written, not_found};
+use crate::ApiState;
+use crate::convert::{from_storage, to_storage};
+use crate::object::{self, finalizers, is_deleting, meta_mut};
+use crate::path::{Sub, Target};
+use crate::strategy::{self, Part, Taken};
+use http::StatusCode;
+
+fn now() -> String {
+    object::rfc3339(jiff::Timestamp::now())
+}
+
+/// Fill in or check `apiVersion` and `kind` against the URL.
+fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    let Some(map) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+    };
+    let want_version = info.api_version();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(want_version));
+        }
+        Some(v) if v == want_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({want_version})"
+            )));
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(info.kind));
+        }
+        Some(k) if k == info.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                info.kind
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Put the URL's namespace on the object, or refuse a conflicting one.
+fn check_namespace(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    let body_ns = object::namespace(obj).to_string();
+    if !target.info.namespaced {
+        meta_mut(obj).remove("namespace");
+        return Ok(());
+    }
+    let Some(url_ns) = target.namespace.as_deref() else {
+        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+    };
+    if body_ns.is_empty() {
+        meta_mut(obj).insert("namespace".into(), json!(url_ns));
+    } else if body_ns != url_ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    Ok(())
+}
+
+/// Strict, Warn or Ignore unknown fields.
+fn check_fields(info: &ResourceInfo, obj: &Value, opts: WriteOptions) -> Result<Vec<String>, ApiError> {
+    if opts.field_validation == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let unknown = model::schema::unknown_fields(info, obj);
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+    match opts.field_validation {
+        FieldValidation::Strict => Err(ApiError::bad_request(format!("strict decoding error: {}", messages.join(", ")))),
+        _ => Ok(messages),
+    }
+}
+
+fn invalid(info: &ResourceInfo, obj: &Value, errors: Vec<FieldError>) -> ApiError {
+    ApiError::invalid(info.group, info.kind, object::name(obj), errors)
+}
+
+const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generated_name(prefix: &str) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let suffix: String = (0..5).map(|_| NAME_CHARS[rng.random_range(0..NAME_CHARS.len())] as char).collect();
+    format!("{prefix}{suffix}")
+}
+
+/// Refuse new objects in a missing or terminating namespace.
+fn check_namespace_open(state: &ApiState, info: &ResourceInfo, ns: &str) -> Result<(), ApiError> {
+    if !info.namespaced {
+        return Ok(());
+    }
+    let ns_info = model::resources::by_kind("v1", "Namespace").ok_or_else(|| ApiError::internal("namespaces not served"))?;
+    match state.store.get(&crate::path::object_key(ns_info, None, ns)) {
+        None => Err(ApiError::not_found("", "namespaces", ns)),
+        Some(n) if is_deleting(&n.value) => Err(ApiError::forbidden(format!(
+            "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            info.plural,
+            "",
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOptions) -> Result<Written, ApiError> {
+    let info = target.info;
+    if target.name.is_some() {
+        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+    }
+    check_type(info, &mut obj)?;
+    check_namespace(target, &mut obj)?;
+    let warnings = check_fields(info, &obj, opts)?;
+    if !object::resource_version(&obj).is_empty() {
+        return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+    }
+    let generate = object::meta_str(&obj, "generateName").to_string();
+    let explicit_name = !object::name(&obj).is_empty();
+    model::defaults::apply_defaults(info, &mut obj)?;
+    let ns = object::namespace(&obj).to_string();
+    check_namespace_open(state, info, &ns)?;
+
+    for attempt in 0..8 {
+        let mut candidate = obj.clone();
+        if !explicit_name && !generate.is_empty() {
+            meta_mut(&mut candidate).insert("name".into(), json!(generated_name(&generate)));
+        }
+        strategy::prepare_create(info, &mut candidate, &now());
+        let errors = model::validation::validate_create(info, &candidate);
+        if !errors.is_empty() {
+            return Err(invalid(info, &candidate, errors));
+        }
+        let mut taken = Taken::default();
+        if is_service(info) {
+            let mut alloc = state.alloc.lock().map_err(|_| ApiError::internal("allocator poisoned"))?;
+            taken = strategy::allocate_service(&mut alloc, None, &mut candidate)?;
+        }
+        if opts.dry_run {
+            state.give_back(taken);
+            return Ok(Written { status: StatusCode::CREATED, object: candidate, warnings });
+        }
+        let name = object::name(&candidate).to_string();
+        let key = crate::path::object_key(crate::convert::storage_info(info), Some(&ns), &name);
+        let stored_form = to_storage(info, candidate);
+        let result = state.store.mutate::<ApiError>(&key, |current, _| {
+            if current.is_some() {
+                return Err(ApiError::already_exists(info.group, info.plural, &name));
+            }
+            Ok(Mutation::Put(stored_form))
+        });
+        match result {
+            Ok(outcome) => {
+                let stored = outcome.stored().ok_or_else(|| ApiError::internal("create stored nothing"))?;
+                let object = from_storage(info, &stored.value).into_owned();
+                return Ok(Written { status: StatusCode::CREATED, object, warnings });
+            }
+            Err(e) => {
+                state.give_back(taken);
+                let retry = e.is_already_exists() && !explicit_name && !generate.is_empty() && attempt < 7;
+                if !retry {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Err(ApiError::internal("could not generate a unique name"))
+}
+
+fn is_service(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.kind == "Service"
+}
+
+/// Everything about an object except its resourceVersion: two writes that differ only there
+/// are the same write.
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        meta_mut(&mut v).remove("resourceVersion");
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// The shared update path: read the current object, `compute` the desired one, check
+/// preconditions, apply the kind's update rules, validate, and store — atomically.
+pub fn write_update(
+    state: &ApiState,
+    target: &Target,
+    part: Part,
+    opts: WriteOptions,
+    warnings: Vec<String>,
+    compute: impl FnOnce(&Value) -> Result<Value, ApiError>,
+) -> Result<Written, ApiError> {
+    let info = target.info;
+    let key = target.key().ok_or_else(ApiError::path_not_found)?;
+    let url_name = target.name.clone().unwrap_or_default();
+    let mut dry_result: Option<Value> = None;
+    let mut taken = Taken::default();
+    let mut previous: Option<Value> = None;
+    let result = state.store.mutate::<ApiError>(&key, |stored, _| {
+        let stored = stored.ok_or_else(|| not_found(target))?;
+        let current = from_storage(info, &stored.value).into_owned();
+        let mut new = compute(&current)?;
+        check_type(info, &mut new)?;
+        check_namespace(target, &mut new)?;
+        let name = object::name(&new);
+        if name.is_empty() {
+            meta_mut(&mut new).insert("name".into(), json!(url_name));
+        } else if name != url_name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({url_name})"
+            )));
+        }
+        let rv = object::resource_version(&new);
+        if !rv.is_empty() && rv != stored.rv.to_string() {
+            return Err(ApiError::conflict(
+                info.group,
+                info.plural,
+                &url_name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        let uid = object::uid(&new);
+        if !uid.is_empty() && uid != object::uid(&current) {
+            return Err(ApiError::conflict(
+                info.group,
+                info.plural,
+                &url_name,
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(&current)),
+            ));
+        }
+        strategy::prepare_update(info, &current, &mut new, part);
+        let mut errors = model::validation::validate_update(info, &current, &new);
+        if is_deleting(&current) {
+            let old_f = finalizers(&current);
+            let added: Vec<String> = finalizers(&new).into_iter().filter(|f| !old_f.contains(f)).collect();
+            if !added.is_empty() {
+                errors.push(FieldError::forbidden(
+                    "metadata.finalizers",
+                    format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(invalid(info, &new, errors));
+        }
+        if is_service(info) && part == Part::Main {
+            let mut alloc = state.alloc.lock().map_err(|_| ApiError::internal("allocator poisoned"))?;
+            taken = strategy::allocate_service(&mut alloc, Some(&current), &mut new)?;
+        }
+        if same_content(&new, &current) {
+            return Ok(Mutation::Keep);
+        }
+        if opts.dry_run {
+            dry_result = Some(new);
+            return Ok(Mutation::Keep);
+        }
+        let finished = is_deleting(&new) && finalizers(&new).is_empty() && !crate::handlers::delete::held_by_spec_finalizers(info, &new);
+        previous = Some(current);
+        if finished { Ok(Mutation::Delete) } else { Ok(Mutation::Put(to_storage(info, new))) }
+    });
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            state.give_back(taken);
+            return Err(e);
+        }
+    };
+    if opts.dry_run {
+        state.give_back(taken);
+    }
+    if let Some(dry) = dry_result {
+        return Ok(Written { status: StatusCode::OK, object: dry, warnings });
+    }
+    if is_service(info) {
+        if let Some(old) = &previous {
+            let new = match &outcome {
+                Outcome::Updated(s) => Some(s.value.as_ref()),
+                _ => None,
+            };
+            state.release_service(old, new);
+        }
+    }
+    let stored = outcome.stored().ok_or_else(|| ApiError::internal("update stored nothing"))?;
+    Ok(Written { status: StatusCode::OK, object: from_storage(info, &stored.value).into_owned(), warnings })
+}
+
+fn part_of(target: &Target) -> Part {
+    match target.sub {
+        Some(Sub::Status) => Part::Status,
+        Some(Sub::Finalize) => Part::Finalize,
+        _ => Part::Main,
+    }
+}
+
+pub fn update(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOptions) -> Result<Written, ApiError> {
+    let info = target.info;
+    check_type(info, &mut obj)?;
+    let warnings = check_fields(info, &obj, opts)?;
+    model::defaults::apply_defaults(info, &mut obj)?;
+    write_update(state, target, part_of(target), opts, warnings, move |_| Ok(obj))
+}
+
+/// Map a patch failure to the status kube-apiserver uses.
+fn patch_error(e: patch::PatchError) -> ApiError {
+    ApiError::new(422, Reason::Invalid, e.to_string())
+}
+
+/// Apply a patch document of the given content type to `current`.
+pub fn apply_patch(info: &ResourceInfo, content_type: &str, current: &Value, body: &Value) -> Result<Value, ApiError> {
+    match content_type {
+        "application/json-patch+json" => patch::json_patch(current, body).map_err(patch_error),
+        "application/merge-patch+json" => patch::merge_patch(current, body).map_err(patch_error),
+        "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => {
+            patch::strategic_merge_patch(info, current, body).map_err(patch_error)
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+pub fn patch(
+    state: &ApiState,
+    target: &Target,
+    content_type: &str,
+    body: Value,
+    opts: WriteOptions,
+    _force: bool,
+) -> Result<Written, ApiError> {
+    let info = target.info;
+    if !matches!(
+        content_type,
+        "application/json-patch+json"
+            | "application/merge-patch+json"
+            | "application/strategic-merge-patch+json"
+            | "application/apply-patch+yaml"
+    ) {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
+    // Server-side apply of an object that does not exist yet creates it.
+    if content_type == "application/apply-patch+yaml" && target.sub.is_none() {
+        let key = target.key().ok_or_else(ApiError::path_not_found)?;
+        if state.store.get(&key).is_none() {
+            let mut obj = body;
+            let url_name = target.name.clone().unwrap_or_default();
+            let name = object::name(&obj).to_string();
+            if !name.is_empty() && name != url_name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({name}) does not match the name on the URL ({url_name})"
+                )));
+            }
+            meta_mut(&mut obj).insert("name".into(), json!(url_name));
+            let collection = Target { name: None, ..target.clone() };
+            return create(state, &collection, obj, opts);
+        }
+    }
+    let content_type = content_type.to_string();
+    let mut warnings = Vec::new();
+    let part = part_of(target);
+    let result = write_update(state, target, part, opts, Vec::new(), |current| {
+        let mut patched = apply_patch(info, &content_type, current, &body)?;
+        warnings = check_fields(info, &patched, opts)?;
+        if part == Part::Main {
+            model::defaults::apply_defaults(info, &mut patched)?;
+        }
+        // A patch keeps the stored revision unless it names one (then it is a precondition).
+        if object::resource_version(&patched).is_empty() {
+            let rv = object::resource_version(current).to_string();
+            meta_mut(&mut patched).insert("resourceVersion".into(), json!(rv));
+        }
+        Ok(patched)
+    })?;
+    Ok(Written { warnings, ..result })
+}
+
+/// `pods/{name}/binding`: assign the pod to a node.
+pub fn bind(state: &ApiState, target: &Target, binding: Value) -> Result<Written, ApiError> {
+    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+    if node.is_empty() {
+        return Err(ApiError::invalid("", "Binding", target.name.as_deref().unwrap_or(""), vec![FieldError::required("target.name", "")]));
+    }
+    let key = target.key().ok_or_else(ApiError::path_not_found)?;
+    let pod_name = target.name.clone().unwrap_or_default();
+    state.store.mutate::<ApiError>(&key, |stored, _| {
+        let stored = stored.ok_or_else(|| not_found(target))?;
+        let mut pod = (*stored.value).clone();
+        if is_deleting(&pod) {
+            return Err(ApiError::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a host"));
+        }
+        let current = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        if !current.is_empty() {
+            return Err(ApiError::conflict("", "pods", &pod_name, &format!("pod {pod_name} is already assigned to node {current:?}")));
+        }
+        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("nodeName".into(), json!(node));
+        }
+        Ok(Mutation::Put(pod))
+    })?;
+    Ok(Written {
+        status: StatusCode::CREATED,
+        object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        warnings: Vec::new(),
+    })
+}
