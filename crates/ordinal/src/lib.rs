@@ -1,1 +1,209 @@
-//! ordinal library
+//! Ordinal's wiring: open the store, issue credentials, start the API server and the
+//! controllers in order, write the kubeconfig once serving, and stop everything cleanly.
+//! No business logic lives here; `start` is what the binary and the integration tests call.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use apiserver::{ApiConfig, ApiState};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What `ordinal server` is told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Permit binding a non-loopback address.
+    pub allow_remote: bool,
+    pub service_cidr: (Ipv4Addr, u8),
+    pub node_port_range: RangeInclusive<u16>,
+    /// How often old watch history and WAL space are reclaimed.
+    pub compact_interval: Duration,
+    /// Watch events the store keeps for resuming watches.
+    pub watch_history: usize,
+}
+
+impl ServerConfig {
+    /// The defaults of `ordinal server`.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            data_dir,
+            listen,
+            allow_remote: false,
+            service_cidr: (Ipv4Addr::new(10, 96, 0, 0), 16),
+            node_port_range: 30000..=32767,
+            compact_interval: Duration::from_secs(300),
+            watch_history: store::StoreConfig::standard().history,
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub kubeconfig: PathBuf,
+    /// A client that talks to the API in process (no TCP, no TLS).
+    pub client: kube::Client,
+    pub state: Arc<ApiState>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("addr", &self.addr).field("kubeconfig", &self.kubeconfig).finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Stop accepting, end watches and controllers, and wait for every task.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Resolves when shutdown has been requested.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+fn server_hosts(listen: &SocketAddr, service_ip: Ipv4Addr) -> Vec<String> {
+    let mut hosts: Vec<String> = [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    hosts.push(service_ip.to_string());
+    if !listen.ip().is_unspecified() {
+        hosts.push(listen.ip().to_string());
+    }
+    hosts
+}
+
+fn first_service_ip(cidr: (Ipv4Addr, u8)) -> Ipv4Addr {
+    let mask = if cidr.1 == 0 { 0 } else { u32::MAX << (32 - u32::from(cidr.1.min(32))) };
+    Ipv4Addr::from((u32::from(cidr.0) & mask) + 1)
+}
+
+/// Start everything; returns once the API is serving and the kubeconfig is written.
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    let started = Instant::now();
+    if !config.listen.ip().is_loopback() {
+        if !config.allow_remote {
+            bail!(
+                "refusing to listen on non-loopback address {} without --allow-remote",
+                config.listen
+            );
+        }
+        tracing::warn!(listen = %config.listen, "serving the API on a non-loopback address");
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("create {}", config.data_dir.display()))?;
+    let store = store::Store::open(&config.data_dir.join("ordinal.db"), store::StoreConfig { history: config.watch_history })
+        .context("open store")?;
+
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let service_ip = first_service_ip(config.service_cidr);
+    let pki = apiserver::tls::load_or_create(&config.data_dir.join("pki"), &server_hosts(&addr, service_ip))
+        .context("credentials")?;
+    let tls = apiserver::tls::server_config(&pki)?;
+
+    let shutdown = CancellationToken::new();
+    let api_config = ApiConfig {
+        admin_token: pki.admin_token.clone(),
+        service_network: config.service_cidr.0,
+        service_prefix: config.service_cidr.1,
+        node_port_range: config.node_port_range.clone(),
+        advertise_address: addr.to_string(),
+        secure_port: addr.port(),
+        bookmark_interval: Duration::from_secs(30),
+        max_watch_duration: Duration::from_secs(3600),
+    };
+    let state = ApiState::new(store, api_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("api state: {e}"))?;
+    {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.bootstrap())
+            .await?
+            .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+    }
+
+    let tasks = TaskTracker::new();
+    tasks.spawn(apiserver::serve::serve_tls(listener, tls, apiserver::router(state.clone()), shutdown.clone()));
+    tasks.spawn(compactor(state.store.clone(), config.compact_interval, shutdown.clone()));
+
+    let client = kube::Client::new(apiserver::internal_service(state.clone()), "default");
+    controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks);
+
+    let host = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
+        IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V4(ip) => ip.to_string(),
+    };
+    let kubeconfig = config.data_dir.join("kubeconfig");
+    apiserver::tls::write_private(&kubeconfig, apiserver::tls::kubeconfig(&pki, &format!("https://{host}:{}", addr.port())).as_bytes())?;
+    tracing::info!(
+        kubeconfig = %kubeconfig.display(),
+        listen = %addr,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "serving; kubeconfig written to {}",
+        kubeconfig.display()
+    );
+    Ok(Running { addr, kubeconfig, client, state, shutdown, tasks })
+}
+
+async fn compactor(store: store::Store, every: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.compact()).await {
+            Ok(Ok(stats)) => tracing::debug!(removed = stats.events_removed, oldest_rv = stats.oldest_rv, "store compacted"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "store compaction failed"),
+            Err(e) => tracing::warn!(error = %e, "store compaction task failed"),
+        }
+    }
+}
+
+/// Parse `10.96.0.0/16`.
+pub fn parse_cidr(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
+    let (ip, prefix) = s.split_once('/').context("expected ADDRESS/PREFIX")?;
+    let ip: Ipv4Addr = ip.parse().context("bad IPv4 address")?;
+    let prefix: u8 = prefix.parse().context("bad prefix length")?;
+    if !(8..=30).contains(&prefix) {
+        bail!("prefix length must be between 8 and 30");
+    }
+    Ok((ip, prefix))
+}
+
+/// Parse `30000-32767`.
+pub fn parse_port_range(s: &str) -> anyhow::Result<RangeInclusive<u16>> {
+    let (a, b) = s.split_once('-').context("expected FIRST-LAST")?;
+    let (a, b): (u16, u16) = (a.parse()?, b.parse()?);
+    if a == 0 || a > b {
+        bail!("invalid port range {s}");
+    }
+    Ok(a..=b)
+}
+
+/// Where a data dir's kubeconfig lives.
+pub fn kubeconfig_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("kubeconfig")
+}

@@ -1,1 +1,77 @@
-fn main() {}
+//! The `ordinal` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ordinal", version, about = "StatefulSets on one machine, driven by real kubectl")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server, the controllers and the node (all in one process).
+    Server {
+        /// Where the database, credentials and kubeconfig live.
+        #[arg(long, default_value = "./ordinal-data")]
+        data_dir: PathBuf,
+        /// Address of the HTTPS API.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: SocketAddr,
+        /// Allow listening on a non-loopback address.
+        #[arg(long)]
+        allow_remote: bool,
+        /// Network Service cluster IPs come from.
+        #[arg(long, default_value = "10.96.0.0/16")]
+        service_cidr: String,
+        /// Range NodePorts come from.
+        #[arg(long, default_value = "30000-32767")]
+        node_port_range: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORDINAL_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Server { data_dir, listen, allow_remote, service_cidr, node_port_range } => {
+                let mut config = ordinal::ServerConfig::new(data_dir, listen);
+                config.allow_remote = allow_remote;
+                config.service_cidr = ordinal::parse_cidr(&service_cidr).context("--service-cidr")?;
+                config.node_port_range = ordinal::parse_port_range(&node_port_range).context("--node-port-range")?;
+                let running = ordinal::start(config).await?;
+                wait_for_signal().await;
+                tracing::info!("shutting down");
+                running.stop().await;
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,162 @@
+//! The garbage collector: reflects every kind into memory, and after each burst of changes
+//! runs `logic::gc::plan` over the whole ownership graph and applies the actions.
+//!
+//! Level-triggered: a pass recomputes from the caches, so a failed or lost action is retried
+//! by the next pass (one runs at least every `RESYNC`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use logic::gc::{Action, Node, ObjectRef, Owner};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::resources::{api_for, api_resource, is_benign, managed_kinds};
+
+const RESYNC: Duration = Duration::from_secs(30);
+/// Changes arriving within this window are planned together.
+const SETTLE: Duration = Duration::from_millis(20);
+
+struct Kind {
+    ar: kube::api::ApiResource,
+    store: Store<DynamicObject>,
+}
+
+pub async fn run(client: kube::Client, shutdown: CancellationToken) {
+    let changed = Arc::new(Notify::new());
+    let mut kinds = Vec::new();
+    let mut reflectors = Vec::new();
+    for info in managed_kinds() {
+        let ar = api_resource(info);
+        let writer = reflector::store::Writer::new(ar.clone());
+        let store = writer.as_reader();
+        let api = api_for(&client, &ar, None);
+        let notify = changed.clone();
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .for_each(move |event| {
+                if let Err(e) = event {
+                    tracing::debug!(error = %e, "gc watch error");
+                }
+                notify.notify_one();
+                futures::future::ready(())
+            });
+        reflectors.push(stream);
+        kinds.push(Kind { ar, store });
+    }
+    let watching = futures::future::join_all(reflectors);
+    tokio::pin!(watching);
+
+    // Plan only on a complete graph: an owner not yet listed is not a missing owner.
+    let ready = async {
+        for k in &kinds {
+            let _ = k.store.wait_until_ready().await;
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = &mut watching => return,
+        _ = ready => {}
+    }
+    loop {
+        let actions = logic::gc::plan(&snapshot(&kinds));
+        for action in &actions {
+            apply(&client, &kinds, action).await;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = &mut watching => return,
+            _ = changed.notified() => tokio::time::sleep(SETTLE).await,
+            _ = tokio::time::sleep(RESYNC) => {}
+        }
+    }
+}
+
+fn snapshot(kinds: &[Kind]) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for k in kinds {
+        for obj in k.store.state() {
+            let meta = &obj.metadata;
+            let Some(uid) = meta.uid.clone() else { continue };
+            nodes.push(Node {
+                uid,
+                object: ObjectRef {
+                    api_version: k.ar.api_version.clone(),
+                    kind: k.ar.kind.clone(),
+                    namespace: meta.namespace.clone(),
+                    name: meta.name.clone().unwrap_or_default(),
+                },
+                resource_version: meta.resource_version.clone().unwrap_or_default(),
+                owners: meta
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .map(|o| Owner {
+                        uid: o.uid.clone(),
+                        api_version: o.api_version.clone(),
+                        kind: o.kind.clone(),
+                        name: o.name.clone(),
+                        block_owner_deletion: o.block_owner_deletion.unwrap_or(false),
+                    })
+                    .collect(),
+                deleting: meta.deletion_timestamp.is_some(),
+                finalizers: meta.finalizers.clone().unwrap_or_default(),
+            });
+        }
+    }
+    nodes
+}
+
+async fn apply(client: &kube::Client, kinds: &[Kind], action: &Action) {
+    let object = match action {
+        Action::Delete { object, .. } | Action::SetOwners { object, .. } | Action::RemoveFinalizer { object, .. } => object,
+    };
+    let Some(kind) = kinds.iter().find(|k| k.ar.kind == object.kind && k.ar.api_version == object.api_version) else {
+        return;
+    };
+    let api = api_for(client, &kind.ar, object.namespace.as_deref());
+    let result = match action {
+        Action::Delete { uid, .. } => {
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+                ..DeleteParams::default()
+            };
+            api.delete(&object.name, &params).await.map(|_| ())
+        }
+        Action::SetOwners { resource_version, keep, .. } => {
+            let refs: Vec<serde_json::Value> = keep
+                .iter()
+                .map(|o| {
+                    json!({"apiVersion": o.api_version, "kind": o.kind, "name": o.name, "uid": o.uid,
+                           "blockOwnerDeletion": o.block_owner_deletion})
+                })
+                .collect();
+            let owners = if refs.is_empty() { serde_json::Value::Null } else { json!(refs) };
+            let patch = json!({"metadata": {"resourceVersion": resource_version, "ownerReferences": owners}});
+            api.patch(&object.name, &PatchParams::default(), &Patch::Merge(patch)).await.map(|_| ())
+        }
+        Action::RemoveFinalizer { resource_version, finalizer, .. } => {
+            let current = kind
+                .store
+                .state()
+                .into_iter()
+                .find(|o| o.metadata.name.as_deref() == Some(&object.name) && o.metadata.namespace == object.namespace)
+                .and_then(|o| o.metadata.finalizers.clone())
+                .unwrap_or_default();
+            let rest: Vec<String> = current.into_iter().filter(|f| f != finalizer).collect();
+            let patch = json!({"metadata": {"resourceVersion": resource_version, "finalizers": rest}});
+            api.patch(&object.name, &PatchParams::default(), &Patch::Merge(patch)).await.map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => tracing::debug!(?action, "gc applied"),
+        Err(e) if is_benign(&e) => {}
+        Err(e) => tracing::warn!(error = %e, kind = %object.kind, name = %object.name, "gc action failed"),
+    }
+}

@@ -1,0 +1,146 @@
+//! Deletion: finalizers, preconditions, cascading (background, foreground, orphan) through the
+//! garbage collector, and namespace deletion.
+
+use std::time::Duration;
+
+use it::{TestServer, eventually};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn owned_pod(name: &str, owner: &ConfigMap, block: bool) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": owner.name_any(),
+            "uid": owner.meta().uid, "controller": true, "blockOwnerDeletion": block}]},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .expect("pod")
+}
+
+async fn gone<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let what = format!("{name} to be deleted");
+    eventually(&what, WAIT, || async { api.get_opt(name).await.ok().and_then(|o| o.is_none().then_some(())) }).await
+}
+
+#[tokio::test]
+async fn finalizers_hold_an_object_until_removed() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}))?;
+    cms.create(&PostParams::default(), &cm).await?;
+    cms.delete("held", &DeleteParams::default()).await?;
+    let held = cms.get("held").await?;
+    assert!(held.metadata.deletion_timestamp.is_some());
+    let add = cms
+        .patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "new"]}})))
+        .await;
+    assert!(matches!(add, Err(kube::Error::Api(ref s)) if s.code == 422), "no new finalizers while deleting: {add:?}");
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+    assert!(cms.get_opt("held").await?.is_none(), "removing the last finalizer completes the deletion");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_preconditions() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "p"}}))?).await?;
+    let wrong = DeleteParams { preconditions: Some(Preconditions { uid: Some("not-it".into()), resource_version: None }), ..Default::default() };
+    let err = cms.delete("p", &wrong).await;
+    assert!(matches!(err, Err(kube::Error::Api(ref s)) if s.code == 409), "{err:?}");
+    assert!(cms.get_opt("p").await?.is_some());
+    let uid = cms.get("p").await?.metadata.uid;
+    let right = DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
+    cms.delete("p", &right).await?;
+    assert!(cms.get_opt("p").await?.is_none());
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn background_cascade_deletes_dependents_and_keeps_unowned_claims() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let pvcs: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
+    let owner = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
+    pods.create(&PostParams::default(), &owned_pod("dep-0", &owner, true)).await?;
+    pods.create(&PostParams::default(), &owned_pod("dep-1", &owner, false)).await?;
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "www-dep-0"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))?;
+    pvcs.create(&PostParams::default(), &claim).await?;
+
+    cms.delete("owner", &DeleteParams::background()).await?;
+    gone(&pods, "dep-0").await?;
+    gone(&pods, "dep-1").await?;
+    assert!(pvcs.get_opt("www-dep-0").await?.is_some(), "claims the owner does not own stay");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn foreground_cascade_removes_dependents_before_the_owner() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let owner = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
+    pods.create(&PostParams::default(), &owned_pod("dep", &owner, true)).await?;
+    let resp = cms.delete("owner", &DeleteParams::foreground()).await?;
+    if let Some(obj) = resp.left() {
+        assert!(obj.finalizers().iter().any(|f| f == "foregroundDeletion"));
+    }
+    gone(&cms, "owner").await?;
+    assert!(pods.get_opt("dep").await?.is_none(), "the dependent went first");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn orphan_cascade_keeps_dependents_and_strips_owner_references() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let owner = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
+    pods.create(&PostParams::default(), &owned_pod("dep", &owner, true)).await?;
+    let orphan = DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() };
+    cms.delete("owner", &orphan).await?;
+    gone(&cms, "owner").await?;
+    let dep = pods.get("dep").await?;
+    assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_removes_its_content() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "scratch"}}))?).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "scratch");
+    cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "inside"}}))?).await?;
+    namespaces.delete("scratch", &DeleteParams::default()).await?;
+    let terminating = namespaces.get_opt("scratch").await?;
+    if let Some(ns) = terminating {
+        assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+        let refused = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "late"}}))?).await;
+        assert!(matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403 || s.code == 404), "{refused:?}");
+    }
+    gone(&namespaces, "scratch").await?;
+    assert!(cms.list(&Default::default()).await?.items.is_empty());
+    let missing = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "x"}}))?).await;
+    assert!(matches!(missing, Err(kube::Error::Api(ref s)) if s.code == 404), "{missing:?}");
+    server.stop().await;
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! End-to-end: the real kubectl (oldest and newest supported) against our server, through the
+//! seeds' sessions. Each version gets its own server, HOME and KUBECONFIG.
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use it::TestServer;
+
+const PVS: &str = r#"---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: test-0
+  labels:
+    type: local
+spec:
+  capacity:
+    storage: 1Gi
+  accessModes:
+    - ReadWriteOnce
+  hostPath:
+    path: "/mnt/test-0"
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: test-1
+  labels:
+    type: local
+spec:
+  capacity:
+    storage: 1Gi
+  accessModes:
+    - ReadWriteOnce
+  hostPath:
+    path: "/mnt/test-1"
+"#;
+
+fn web_yaml(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: nginx
+  labels:
+    app: nginx
+spec:
+  ports:
+  - port: 80
+    name: web
+  clusterIP: None
+  selector:
+    app: nginx
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: "nginx"
+  replicas: 2
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: {image}
+        ports:
+        - containerPort: 80
+          name: web
+        volumeMounts:
+        - name: www
+          mountPath: /usr/share/nginx/html
+  volumeClaimTemplates:
+  - metadata:
+      name: www
+    spec:
+      accessModes: [ "ReadWriteOnce" ]
+      resources:
+        requests:
+          storage: 1Gi
+"#
+    )
+}
+
+/// Lines of a table output, whitespace-normalised.
+fn rows(out: &str) -> Vec<String> {
+    out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect()
+}
+
+fn assert_contains(haystack: &str, needle: &str) {
+    assert!(haystack.contains(needle), "expected {needle:?} in:\n{haystack}");
+}
+
+async fn seed_session(version: &str) -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let k = server.kubectl(version)?;
+
+    let v = k.ok(&["version"])?;
+    assert_contains(&v, "Server Version: v1.33.0+ordinal");
+
+    let resources = k.ok(&["api-resources"])?;
+    let sts_row = rows(&resources).into_iter().find(|r| r.starts_with("statefulsets ")).unwrap_or_default();
+    assert_eq!(sts_row, "statefulsets sts apps/v1 true StatefulSet");
+    assert!(rows(&resources).iter().any(|r| r == "persistentvolumeclaims pvc v1 true PersistentVolumeClaim"));
+
+    // Seed 002: static hostPath PVs.
+    let out = k.ok_stdin(&["apply", "-f", "-"], PVS)?;
+    assert_eq!(rows(&out), ["persistentvolume/test-0 created", "persistentvolume/test-1 created"]);
+    let pv = rows(&k.ok(&["get", "pv"])?);
+    assert!(pv[0].starts_with("NAME CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS"), "{pv:?}");
+    assert!(pv[1].starts_with("test-0 1Gi RWO Retain"), "{pv:?}");
+
+    // The headless Service and the StatefulSet of the seeds.
+    let out = k.ok_stdin(&["apply", "-f", "-"], &web_yaml("nginx:1.25"))?;
+    assert_eq!(rows(&out), ["service/nginx created", "statefulset.apps/web created"]);
+    let sts = rows(&k.ok(&["get", "sts"])?);
+    assert_eq!(sts[0], "NAME READY AGE");
+    assert!(sts[1].starts_with("web 0/2 "), "{sts:?}");
+    let wide = rows(&k.ok(&["get", "sts", "-o", "wide"])?);
+    assert_eq!(wide[0], "NAME READY AGE CONTAINERS IMAGES");
+    assert!(wide[1].ends_with("nginx nginx:1.25"), "{wide:?}");
+    let svc = rows(&k.ok(&["get", "svc", "nginx"])?);
+    assert_eq!(svc[0], "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE");
+    assert!(svc[1].starts_with("nginx ClusterIP None <none> 80/TCP"), "{svc:?}");
+    let yaml = k.ok(&["get", "svc", "nginx", "-o", "yaml"])?;
+    assert_contains(&yaml, "clusterIP: None");
+    assert_eq!(k.ok(&["get", "sts", "-l", "app!=nginx", "-o", "name"])?.trim(), "statefulset.apps/web");
+    assert_eq!(k.ok(&["get", "all", "-o", "name"])?.lines().filter(|l| l.starts_with("statefulset.apps/web")).count(), 1);
+    let policy = k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.updateStrategy.type} {.spec.podManagementPolicy} {.metadata.generation}"])?;
+    assert_eq!(policy, "RollingUpdate OrderedReady 1");
+
+    // Apply again: changed image → configured (strategic merge patch); unchanged → unchanged.
+    let out = k.ok_stdin(&["apply", "-f", "-"], &web_yaml("nginx:1.26"))?;
+    assert_eq!(rows(&out), ["service/nginx unchanged", "statefulset.apps/web configured"]);
+    let image = k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.metadata.generation}"])?;
+    assert_eq!(image, "nginx:1.26 2");
+    let out = k.ok_stdin(&["apply", "-f", "-"], &web_yaml("nginx:1.26"))?;
+    assert_eq!(rows(&out), ["service/nginx unchanged", "statefulset.apps/web unchanged"]);
+    let out = k.ok_stdin(&["apply", "--server-side", "-f", "-"], &web_yaml("nginx:1.26"))?;
+    assert_eq!(rows(&out), ["service/nginx serverside-applied", "statefulset.apps/web serverside-applied"]);
+
+    let described = k.ok(&["describe", "sts", "web"])?;
+    for needle in ["Name:", "web", "Namespace:", "default", "Selector:", "app=nginx", "Replicas:", "Update Strategy:", "RollingUpdate", "Volume Claims:"] {
+        assert_contains(&described, needle);
+    }
+
+    // scale, patch (three types), set image, annotate.
+    assert_eq!(k.ok(&["scale", "sts", "web", "--replicas=3"])?.trim(), "statefulset.apps/web scaled");
+    assert_eq!(k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.replicas}"])?, "3");
+    assert_eq!(k.ok(&["patch", "sts", "web", "-p", r#"{"spec":{"replicas":2}}"#])?.trim(), "statefulset.apps/web patched");
+    k.ok(&["patch", "sts", "web", "--type=merge", "-p", r#"{"spec":{"minReadySeconds":5}}"#])?;
+    k.ok(&["patch", "sts", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#])?;
+    assert_eq!(k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.replicas} {.spec.minReadySeconds}"])?, "4 5");
+    assert_eq!(k.ok(&["set", "image", "statefulset/web", "nginx=nginx:1.27"])?.trim(), "statefulset.apps/web image updated");
+    k.ok(&["annotate", "sts", "web", "kubernetes.io/change-cause=upgrade to 1.27"])?;
+    let annotation = k.ok(&["get", "sts", "web", "-o", r"jsonpath={.metadata.annotations.kubernetes\.io/change-cause}"])?;
+    assert_eq!(annotation, "upgrade to 1.27");
+
+    // Errors as kube-apiserver reports them.
+    let err = k.fails(&["get", "sts", "nosuch"])?;
+    assert_contains(&err, r#"Error from server (NotFound): statefulsets.apps "nosuch" not found"#);
+    let err = k.fails(&["get", "widgets"])?;
+    assert_contains(&err, "the server doesn't have a resource type \"widgets\"");
+    let bad_selector = web_yaml("nginx").replace("name: web\nspec:", "name: bad\nspec:").replace("      labels:\n        app: nginx", "      labels:\n        app: other");
+    let err = k.fails_stdin(&["apply", "-f", "-"], &bad_selector)?;
+    assert_contains(&err, "is invalid");
+    assert_contains(&err, "spec.template.metadata.labels");
+    let typo = web_yaml("nginx").replace("name: web\nspec:", "name: typo\nspec:\n  replicaz: 3");
+    let err = k.fails_stdin(&["apply", "-f", "-"], &typo)?;
+    assert_contains(&err, "replicaz");
+    let err = k.fails(&["scale", "sts", "web", "--replicas=-1"])?;
+    assert!(!err.is_empty());
+
+    // Pods: run, get, delete by name and by label.
+    k.ok(&["run", "solo", "--image=busybox", "--restart=Never", "--labels=batch=one"])?;
+    let pods = rows(&k.ok(&["get", "pods"])?);
+    assert_eq!(pods[0], "NAME READY STATUS RESTARTS AGE");
+    assert!(pods[1].starts_with("solo 0/1 Pending 0 "), "{pods:?}");
+    let wide = rows(&k.ok(&["get", "pods", "-o", "wide"])?);
+    assert_eq!(wide[0], "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES");
+    assert_eq!(k.ok(&["delete", "pod", "solo"])?.trim(), r#"pod "solo" deleted"#);
+    k.ok(&["create", "configmap", "one", "--from-literal=a=b"])?;
+    k.ok(&["create", "configmap", "two", "--from-literal=a=b"])?;
+    k.ok(&["label", "configmap", "one", "two", "sweep=yes"])?;
+    let out = k.ok(&["delete", "configmap", "-l", "sweep=yes"])?;
+    assert_eq!(rows(&out), [r#"configmap "one" deleted"#, r#"configmap "two" deleted"#]);
+
+    // get -w prints new rows as they happen.
+    let mut watch = k.spawn(&["get", "configmaps", "-w"])?;
+    let stdout = watch.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let header = rx.recv_timeout(Duration::from_secs(20))?;
+    assert!(header.starts_with("NAME"), "{header}");
+    k.ok(&["create", "configmap", "watched", "--from-literal=a=b"])?;
+    let mut seen = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        if line.starts_with("watched ") {
+            seen = true;
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(seen, "get -w showed the new configmap");
+
+    let explained = k.ok(&["explain", "statefulset.spec"])?;
+    assert_contains(&explained, "serviceName");
+
+    let out = k.ok_stdin(&["delete", "-f", "-"], &web_yaml("nginx"))?;
+    assert_eq!(rows(&out), [r#"service "nginx" deleted"#, r#"statefulset.apps "web" deleted"#]);
+    let err = k.fails(&["get", "sts", "web"])?;
+    assert_contains(&err, "NotFound");
+
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn kubectl_1_27_seed_session() -> anyhow::Result<()> {
+    seed_session("1.27").await
+}
+
+#[tokio::test]
+async fn kubectl_1_33_seed_session() -> anyhow::Result<()> {
+    seed_session("1.33").await
+}
+

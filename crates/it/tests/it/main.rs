@@ -1,0 +1,8 @@
+//! The one integration-test binary: modules per area, all against a whole server in process.
+
+mod api;
+mod deletion;
+mod kubectl;
+mod patch;
+mod server;
+mod watch;

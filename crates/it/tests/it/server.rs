@@ -1,0 +1,88 @@
+//! The server as a process sees it: health endpoints, credentials, kubeconfig, restarts.
+
+use std::os::unix::fs::PermissionsExt;
+
+use it::TestServer;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use kube::api::{Api, PostParams};
+
+#[tokio::test]
+async fn kubeconfig_is_private_and_grants_access_over_https() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let mode = std::fs::metadata(&server.running.kubeconfig)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let client = server.https_client().await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let names: Vec<String> = namespaces.list(&Default::default()).await?.items.into_iter().filter_map(|n| n.metadata.name).collect();
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(names.contains(&ns.to_string()), "{ns} missing from {names:?}");
+    }
+    let kubernetes = Api::<Service>::namespaced(client, "default").get("kubernetes").await?;
+    assert_eq!(kubernetes.spec.and_then(|s| s.cluster_ip).as_deref(), Some("10.96.0.1"));
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn requests_without_credentials_are_refused_but_health_is_public() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let base = format!("https://{}", server.running.addr);
+    let ca = std::fs::read(server.dir.path().join("data/pki/ca.crt"))?;
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(server.dir.path().join("data/pki/ca.crt"))
+        .arg(format!("{base}/api/v1/namespaces"))
+        .output()?;
+    assert!(!ca.is_empty());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+    for path in ["/livez", "/readyz", "/version"] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(server.dir.path().join("data/pki/ca.crt"))
+            .arg(format!("{base}{path}"))
+            .output()?;
+        let body = String::from_utf8_lossy(&out.stdout);
+        if path == "/version" {
+            let v: serde_json::Value = serde_json::from_str(&body)?;
+            assert_eq!(v["major"], "1");
+            assert!(v["gitVersion"].as_str().unwrap_or("").starts_with("v1."));
+        } else {
+            assert_eq!(body, "ok", "{path}");
+        }
+    }
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(server.dir.path().join("data/pki/ca.crt"))
+        .args(["-H", "Authorization: Bearer wrong-token"])
+        .arg(format!("{base}/api/v1/namespaces"))
+        .output()?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_restart() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let mut created = Vec::new();
+    for i in 0..20 {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}
+        }))?;
+        created.push(cms.create(&PostParams::default(), &cm).await?);
+    }
+    let last_rv: u64 = created.last().and_then(|c| c.metadata.resource_version.clone()).unwrap_or_default().parse()?;
+    let server = server.restart().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let listed = cms.list(&Default::default()).await?;
+    assert_eq!(listed.items.len(), 20);
+    let list_rv: u64 = listed.metadata.resource_version.unwrap_or_default().parse()?;
+    assert!(list_rv >= last_rv);
+    let again: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": "after-restart"}}))?;
+    let after = cms.create(&PostParams::default(), &again).await?;
+    let after_rv: u64 = after.metadata.resource_version.unwrap_or_default().parse()?;
+    assert!(after_rv > list_rv, "revisions keep increasing across restarts");
+    server.stop().await;
+    Ok(())
+}
