@@ -2,6 +2,8 @@
 //! controllers in order, write the kubeconfig once serving, and stop everything cleanly.
 //! No business logic lives here; `start` is what the binary and the integration tests call.
 
+pub mod bench;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};

@@ -33,6 +33,27 @@ enum Command {
         #[arg(long, default_value = "30000-32767")]
         node_port_range: String,
     },
+    /// Measure Ordinal and print JSON lines.
+    Bench {
+        #[command(subcommand)]
+        which: BenchKind,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchKind {
+    /// API server: start-to-ready, idle RSS, request latencies, sustained creates.
+    Api {
+        /// Sequential operations per latency figure.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        /// Concurrent clients for the throughput figure.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Seconds of sustained creates.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +77,11 @@ fn main() -> anyhow::Result<()> {
                 tracing::info!("shutting down");
                 running.stop().await;
                 Ok(())
+            }
+            Command::Bench { which: BenchKind::Api { samples, concurrency, seconds } } => {
+                ordinal::bench::ApiBench { samples, concurrency, throughput_window: std::time::Duration::from_secs(seconds) }
+                    .run()
+                    .await
             }
         }
     })

@@ -443,3 +443,10 @@ fn stamp_rv(value: &mut Value, rv: u64) {
         }
     }
 }
+
+impl From<StoreError> for model::ApiError {
+    fn from(e: StoreError) -> model::ApiError {
+        tracing::error!(error = %e, "store failure");
+        model::ApiError::internal(format!("storage: {e}"))
+    }
+}

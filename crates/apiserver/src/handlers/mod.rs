@@ -4,10 +4,10 @@
 //! pipeline decode → default → prepare → validate → store inside one atomic store mutation, on
 //! a blocking thread (a write waits for its fsync).
 
-mod delete;
-mod read;
-mod scale;
-mod write;
+pub(crate) mod delete;
+pub(crate) mod read;
+pub(crate) mod scale;
+pub(crate) mod write;
 
 use std::sync::Arc;
 

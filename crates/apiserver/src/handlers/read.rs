@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::response::Response;
 use base64::Engine;
 use http::{HeaderMap, StatusCode};
 use model::selector::{FieldSelector, LabelSelector};

@@ -1,6 +1,7 @@
 //! The one integration-test binary: modules per area, all against a whole server in process.
 
 mod api;
+mod bad_input;
 mod deletion;
 mod kubectl;
 mod patch;

@@ -1,0 +1,227 @@
+//! `ordinal bench api`: measured, not asserted. Starts a real `ordinal server` process on a
+//! loopback port with a scratch data dir and prints JSON lines: start-to-ready time, idle RSS,
+//! create/get/list/watch-delivery latency percentiles and sustained creates per second through
+//! HTTPS with the kube client — next to the store's own durable-write latency in the same run
+//! (the floor the API adds to).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+
+/// Knobs for one run.
+#[derive(Debug, Clone)]
+pub struct ApiBench {
+    /// Sequential operations per latency figure.
+    pub samples: usize,
+    /// Concurrent clients for the throughput figure.
+    pub concurrency: usize,
+    pub throughput_window: Duration,
+}
+
+struct ServerProcess {
+    child: Child,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn emit_latency(metric: &str, mut samples_ms: Vec<f64>) {
+    samples_ms.sort_by(|a, b| a.total_cmp(b));
+    let line = json!({
+        "bench": "api", "metric": metric, "unit": "ms", "n": samples_ms.len(),
+        "p50": round(percentile(&samples_ms, 0.50)), "p99": round(percentile(&samples_ms, 0.99)),
+        "max": round(samples_ms.last().copied().unwrap_or(0.0)),
+    });
+    println!("{line}");
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"key": "value"}})).expect("literal configmap")
+}
+
+async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+impl ApiBench {
+    pub async fn run(&self) -> anyhow::Result<()> {
+        let scratch = tempfile_dir()?;
+        let result = self.run_in(&scratch).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    async fn run_in(&self, scratch: &Path) -> anyhow::Result<()> {
+        self.store_floor(scratch)?;
+
+        let data_dir = scratch.join("data");
+        let port = free_port()?;
+        let exe = std::env::current_exe()?;
+        let started = Instant::now();
+        let child = Command::new(exe)
+            .args(["server", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("ORDINAL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start ordinal server")?;
+        let server = ServerProcess { child };
+        let pid = server.child.id();
+        let kubeconfig = data_dir.join("kubeconfig");
+        let client = loop {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("server did not become ready within 30s");
+            }
+            if kubeconfig.exists() {
+                if let Ok(client) = client_for(&kubeconfig).await {
+                    let req = http::Request::get("/readyz").body(Vec::new())?;
+                    if client.request_text(req).await.is_ok_and(|t| t == "ok") {
+                        break client;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+        println!("{}", json!({"bench": "api", "metric": "start_to_readyz", "unit": "ms", "value": round(ready_ms)}));
+
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Some(rss) = rss_kib(pid) {
+            println!("{}", json!({"bench": "api", "metric": "idle_rss", "unit": "MiB", "value": round(rss as f64 / 1024.0)}));
+        }
+
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        // create
+        let mut create = Vec::with_capacity(self.samples);
+        for i in 0..self.samples {
+            let t = Instant::now();
+            api.create(&PostParams::default(), &cm(&format!("lat-{i}"))).await?;
+            create.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        emit_latency("create_latency", create);
+        // get
+        let mut get = Vec::with_capacity(self.samples);
+        for i in 0..self.samples {
+            let t = Instant::now();
+            api.get(&format!("lat-{i}")).await?;
+            get.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        emit_latency("get_latency", get);
+        // list (the whole namespace)
+        let mut list = Vec::new();
+        for _ in 0..self.samples.min(100) {
+            let t = Instant::now();
+            let l = api.list(&ListParams::default()).await?;
+            list.push(t.elapsed().as_secs_f64() * 1000.0);
+            if l.items.len() < self.samples {
+                bail!("list returned {} items", l.items.len());
+            }
+        }
+        emit_latency(&format!("list_{}_latency", self.samples), list);
+        // watch delivery: time from issuing a create to seeing its event
+        let rv = api.list(&ListParams::default().limit(1)).await?.metadata.resource_version.unwrap_or_default();
+        let mut stream = api.watch(&WatchParams::default(), &rv).await?.boxed();
+        let mut delivery = Vec::with_capacity(self.samples);
+        for i in 0..self.samples {
+            let name = format!("watch-{i}");
+            let t = Instant::now();
+            api.create(&PostParams::default(), &cm(&name)).await?;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await?? {
+                    Some(WatchEvent::Added(o)) if o.metadata.name.as_deref() == Some(name.as_str()) => break,
+                    Some(_) => continue,
+                    None => bail!("watch ended"),
+                }
+            }
+            delivery.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        emit_latency("watch_delivery_latency", delivery);
+
+        // Sustained creates from several concurrent clients.
+        let deadline = Instant::now() + self.throughput_window;
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..self.concurrency {
+            let api = api.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    api.create(&PostParams::default(), &cm(&format!("tput-{worker}-{n}"))).await?;
+                    n += 1;
+                }
+                Ok::<u64, kube::Error>(n)
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await??;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"bench": "api", "metric": "sustained_creates", "unit": "per_second", "concurrency": self.concurrency,
+                   "value": round(total as f64 / secs), "n": total})
+        );
+        if let Some(rss) = rss_kib(pid) {
+            println!("{}", json!({"bench": "api", "metric": "rss_after_load", "unit": "MiB", "value": round(rss as f64 / 1024.0),
+                                  "objects": total as usize + 2 * self.samples}));
+        }
+        drop(server);
+        Ok(())
+    }
+
+    /// The baseline: a durable write straight into the store, no HTTP, TLS or JSON pipeline.
+    fn store_floor(&self, scratch: &Path) -> anyhow::Result<()> {
+        let store = store::Store::open(&scratch.join("floor.db"), store::StoreConfig::standard())?;
+        let mut samples = Vec::with_capacity(self.samples);
+        for i in 0..self.samples {
+            let value = json!({"metadata": {"name": format!("c-{i}")}, "data": {"key": "value"}});
+            let t = Instant::now();
+            store.mutate::<store::StoreError>(&format!("/core/configmaps/default/c-{i}"), |_, _| Ok(store::Mutation::Put(value)))?;
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        emit_latency("baseline_store_durable_write_latency", samples);
+        Ok(())
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ordinal-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
