@@ -5,7 +5,9 @@
 //! tests share one definition of what an object means.
 
 pub mod error;
+pub mod names;
 pub mod resources;
+pub mod selector;
 
 pub use error::{ApiError, FieldError, FieldErrorType, Reason};
 pub use resources::{RESOURCES, ResourceInfo, Subresource};
