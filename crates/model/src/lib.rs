@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod names;
+pub mod patch;
 pub mod resources;
 pub mod selector;
 

@@ -1,0 +1,254 @@
+//! Applying a strategic merge patch, as `k8s.io/apimachinery/pkg/util/strategicpatch` does:
+//! maps merge recursively and `null` deletes; lists follow their field's strategy; and the
+//! directives `$patch` (replace, delete, merge), `$retainKeys`, `$setElementOrder/<list>` and
+//! `$deleteFromPrimitiveList/<list>` steer the merge. The result never contains a directive.
+
+use serde_json::{Map, Value};
+
+use super::PatchError;
+use super::merge_keys::{ListStrategy, list_strategy};
+use crate::ResourceInfo;
+
+const PATCH: &str = "$patch";
+const RETAIN_KEYS: &str = "$retainKeys";
+const SET_ORDER: &str = "$setElementOrder/";
+const DELETE_FROM: &str = "$deleteFromPrimitiveList/";
+
+pub(super) fn apply(info: &ResourceInfo, doc: &Value, patch: &Value) -> Result<Value, PatchError> {
+    let (Value::Object(orig), Value::Object(patch)) = (doc, patch) else {
+        return Err(PatchError::Malformed("a strategic merge patch must be a JSON object".into()));
+    };
+    let ctx = Ctx { info };
+    match ctx.merge_map(orig, patch, &mut Vec::new())? {
+        Some(m) => Ok(Value::Object(m)),
+        None => Err(PatchError::NotApplicable("the patch deletes the whole object".into())),
+    }
+}
+
+struct Ctx<'a> {
+    info: &'a ResourceInfo,
+}
+
+fn directive(map: &Map<String, Value>) -> Result<Option<&str>, PatchError> {
+    match map.get(PATCH) {
+        None => Ok(None),
+        Some(Value::String(s)) if matches!(s.as_str(), "replace" | "delete" | "merge") => Ok(Some(s)),
+        Some(other) => Err(PatchError::Malformed(format!("unknown patch type: {other}"))),
+    }
+}
+
+impl Ctx<'_> {
+    /// Merge `patch` into `orig`. `None`: the patch deletes this map.
+    fn merge_map(
+        &self,
+        orig: &Map<String, Value>,
+        patch: &Map<String, Value>,
+        path: &mut Vec<String>,
+    ) -> Result<Option<Map<String, Value>>, PatchError> {
+        match directive(patch)? {
+            Some("delete") => return Ok(None),
+            Some("replace") => return self.clean_map(patch, path).map(Some),
+            _ => {}
+        }
+        let mut result = orig.clone();
+        let mut orders: Vec<(&str, &Value)> = Vec::new();
+        let mut deletions: Vec<(&str, &Value)> = Vec::new();
+        for (key, value) in patch {
+            if let Some(field) = key.strip_prefix(SET_ORDER) {
+                orders.push((field, value));
+                continue;
+            }
+            if let Some(field) = key.strip_prefix(DELETE_FROM) {
+                deletions.push((field, value));
+                continue;
+            }
+            if key == PATCH || key == RETAIN_KEYS {
+                continue;
+            }
+            if key.starts_with('$') {
+                return Err(PatchError::Malformed(format!("unknown directive {key:?}")));
+            }
+            if value.is_null() {
+                result.remove(key);
+                continue;
+            }
+            path.push(key.clone());
+            let merged = match (orig.get(key), value) {
+                (Some(Value::Object(o)), Value::Object(p)) => self.merge_map(o, p, path)?.map(Value::Object),
+                (_, Value::Object(p)) => match directive(p)? {
+                    Some("delete") => None,
+                    _ => Some(Value::Object(self.clean_map(p, path)?)),
+                },
+                (Some(Value::Array(o)), Value::Array(p)) => Some(Value::Array(self.merge_list(o, p, path)?)),
+                (_, Value::Array(p)) => Some(Value::Array(self.clean_list(p, path)?)),
+                (_, scalar) => Some(scalar.clone()),
+            };
+            path.pop();
+            match merged {
+                Some(v) => {
+                    result.insert(key.clone(), v);
+                }
+                None => {
+                    result.remove(key);
+                }
+            }
+        }
+        for (field, values) in deletions {
+            let Value::Array(remove) = values else {
+                return Err(PatchError::Malformed(format!("{DELETE_FROM}{field} must be a list")));
+            };
+            if let Some(Value::Array(list)) = result.get_mut(field) {
+                list.retain(|v| !remove.contains(v));
+            }
+        }
+        for (field, order) in orders {
+            let Value::Array(order) = order else {
+                return Err(PatchError::Malformed(format!("{SET_ORDER}{field} must be a list")));
+            };
+            path.push(field.to_string());
+            let strategy = self.strategy(path);
+            path.pop();
+            if let Some(Value::Array(list)) = result.get_mut(field) {
+                reorder(list, order, strategy);
+            }
+        }
+        if let Some(retain) = patch.get(RETAIN_KEYS) {
+            let Value::Array(keep) = retain else {
+                return Err(PatchError::Malformed(format!("{RETAIN_KEYS} must be a list")));
+            };
+            let keep: Vec<&str> = keep.iter().filter_map(Value::as_str).collect();
+            result.retain(|k, _| keep.contains(&k.as_str()));
+        }
+        Ok(Some(result))
+    }
+
+    fn strategy(&self, path: &[String]) -> ListStrategy {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        list_strategy(self.info, &path)
+    }
+
+    fn merge_list(&self, orig: &[Value], patch: &[Value], path: &mut Vec<String>) -> Result<Vec<Value>, PatchError> {
+        // `{"$patch": "replace"}` as an element: the rest of the patch list is the new list.
+        let replace = patch.iter().any(|e| e.as_object().is_some_and(|m| m.get(PATCH) == Some(&Value::from("replace"))));
+        if replace {
+            let rest: Vec<Value> = patch
+                .iter()
+                .filter(|e| !e.as_object().is_some_and(|m| m.get(PATCH) == Some(&Value::from("replace"))))
+                .cloned()
+                .collect();
+            return self.clean_list(&rest, path);
+        }
+        match self.strategy(path) {
+            ListStrategy::Replace => self.clean_list(patch, path),
+            ListStrategy::MergeSet => {
+                let mut out = orig.to_vec();
+                for v in patch {
+                    if !out.contains(v) {
+                        out.push(v.clone());
+                    }
+                }
+                Ok(out)
+            }
+            ListStrategy::MergeByKey(merge_key) => {
+                let mut out = orig.to_vec();
+                for element in patch {
+                    let Value::Object(p) = element else {
+                        return Err(PatchError::Malformed(format!(
+                            "list {} merges by {merge_key:?}, but holds a non-object element",
+                            path.join(".")
+                        )));
+                    };
+                    let Some(key_value) = p.get(merge_key) else {
+                        return Err(PatchError::Malformed(format!(
+                            "map: {element} does not contain declared merge key: {merge_key}"
+                        )));
+                    };
+                    let position = out.iter().position(|o| o.get(merge_key) == Some(key_value));
+                    let deleting = directive(p)? == Some("delete");
+                    match (position, deleting) {
+                        (Some(i), true) => {
+                            out.remove(i);
+                        }
+                        (None, true) => {}
+                        (Some(i), false) => {
+                            let merged = match &out[i] {
+                                Value::Object(o) => self.merge_map(o, p, path)?,
+                                _ => Some(self.clean_map(p, path)?),
+                            };
+                            match merged {
+                                Some(m) => out[i] = Value::Object(m),
+                                None => {
+                                    out.remove(i);
+                                }
+                            }
+                        }
+                        (None, false) => out.push(Value::Object(self.clean_map(p, path)?)),
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// A patch value that lands where nothing was: drop directives and `null`s.
+    fn clean_map(&self, patch: &Map<String, Value>, path: &mut Vec<String>) -> Result<Map<String, Value>, PatchError> {
+        let mut out = Map::new();
+        for (key, value) in patch {
+            if key.starts_with('$') {
+                if key == PATCH || key == RETAIN_KEYS || key.starts_with(SET_ORDER) || key.starts_with(DELETE_FROM) {
+                    continue;
+                }
+                return Err(PatchError::Malformed(format!("unknown directive {key:?}")));
+            }
+            path.push(key.clone());
+            let cleaned = match value {
+                Value::Null => None,
+                Value::Object(m) => match directive(m)? {
+                    Some("delete") => None,
+                    _ => Some(Value::Object(self.clean_map(m, path)?)),
+                },
+                Value::Array(l) => Some(Value::Array(self.clean_list(l, path)?)),
+                other => Some(other.clone()),
+            };
+            path.pop();
+            if let Some(v) = cleaned {
+                out.insert(key.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn clean_list(&self, list: &[Value], path: &mut Vec<String>) -> Result<Vec<Value>, PatchError> {
+        let mut out = Vec::new();
+        for element in list {
+            match element {
+                Value::Object(m) => match directive(m)? {
+                    Some("delete") | Some("replace") if m.len() == 1 => {}
+                    Some("delete") => {}
+                    _ => out.push(Value::Object(self.clean_map(m, path)?)),
+                },
+                other => out.push(other.clone()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `$setElementOrder`: listed elements first, in that order; the rest keep their order after.
+fn reorder(list: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
+    let key_of = |v: &Value| -> Value {
+        match strategy {
+            ListStrategy::MergeByKey(k) => v.get(k).cloned().unwrap_or(Value::Null),
+            _ => v.clone(),
+        }
+    };
+    let wanted: Vec<Value> = order.iter().map(key_of).collect();
+    let mut ordered = Vec::with_capacity(list.len());
+    for w in &wanted {
+        if let Some(i) = list.iter().position(|v| &key_of(v) == w) {
+            ordered.push(list.remove(i));
+        }
+    }
+    ordered.append(list);
+    *list = ordered;
+}
