@@ -1,5 +1,293 @@
-//! apiserver (being assembled: the lead keeps the full module list aside until the pieces land)
+//! The Kubernetes REST API over the store.
+//!
+//! Request flow: `auth` (bearer token, or the in-process marker) → `path` (what is addressed) →
+//! `handlers` (verb dispatch; writes run decode → default → prepare → validate → store as one
+//! atomic store mutation) → `media` (JSON or Table out). Discovery and OpenAPI documents are
+//! computed from the resource registry (`model::RESOURCES`). `router` builds the whole app;
+//! `serve` runs it over TLS; `internal_service` is the same app for in-process clients (no TCP).
+//!
+//! Only this crate decides validity, defaults, resourceVersions and conflicts, and only
+//! `error.rs` turns an error into a `Status` response.
+
+mod alloc;
+mod convert;
+mod error;
+mod handlers;
+mod media;
+mod object;
+mod path;
+mod strategy;
+mod watch;
 
 pub mod discovery;
 pub mod openapi;
+pub mod serve;
 pub mod table;
+pub mod tls;
+
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use model::ApiError;
+use serde_json::{Value, json};
+use store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use error::status_response;
+
+/// Static configuration of the API server.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The bearer token that authenticates as cluster admin.
+    pub admin_token: String,
+    /// Service virtual IPs come from this network.
+    pub service_network: Ipv4Addr,
+    pub service_prefix: u8,
+    pub node_port_range: RangeInclusive<u16>,
+    /// `host:port` clients reach the API at (discovery's `serverAddressByClientCIDRs`).
+    pub advertise_address: String,
+    /// Port the `kubernetes` Service targets.
+    pub secure_port: u16,
+    pub bookmark_interval: Duration,
+    /// Upper bound on a watch without `timeoutSeconds`.
+    pub max_watch_duration: Duration,
+}
+
+/// Shared state behind every handler.
+pub struct ApiState {
+    pub store: Store,
+    pub config: ApiConfig,
+    alloc: Mutex<alloc::Allocators>,
+    ready: AtomicBool,
+    /// Cancelled at shutdown: ends open watches.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// State over an open store; the address allocators are rebuilt from the stored Services.
+    pub fn new(store: Store, config: ApiConfig, shutdown: CancellationToken) -> Result<Arc<ApiState>, ApiError> {
+        let mut alloc = alloc::Allocators::new(config.service_network, config.service_prefix, config.node_port_range.clone());
+        let services = path::collection_prefix(model::resources::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?, None);
+        let (stored, _, _) = store.list(&services, None, None, &mut |_| true).map_err(|e| ApiError::internal(e.to_string()))?;
+        for svc in stored {
+            let (ip, ports) = strategy::service_addresses(&svc.value);
+            if let Some(ip) = ip {
+                let _ = alloc.claim_ip(ip);
+            }
+            for p in ports {
+                let _ = alloc.claim_port(p);
+            }
+        }
+        Ok(Arc::new(ApiState { store, config, alloc: Mutex::new(alloc), ready: AtomicBool::new(false), shutdown }))
+    }
+
+    fn give_back(&self, taken: strategy::Taken) {
+        if let Ok(mut alloc) = self.alloc.lock() {
+            taken.give_back(&mut alloc);
+        }
+    }
+
+    fn release_service(&self, old: &Value, new: Option<&Value>) {
+        if let Ok(mut alloc) = self.alloc.lock() {
+            strategy::release_service(&mut alloc, old, new);
+        }
+    }
+
+    /// Create what a cluster has from the start: the four system namespaces and the
+    /// `kubernetes` Service. Idempotent. Marks the server ready.
+    pub fn bootstrap(&self) -> Result<(), ApiError> {
+        let opts = handlers::WriteOptions { dry_run: false, field_validation: handlers::FieldValidation::Strict };
+        let ns_info = model::resources::by_kind("v1", "Namespace").ok_or_else(|| ApiError::internal("namespaces not served"))?;
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let target = path::Target { info: ns_info, namespace: None, name: None, sub: None };
+            match handlers::write::create(self, &target, json!({"metadata": {"name": ns}}), opts) {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let svc_info = model::resources::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?;
+        let first_ip = self.alloc.lock().map(|a| a.first_ip()).map_err(|_| ApiError::internal("allocator poisoned"))?;
+        let target = path::Target { info: svc_info, namespace: Some("default".into()), name: None, sub: None };
+        let svc = json!({
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": first_ip.to_string(),
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.config.secure_port}],
+                "sessionAffinity": "None",
+            },
+        });
+        match handlers::write::create(self, &target, svc, opts) {
+            Ok(_) => {}
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => return Err(e),
+        }
+        self.ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.shutdown.is_cancelled()
+    }
+}
+
+/// Marks a request made in process by Ordinal's own components (they skip token checks: the
+/// marker cannot arrive over the network).
+#[derive(Debug, Clone, Copy)]
+pub struct Internal;
+
+/// The whole API as an axum app.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/healthz", get(readyz))
+        .route("/version", get(version))
+        .route("/api", get(api_root))
+        .route("/apis", get(apis_root))
+        .route("/api/v1", get(core_resources))
+        .route("/apis/{group}", get(group_doc))
+        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/openapi/v2", get(openapi_v2))
+        .route("/openapi/v3", get(openapi_v3_index))
+        .route("/openapi/v3/{*path}", get(openapi_v3_doc))
+        .fallback(handlers::resource)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// The app for in-process clients: every request is marked `Internal`.
+pub fn internal_service(state: Arc<ApiState>) -> Router {
+    router(state).layer(middleware::map_request(|mut req: Request| async move {
+        req.extensions_mut().insert(Internal);
+        req
+    }))
+}
+
+const ANONYMOUS_PATHS: &[&str] = &["/livez", "/readyz", "/healthz", "/version"];
+
+async fn authenticate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let anonymous_ok = ANONYMOUS_PATHS.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    if anonymous_ok || req.extensions().get::<Internal>().is_some() || token_ok(req.headers(), &state.config.admin_token) {
+        return next.run(req).await;
+    }
+    status_response(&ApiError::unauthorized())
+}
+
+/// Compare the bearer token in constant time.
+fn token_ok(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    let Some(token) = value.strip_prefix("Bearer ").map(str::trim) else { return false };
+    if token.len() != expected.len() || expected.is_empty() {
+        return false;
+    }
+    token.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn livez() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    if state.is_ready() {
+        "ok".into_response()
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "[-]ordinal-bootstrap failed: not finished\nreadyz check failed").into_response()
+    }
+}
+
+/// The Kubernetes version whose API Ordinal serves.
+pub const KUBERNETES_MINOR: &str = "33";
+
+async fn version() -> Response {
+    json_ok(&json!({
+        "major": "1",
+        "minor": KUBERNETES_MINOR,
+        "gitVersion": format!("v1.{KUBERNETES_MINOR}.0+ordinal-{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else if cfg!(target_arch = "aarch64") { "arm64" } else { std::env::consts::ARCH }),
+    }))
+}
+
+fn json_ok(v: &Value) -> Response {
+    media::json(StatusCode::OK, v)
+}
+
+fn with_content_type(mut resp: Response, content_type: &'static str) -> Response {
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn accept(headers: &HeaderMap) -> &str {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+async fn api_root(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    match discovery::negotiate(accept(&headers)) {
+        Some(v) => with_content_type(json_ok(&discovery::aggregated(true, v)), discovery::content_type(v)),
+        None => json_ok(&discovery::api_versions(&state.config.advertise_address)),
+    }
+}
+
+async fn apis_root(headers: HeaderMap) -> Response {
+    match discovery::negotiate(accept(&headers)) {
+        Some(v) => with_content_type(json_ok(&discovery::aggregated(false, v)), discovery::content_type(v)),
+        None => json_ok(&discovery::api_group_list()),
+    }
+}
+
+fn not_found() -> Response {
+    status_response(&ApiError::path_not_found())
+}
+
+async fn core_resources() -> Response {
+    discovery::api_resource_list("", "v1").map(|v| json_ok(&v)).unwrap_or_else(not_found)
+}
+
+async fn group_doc(Path(group): Path<String>) -> Response {
+    discovery::api_group(&group).map(|v| json_ok(&v)).unwrap_or_else(not_found)
+}
+
+async fn group_resources(Path((group, version)): Path<(String, String)>) -> Response {
+    discovery::api_resource_list(&group, &version).map(|v| json_ok(&v)).unwrap_or_else(not_found)
+}
+
+async fn openapi_v2(headers: HeaderMap) -> Response {
+    if accept(&headers).contains("protobuf") {
+        with_content_type((StatusCode::OK, openapi::v2_protobuf()).into_response(), openapi::V2_PROTOBUF_CONTENT_TYPE)
+    } else {
+        json_ok(&openapi::v2_json())
+    }
+}
+
+async fn openapi_v3_index() -> Response {
+    json_ok(&openapi::v3_index())
+}
+
+async fn openapi_v3_doc(Path(path): Path<String>) -> Response {
+    match openapi::v3_document_bytes(&path) {
+        Some(bytes) => with_content_type((StatusCode::OK, bytes).into_response(), "application/json"),
+        None => not_found(),
+    }
+}

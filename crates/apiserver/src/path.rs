@@ -71,9 +71,9 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
     let find = |plural: &str| resources::find(group, version, plural).ok_or_else(ApiError::path_not_found);
 
     // /namespaces/{ns}/{plural}[/{name}[/{sub}]] for namespaced kinds.
+    // (`namespaces/{name}/status` and `/finalize` are subresources of a namespace instead.)
     if rest[0] == "namespaces" && rest.len() >= 3 {
-        let info = find(rest[2])?;
-        if info.namespaced {
+        if let Some(info) = resources::find(group, version, rest[2]).filter(|i| i.namespaced) {
             let namespace = Some(rest[1].to_string());
             return target(info, namespace, &rest[3..]).map(Some);
         }
@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(t.key().as_deref(), Some("/apps/statefulsets/default/web"));
 
         let t = parse("/api/v1/pods").expect("ok").expect("resource");
-        assert_eq!((t.info.plural, t.namespace, t.name), ("pods", None, None));
+        assert_eq!((t.info.plural, t.namespace.as_deref(), t.name.as_deref()), ("pods", None, None));
         assert_eq!(t.prefix(), "/core/pods/");
 
         let t = parse("/api/v1/namespaces/kube-system").expect("ok").expect("resource");

@@ -141,6 +141,12 @@ pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
         if !errors.is_empty() {
             return Err(invalid(info, &candidate, errors));
         }
+        let name = object::name(&candidate).to_string();
+        let key = crate::path::object_key(crate::convert::storage_info(info), Some(&ns), &name);
+        if explicit_name && state.store.get(&key).is_some() {
+            // Report the clash before address allocation can report something else.
+            return Err(ApiError::already_exists(info.group, info.plural, &name));
+        }
         let mut taken = Taken::default();
         if is_service(info) {
             let mut alloc = state.alloc.lock().map_err(|_| ApiError::internal("allocator poisoned"))?;
@@ -150,8 +156,6 @@ pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
             state.give_back(taken);
             return Ok(Written { status: StatusCode::CREATED, object: candidate, warnings });
         }
-        let name = object::name(&candidate).to_string();
-        let key = crate::path::object_key(crate::convert::storage_info(info), Some(&ns), &name);
         let stored_form = to_storage(info, candidate);
         let result = state.store.mutate::<ApiError>(&key, |current, _| {
             if current.is_some() {

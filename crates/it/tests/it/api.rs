@@ -29,7 +29,7 @@ fn api_error(e: kube::Error) -> Box<kube::core::Status> {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_defaults_and_reads_back() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());
@@ -65,7 +65,7 @@ async fn create_defaults_and_reads_back() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_bump_generation_only_for_spec_and_detect_conflicts() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());
@@ -104,7 +104,7 @@ async fn updates_bump_generation_only_for_spec_and_detect_conflicts() -> anyhow:
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_subresource_reads_and_writes_replicas() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());
@@ -121,7 +121,7 @@ async fn scale_subresource_reads_and_writes_replicas() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_errors_name_the_fields_and_change_nothing() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());
@@ -154,7 +154,7 @@ async fn validation_errors_name_the_fields_and_change_nothing() -> anyhow::Resul
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_and_generate_name() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
@@ -173,7 +173,7 @@ async fn dry_run_and_generate_name() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pagination_and_selectors() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
@@ -217,7 +217,7 @@ async fn list_pagination_and_selectors() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_get_cluster_ips_and_node_ports() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let svcs: Api<Service> = Api::default_namespaced(server.client());

@@ -14,7 +14,7 @@ async fn send(client: &kube::Client, method: &str, uri: &str, content_type: &str
     Ok((status, body))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_oversized_unknown_and_wrong_method() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client();

@@ -29,7 +29,7 @@ where
     eventually(&what, WAIT, || async { api.get_opt(name).await.ok().and_then(|o| o.is_none().then_some(())) }).await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finalizers_hold_an_object_until_removed() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
@@ -48,7 +48,7 @@ async fn finalizers_hold_an_object_until_removed() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_preconditions() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
@@ -65,7 +65,7 @@ async fn delete_preconditions() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_cascade_deletes_dependents_and_keeps_unowned_claims() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client();
@@ -87,7 +87,7 @@ async fn background_cascade_deletes_dependents_and_keeps_unowned_claims() -> any
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreground_cascade_removes_dependents_before_the_owner() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client();
@@ -105,7 +105,7 @@ async fn foreground_cascade_removes_dependents_before_the_owner() -> anyhow::Res
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphan_cascade_keeps_dependents_and_strips_owner_references() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client();
@@ -122,7 +122,7 @@ async fn orphan_cascade_keeps_dependents_and_strips_owner_references() -> anyhow
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_removes_its_content() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client();

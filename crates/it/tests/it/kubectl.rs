@@ -228,12 +228,12 @@ async fn seed_session(version: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_27_seed_session() -> anyhow::Result<()> {
     seed_session("1.27").await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_33_seed_session() -> anyhow::Result<()> {
     seed_session("1.33").await
 }

@@ -15,7 +15,7 @@ fn images(sts: &StatefulSet) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strategic_merge_merges_containers_by_name() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());
@@ -47,7 +47,7 @@ async fn strategic_merge_merges_containers_by_name() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_and_merge_patches() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());
@@ -68,7 +68,7 @@ async fn json_and_merge_patches() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_creates_then_merges() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());

@@ -6,7 +6,7 @@ use it::TestServer;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{Api, PostParams};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubeconfig_is_private_and_grants_access_over_https() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let mode = std::fs::metadata(&server.running.kubeconfig)?.permissions().mode() & 0o777;
@@ -23,7 +23,7 @@ async fn kubeconfig_is_private_and_grants_access_over_https() -> anyhow::Result<
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_credentials_are_refused_but_health_is_public() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let base = format!("https://{}", server.running.addr);
@@ -61,7 +61,7 @@ async fn requests_without_credentials_are_refused_but_health_is_public() -> anyh
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_restart() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");

@@ -38,7 +38,7 @@ async fn next_events(
     Ok(out)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resumes_from_a_resource_version_and_filters_by_label() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
@@ -62,7 +62,7 @@ async fn watch_resumes_from_a_resource_version_and_filters_by_label() -> anyhow:
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_a_compacted_revision_gets_410_expired() -> anyhow::Result<()> {
     let server = TestServer::start().await?; // keeps 1000 events
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
@@ -83,7 +83,7 @@ async fn watch_from_a_compacted_revision_gets_410_expired() -> anyhow::Result<()
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_zero_sends_current_state_then_changes() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
@@ -96,7 +96,7 @@ async fn watch_from_zero_sends_current_state_then_changes() -> anyhow::Result<()
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_runtime_watcher_sees_changes() -> anyhow::Result<()> {
     use kube::runtime::watcher;
     let server = TestServer::start().await?;
