@@ -51,6 +51,8 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value, now: &str) {
         }
         ("", "Namespace") => {
             map.insert("status".into(), json!({"phase": "Active"}));
+            // The namespace controller removes this once the namespace is empty.
+            map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
         }
         ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
             map.insert("status".into(), json!({"phase": "Pending"}));

@@ -52,7 +52,7 @@ async fn sweep(client: &kube::Client, namespaces: &Api<Namespace>, store: &Store
             Ok(true) => {
                 let mut finalized = (*ns).clone();
                 if let Some(spec) = finalized.spec.as_mut() {
-                    spec.finalizers = None;
+                    spec.finalizers = Some(Vec::new());
                 }
                 match namespaces.replace_subresource("finalize", &name, &PostParams::default(), &finalized).await {
                     Ok(_) => tracing::info!(namespace = %name, "namespace finalized"),

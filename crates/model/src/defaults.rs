@@ -30,9 +30,6 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiErr
                 default(host_path, "type", json!(""));
             }
         }
-        ("", "Namespace") => {
-            default(object_at(root, "spec"), "finalizers", json!(["kubernetes"]));
-        }
         ("", "Secret") => default(root, "type", json!("Opaque")),
         ("", "Endpoints") => {
             for subset in list_at(root, "subsets") {
