@@ -72,12 +72,11 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
 
     // /namespaces/{ns}/{plural}[/{name}[/{sub}]] for namespaced kinds.
     // (`namespaces/{name}/status` and `/finalize` are subresources of a namespace instead.)
-    if rest[0] == "namespaces" && rest.len() >= 3 {
-        if let Some(info) = resources::find(group, version, rest[2]).filter(|i| i.namespaced) {
+    if rest[0] == "namespaces" && rest.len() >= 3
+        && let Some(info) = resources::find(group, version, rest[2]).filter(|i| i.namespaced) {
             let namespace = Some(rest[1].to_string());
             return target(info, namespace, &rest[3..]).map(Some);
         }
-    }
     let info = find(rest[0])?;
     if info.namespaced && rest.len() > 1 {
         // A namespaced kind addressed without a namespace only supports collection reads.

@@ -348,11 +348,10 @@ pub fn service_addresses(svc: &Value) -> (Option<Ipv4Addr>, Vec<u16>) {
 pub fn release_service(alloc: &mut Allocators, old: &Value, new: Option<&Value>) {
     let (old_ip, old_ports) = service_addresses(old);
     let (new_ip, new_ports) = new.map(service_addresses).unwrap_or_default();
-    if let Some(ip) = old_ip {
-        if new_ip != Some(ip) {
+    if let Some(ip) = old_ip
+        && new_ip != Some(ip) {
             alloc.release_ip(ip);
         }
-    }
     for p in old_ports {
         if !new_ports.contains(&p) {
             alloc.release_port(p);

@@ -155,11 +155,10 @@ pub fn serve(state: Arc<ApiState>, target: Target, params: &Params, headers: &He
                     Err(WatchError::Closed) => return,
                 },
             };
-            if let Some(bytes) = out {
-                if tx.send(bytes).await.is_err() {
+            if let Some(bytes) = out
+                && tx.send(bytes).await.is_err() {
                     return;
                 }
-            }
         }
     });
 

@@ -81,11 +81,10 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(p) = prefix {
-        if p.is_empty() || p.len() > 253 || !crate::names::is_dns1123_subdomain(p) {
+    if let Some(p) = prefix
+        && (p.is_empty() || p.len() > 253 || !crate::names::is_dns1123_subdomain(p)) {
             return Err(format!("prefix part {p:?} must be a DNS-1123 subdomain"));
         }
-    }
     if name.is_empty() {
         return Err("name part must be non-empty".into());
     }
@@ -93,9 +92,7 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
         return Err("name part must be no more than 63 characters".into());
     }
     if !is_qualified_name_part(name) {
-        return Err(format!(
-            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-        ));
+        return Err("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".to_string());
     }
     Ok(())
 }
@@ -236,7 +233,7 @@ impl LabelSelector {
             let values = e.values.clone().unwrap_or_default();
             let r = match e.operator.as_str() {
                 "In" | "NotIn" if values.is_empty() => {
-                    return Err(err(format!("for 'in', 'notin' operators, values set can't be empty")));
+                    return Err(err("for 'in', 'notin' operators, values set can't be empty".to_string()));
                 }
                 "In" => Requirement::In(e.key.clone(), values),
                 "NotIn" => Requirement::NotIn(e.key.clone(), values),

@@ -107,14 +107,13 @@ impl ApiBench {
             if started.elapsed() > Duration::from_secs(30) {
                 bail!("server did not become ready within 30s");
             }
-            if kubeconfig.exists() {
-                if let Ok(client) = client_for(&kubeconfig).await {
+            if kubeconfig.exists()
+                && let Ok(client) = client_for(&kubeconfig).await {
                     let req = http::Request::get("/readyz").body(Vec::new())?;
                     if client.request_text(req).await.is_ok_and(|t| t == "ok") {
                         break client;
                     }
                 }
-            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
         let ready_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -57,8 +57,8 @@ impl DeleteOptions {
         } else {
             media::decode(&media::content_type(headers), &bytes)?
         };
-        let mut opts = DeleteOptions::default();
-        opts.grace_period_seconds = doc.get("gracePeriodSeconds").and_then(Value::as_i64);
+        let mut opts =
+            DeleteOptions { grace_period_seconds: doc.get("gracePeriodSeconds").and_then(Value::as_i64), ..Default::default() };
         if let Some(p) = doc.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(parse_propagation(p)?);
         } else if let Some(orphan) = doc.get("orphanDependents").and_then(Value::as_bool) {
@@ -114,20 +114,18 @@ pub fn delete(state: &ApiState, target: &Target, opts: &DeleteOptions) -> Result
     let outcome = state.store.mutate::<ApiError>(&key, |stored, _| {
         let stored = stored.ok_or_else(|| not_found(target))?;
         let mut obj = from_storage(info, &stored.value).into_owned();
-        if let Some(uid) = &opts.precondition_uid {
-            if uid != object::uid(&obj) {
+        if let Some(uid) = &opts.precondition_uid
+            && uid != object::uid(&obj) {
                 return Err(ApiError::conflict(info.group, info.plural, &name, &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(&obj)
                 )));
             }
-        }
-        if let Some(rv) = &opts.precondition_rv {
-            if *rv != stored.rv.to_string() {
+        if let Some(rv) = &opts.precondition_rv
+            && *rv != stored.rv.to_string() {
                 return Err(ApiError::conflict(info.group, info.plural, &name, &format!(
                     "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", stored.rv
                 )));
             }
-        }
         let now = jiff::Timestamp::now();
         let mut fins = finalizers(&obj);
         if is_deleting(&obj) {
@@ -159,11 +157,10 @@ pub fn delete(state: &ApiState, target: &Target, opts: &DeleteOptions) -> Result
         let m = meta_mut(&mut obj);
         m.insert("deletionTimestamp".into(), json!(object::rfc3339(deadline)));
         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-        if info.group.is_empty() && info.kind == "Namespace" {
-            if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
+        if info.group.is_empty() && info.kind == "Namespace"
+            && let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
                 status.insert("phase".into(), json!("Terminating"));
             }
-        }
         if opts.dry_run {
             dry_result = Some(obj);
             return Ok(Mutation::Keep);

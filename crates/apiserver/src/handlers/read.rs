@@ -36,16 +36,14 @@ impl Selection {
     }
 
     pub fn matches(&self, info: &ResourceInfo, obj: &Value) -> bool {
-        if let Some(l) = &self.labels {
-            if !l.matches(&labels_of(obj)) {
+        if let Some(l) = &self.labels
+            && !l.matches(&labels_of(obj)) {
                 return false;
             }
-        }
-        if let Some(f) = &self.fields {
-            if !f.matches(info, obj) {
+        if let Some(f) = &self.fields
+            && !f.matches(info, obj) {
                 return false;
             }
-        }
         true
     }
 }

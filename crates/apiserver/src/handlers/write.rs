@@ -287,15 +287,14 @@ pub fn write_update(
     if let Some(dry) = dry_result {
         return Ok(Written { status: StatusCode::OK, object: dry, warnings });
     }
-    if is_service(info) {
-        if let Some(old) = &previous {
+    if is_service(info)
+        && let Some(old) = &previous {
             let new = match &outcome {
                 Outcome::Updated(s) => Some(s.value.as_ref()),
                 _ => None,
             };
             state.release_service(old, new);
         }
-    }
     let stored = outcome.stored().ok_or_else(|| ApiError::internal("update stored nothing"))?;
     Ok(Written { status: StatusCode::OK, object: from_storage(info, &stored.value).into_owned(), warnings })
 }

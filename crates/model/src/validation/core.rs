@@ -129,11 +129,10 @@ pub(crate) fn claim_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>)
         ));
     }
     let size = |v: &Value| v.pointer("/spec/resources/requests/storage").and_then(Value::as_str).and_then(|s| parse_quantity(s).ok());
-    if let (Some(before), Some(after)) = (size(old), size(new)) {
-        if after < before {
+    if let (Some(before), Some(after)) = (size(old), size(new))
+        && after < before {
             errs.push(FieldError::forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"));
         }
-    }
 }
 
 const VOLUME_SOURCES: &[&str] = &["hostPath", "local", "nfs", "csi", "iscsi", "fc", "cephfs", "rbd", "glusterfs", "flexVolume"];

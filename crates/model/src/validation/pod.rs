@@ -97,11 +97,10 @@ fn container(c: &Value, path: &str, names: &mut BTreeSet<String>, errs: &mut Vec
             }
             _ => {}
         }
-        if let Some(hp) = p.get("hostPort").and_then(Value::as_i64) {
-            if !(0..=65535).contains(&hp) {
+        if let Some(hp) = p.get("hostPort").and_then(Value::as_i64)
+            && !(0..=65535).contains(&hp) {
                 errs.push(FieldError::invalid(format!("{field}.hostPort"), hp, "must be between 1 and 65535, inclusive"));
             }
-        }
         one_of(p, "/protocol", &format!("{field}.protocol"), PROTOCOLS, false, errs);
         let port_name = str_at(p, "/name");
         if !port_name.is_empty() {
