@@ -97,6 +97,24 @@ fn assert_contains(haystack: &str, needle: &str) {
     assert!(haystack.contains(needle), "expected {needle:?} in:\n{haystack}");
 }
 
+async fn record_event(server: &TestServer) -> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let sts = kube::Api::<StatefulSet>::default_namespaced(server.client()).get("web").await?;
+    let reporter = Reporter { controller: "statefulset-controller".into(), instance: None };
+    let recorder = Recorder::new(server.client(), reporter);
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "SuccessfulCreate".into(),
+        note: Some("create Pod web-0 in StatefulSet web successful".into()),
+        action: "Create".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &sts.object_ref(&())).await?;
+    Ok(())
+}
+
 async fn seed_session(version: &str) -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let k = server.kubectl(version)?;
@@ -148,7 +166,13 @@ async fn seed_session(version: &str) -> anyhow::Result<()> {
     let out = k.ok_stdin(&["apply", "--server-side", "-f", "-"], &web_yaml("nginx:1.26"))?;
     assert_eq!(rows(&out), ["service/nginx serverside-applied", "statefulset.apps/web serverside-applied"]);
 
+    // A controller records an event through events.k8s.io/v1; describe (core/v1) shows it.
+    record_event(&server).await?;
     let described = k.ok(&["describe", "sts", "web"])?;
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert_contains(events, "SuccessfulCreate");
+    assert_contains(events, "create Pod web-0 in StatefulSet web successful");
+    assert_contains(events, "statefulset-controller");
     for needle in ["Name:", "web", "Namespace:", "default", "Selector:", "app=nginx", "Replicas:", "Update Strategy:", "RollingUpdate", "Volume Claims:"] {
         assert_contains(&described, needle);
     }
