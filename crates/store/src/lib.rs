@@ -351,10 +351,11 @@ impl Store {
                 object: value,
                 prev: current.as_ref().map(|c| c.value.clone()),
             }));
+            // Publish the revision under the state lock: a list sees objects and revision
+            // together, so a watch started from a list's revision neither repeats nor misses.
+            self.inner.rv_tx.send_replace(next_rv);
         }
-        // Publish the revision while still holding the writer lock, so revisions reach watchers
-        // in order; readers never took this lock and never waited for the fsync above.
-        self.inner.rv_tx.send_replace(next_rv);
+        // Readers never took the writer lock and never waited for the fsync above.
         drop(db);
         Ok(match event_type {
             EventType::Added => Outcome::Created(stored),

@@ -21,6 +21,16 @@ fn owned_pod(name: &str, owner: &ConfigMap, block: bool) -> Pod {
     .expect("pod")
 }
 
+/// A server with a ConfigMap `owner` and a pod `dep` it owns (blocking owner deletion).
+async fn owner_and_dependent() -> anyhow::Result<(TestServer, Api<ConfigMap>, Api<Pod>)> {
+    let server = TestServer::start().await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let owner = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
+    pods.create(&PostParams::default(), &owned_pod("dep", &owner, true)).await?;
+    Ok((server, cms, pods))
+}
+
 async fn gone<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -89,12 +99,7 @@ async fn background_cascade_deletes_dependents_and_keeps_unowned_claims() -> any
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreground_cascade_removes_dependents_before_the_owner() -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
-    let client = server.client();
-    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let pods: Api<Pod> = Api::default_namespaced(client.clone());
-    let owner = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
-    pods.create(&PostParams::default(), &owned_pod("dep", &owner, true)).await?;
+    let (server, cms, pods) = owner_and_dependent().await?;
     let resp = cms.delete("owner", &DeleteParams::foreground()).await?;
     if let Some(obj) = resp.left() {
         assert!(obj.finalizers().iter().any(|f| f == "foregroundDeletion"));
@@ -107,12 +112,7 @@ async fn foreground_cascade_removes_dependents_before_the_owner() -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphan_cascade_keeps_dependents_and_strips_owner_references() -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
-    let client = server.client();
-    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let pods: Api<Pod> = Api::default_namespaced(client.clone());
-    let owner = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
-    pods.create(&PostParams::default(), &owned_pod("dep", &owner, true)).await?;
+    let (server, cms, pods) = owner_and_dependent().await?;
     let orphan = DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() };
     cms.delete("owner", &orphan).await?;
     gone(&cms, "owner").await?;
