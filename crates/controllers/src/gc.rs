@@ -64,9 +64,12 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
         _ = ready => {}
     }
     loop {
-        let actions = logic::gc::plan(&snapshot(&kinds));
+        let nodes = snapshot(&kinds);
+        let actions = logic::gc::plan(&nodes);
         for action in &actions {
-            apply(&client, &kinds, action).await;
+            if confirmed(&client, &nodes, action).await {
+                apply(&client, &kinds, action).await;
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -110,6 +113,63 @@ fn snapshot(kinds: &[Kind]) -> Vec<Node> {
         }
     }
     nodes
+}
+
+/// The caches can lag behind the API (each kind has its own watch), and acting on a stale view
+/// could delete a live object's dependents. So, as upstream's collector does, destructive
+/// decisions are checked against the API first: an owner believed gone must really be gone (or
+/// replaced: another uid), and an owner about to be released must have no dependents left.
+async fn confirmed(client: &kube::Client, nodes: &[Node], action: &Action) -> bool {
+    match action {
+        Action::Delete { uid, .. } => match nodes.iter().find(|n| n.uid == *uid) {
+            Some(node) => owners_going(client, node, &[]).await,
+            None => false,
+        },
+        Action::SetOwners { object, keep, .. } => match nodes.iter().find(|n| n.object == *object) {
+            Some(node) => owners_going(client, node, keep).await,
+            None => false,
+        },
+        Action::RemoveFinalizer { object, .. } => match nodes.iter().find(|n| n.object == *object) {
+            Some(owner) => matches!(has_live_dependents(client, &owner.uid, object.namespace.as_deref()).await, Ok(false)),
+            None => false,
+        },
+    }
+}
+
+/// Whether every owner of `node` not in `keep` is really gone or being deleted.
+async fn owners_going(client: &kube::Client, node: &Node, keep: &[Owner]) -> bool {
+    for owner in node.owners.iter().filter(|o| !keep.iter().any(|k| k.uid == o.uid)) {
+        match live_owner(client, node.object.namespace.as_deref(), owner).await {
+            Ok(Some(live)) if live.metadata.deletion_timestamp.is_none() => return false,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The owner as the API has it now, if it still exists with the referenced uid.
+async fn live_owner(client: &kube::Client, namespace: Option<&str>, owner: &Owner) -> Result<Option<DynamicObject>, kube::Error> {
+    let Some(info) = model::resources::by_kind(&owner.api_version, &owner.kind) else { return Ok(None) };
+    let ns = if info.namespaced { namespace } else { None };
+    let api = api_for(client, &api_resource(info), ns);
+    Ok(api.get_opt(&owner.name).await?.filter(|o| o.metadata.uid.as_deref() == Some(owner.uid.as_str())))
+}
+
+/// Whether any object still lists `owner_uid` among its owners (looked up in the API, not the
+/// caches): in the owner's namespace, and in cluster scope.
+async fn has_live_dependents(client: &kube::Client, owner_uid: &str, namespace: Option<&str>) -> Result<bool, kube::Error> {
+    for info in managed_kinds() {
+        // A cluster-scoped owner may have dependents in every namespace.
+        let ns = if info.namespaced { namespace } else { None };
+        let api = api_for(client, &api_resource(info), ns);
+        let list = api.list(&kube::api::ListParams::default()).await?;
+        let refers = |o: &DynamicObject| o.metadata.owner_references.iter().flatten().any(|r| r.uid == owner_uid);
+        if list.items.iter().any(refers) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 async fn apply(client: &kube::Client, kinds: &[Kind], action: &Action) {
