@@ -33,6 +33,7 @@ impl TestServer {
     fn config(dir: &Path) -> ordinal::ServerConfig {
         let mut config = ordinal::ServerConfig::new(dir.join("data"), "127.0.0.1:0".parse().expect("literal address"));
         config.watch_history = 1000;
+        config.bookmark_interval = Duration::from_millis(200);
         config
     }
 

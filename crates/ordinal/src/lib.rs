@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub compact_interval: Duration,
     /// Watch events the store keeps for resuming watches.
     pub watch_history: usize,
+    /// How often watches that asked for bookmarks get one.
+    pub bookmark_interval: Duration,
 }
 
 impl ServerConfig {
@@ -42,6 +44,7 @@ impl ServerConfig {
             node_port_range: 30000..=32767,
             compact_interval: Duration::from_secs(300),
             watch_history: store::StoreConfig::standard().history,
+            bookmark_interval: Duration::from_secs(30),
         }
     }
 }
@@ -133,7 +136,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         node_port_range: config.node_port_range.clone(),
         advertise_address: addr.to_string(),
         secure_port: addr.port(),
-        bookmark_interval: Duration::from_secs(30),
+        bookmark_interval: config.bookmark_interval,
         max_watch_duration: Duration::from_secs(3600),
     };
     let state = ApiState::new(store, api_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("api state: {e}"))?;

@@ -264,3 +264,18 @@ async fn services_get_cluster_ips_and_node_ports() -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_collection_by_label() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for (name, sweep) in [("a", "yes"), ("b", "yes"), ("c", "no")] {
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"sweep": sweep}}}))?;
+        cms.create(&PostParams::default(), &cm).await?;
+    }
+    cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("sweep=yes")).await?;
+    let left: Vec<String> = cms.list(&Default::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect();
+    assert_eq!(left, ["c"]);
+    server.stop().await;
+    Ok(())
+}

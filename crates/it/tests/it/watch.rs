@@ -117,3 +117,37 @@ async fn kube_runtime_watcher_sees_changes() -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_timeouts_and_streaming_lists() -> anyhow::Result<()> {
+    use kube::runtime::watcher;
+    let server = TestServer::start().await?; // bookmarks every 200 ms
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    api.create(&PostParams::default(), &cm("before", json!({}))).await?;
+    let rv = api.list(&Default::default()).await?.metadata.resource_version.unwrap_or_default();
+
+    let mut stream = api.watch(&WatchParams::default(), &rv).await?.boxed();
+    let bookmark = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = stream.try_next().await? {
+            if let WatchEvent::Bookmark(b) = ev {
+                return Ok::<_, anyhow::Error>(Some(b.metadata.resource_version));
+            }
+        }
+        Ok(None)
+    })
+    .await??;
+    assert_eq!(bookmark.as_deref(), Some(rv.as_str()), "a bookmark carries the revision seen so far");
+
+    // timeoutSeconds ends the stream.
+    let mut short = api.watch(&WatchParams::default().timeout(1), &rv).await?.boxed();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async { while short.try_next().await?.is_some() {} Ok::<_, anyhow::Error>(()) }).await;
+    assert!(matches!(ended, Ok(Ok(()))), "the server closed the watch after timeoutSeconds");
+
+    // sendInitialEvents: kube's streaming-list watcher sees the existing object.
+    let stream = watcher(api.clone(), watcher::Config::default().streaming_lists());
+    let mut applied = Box::pin(kube::runtime::WatchStreamExt::applied_objects(stream));
+    let first = tokio::time::timeout(Duration::from_secs(10), applied.try_next()).await??;
+    assert_eq!(first.and_then(|c| c.metadata.name).as_deref(), Some("before"));
+    server.stop().await;
+    Ok(())
+}
