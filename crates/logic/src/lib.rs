@@ -2,3 +2,4 @@
 //! actions; nothing here does I/O, reads a clock, or awaits. Controllers apply the actions.
 
 pub mod gc;
+pub mod statefulset;

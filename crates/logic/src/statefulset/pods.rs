@@ -1,0 +1,190 @@
+//! Identity and health of a StatefulSet's pods: names and ordinals, the pod and claims built for
+//! an ordinal, and upstream's health predicates (`stateful_set_utils.go`).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+pub const REVISION_LABEL: &str = "controller-revision-hash";
+
+/// `<set>-<ordinal>`.
+pub fn pod_name(set_name: &str, ordinal: i32) -> String {
+    format!("{set_name}-{ordinal}")
+}
+
+/// `<template>-<set>-<ordinal>`.
+pub fn claim_name(template: &str, set_name: &str, ordinal: i32) -> String {
+    format!("{template}-{set_name}-{ordinal}")
+}
+
+/// Split `web-12` into (`web`, 12); `None` when the suffix is not a 32-bit integer.
+pub fn parent_and_ordinal(name: &str) -> Option<(&str, i32)> {
+    let (parent, suffix) = name.rsplit_once('-')?;
+    if suffix.is_empty() || !suffix.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    suffix.parse::<i32>().ok().map(|o| (parent, o))
+}
+
+/// The ordinal of a pod, or -1.
+pub fn get_ordinal(pod: &Pod) -> i32 {
+    pod.metadata.name.as_deref().and_then(parent_and_ordinal).map(|(_, o)| o).unwrap_or(-1)
+}
+
+/// The revision a pod was built from (its `controller-revision-hash` label).
+pub fn revision_of(pod: &Pod) -> &str {
+    pod.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).map(String::as_str).unwrap_or("")
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+pub fn is_created(pod: &Pod) -> bool {
+    !phase(pod).is_empty()
+}
+pub fn is_failed(pod: &Pod) -> bool {
+    phase(pod) == "Failed"
+}
+pub fn is_succeeded(pod: &Pod) -> bool {
+    phase(pod) == "Succeeded"
+}
+pub fn is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    ready_condition(pod).is_some_and(|c| c.status == "True")
+}
+
+pub fn is_running_and_ready(pod: &Pod) -> bool {
+    phase(pod) == "Running" && is_ready(pod)
+}
+
+pub fn is_healthy(pod: &Pod) -> bool {
+    is_running_and_ready(pod) && !is_terminating(pod)
+}
+
+/// Ready for at least `min_ready` seconds (upstream's `isRunningAndAvailable` without phase).
+pub fn is_available(pod: &Pod, min_ready: i32, now: Timestamp) -> bool {
+    if !is_ready(pod) {
+        return false;
+    }
+    if min_ready <= 0 {
+        return true;
+    }
+    match ready_condition(pod).and_then(|c| c.last_transition_time.as_ref()) {
+        Some(t) => t.0.as_second() + i64::from(min_ready) < now.as_second(),
+        None => false,
+    }
+}
+
+/// Seconds until a Ready pod becomes available, if it is Ready but not yet available.
+pub fn seconds_until_available(pod: &Pod, min_ready: i32, now: Timestamp) -> Option<u64> {
+    if min_ready <= 0 || !is_ready(pod) || is_available(pod, min_ready, now) {
+        return None;
+    }
+    let since = ready_condition(pod)?.last_transition_time.as_ref()?.0.as_second();
+    Some((since + i64::from(min_ready) + 1 - now.as_second()).max(1) as u64)
+}
+
+/// The controller reference every object the set creates carries.
+pub fn controller_ref(set: &StatefulSet) -> OwnerReference {
+    OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "StatefulSet".into(),
+        name: set.metadata.name.clone().unwrap_or_default(),
+        uid: set.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The claims ordinal `ordinal` needs, from the set's templates: template labels with the
+/// selector's matchLabels on top.
+pub fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<PersistentVolumeClaim> {
+    let set_name = set.metadata.name.clone().unwrap_or_default();
+    let spec = set.spec.clone().unwrap_or_default();
+    let match_labels = spec.selector.match_labels.clone().unwrap_or_default();
+    spec.volume_claim_templates
+        .unwrap_or_default()
+        .into_iter()
+        .map(|template| {
+            let template_name = template.metadata.name.clone().unwrap_or_default();
+            let mut labels = template.metadata.labels.clone().unwrap_or_default();
+            labels.extend(match_labels.clone());
+            PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some(claim_name(&template_name, &set_name, ordinal)),
+                    namespace: set.metadata.namespace.clone(),
+                    labels: Some(labels),
+                    annotations: template.metadata.annotations.clone(),
+                    ..Default::default()
+                },
+                spec: template.spec.clone(),
+                status: None,
+            }
+        })
+        .collect()
+}
+
+/// The pod for `ordinal`, built from `template` at `revision` (upstream `newVersionedStatefulSetPod`).
+pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, revision: &str, ordinal: i32) -> Pod {
+    let set_name = set.metadata.name.clone().unwrap_or_default();
+    let spec = set.spec.clone().unwrap_or_default();
+    let name = pod_name(&set_name, ordinal);
+    let template_meta = template.metadata.clone().unwrap_or_default();
+    let mut labels: BTreeMap<String, String> = template_meta.labels.clone().unwrap_or_default();
+    labels.insert(POD_NAME_LABEL.into(), name.clone());
+    labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
+    labels.insert(REVISION_LABEL.into(), revision.to_string());
+    let mut pod_spec = template.spec.clone().unwrap_or_default();
+    pod_spec.hostname = Some(name.clone());
+    if let Some(service) = spec.service_name.clone().filter(|s| !s.is_empty()) {
+        pod_spec.subdomain = Some(service);
+    }
+    // One volume per claim template, replacing a template volume of the same name.
+    let claims = claims_for(set, ordinal);
+    let mut volumes: Vec<Volume> = claims
+        .iter()
+        .zip(spec.volume_claim_templates.iter().flatten())
+        .map(|(claim, template)| Volume {
+            name: template.metadata.name.clone().unwrap_or_default(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.metadata.name.clone().unwrap_or_default(),
+                read_only: None,
+            }),
+            ..Default::default()
+        })
+        .collect();
+    for v in pod_spec.volumes.take().unwrap_or_default() {
+        if !volumes.iter().any(|c| c.name == v.name) {
+            volumes.push(v);
+        }
+    }
+    if !volumes.is_empty() {
+        pod_spec.volumes = Some(volumes);
+    }
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: set.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: template_meta.annotations.clone(),
+            finalizers: template_meta.finalizers.clone(),
+            owner_references: Some(vec![controller_ref(set)]),
+            ..Default::default()
+        },
+        spec: Some(pod_spec),
+        status: None,
+    }
+}

@@ -1,0 +1,431 @@
+//! Table tests of the sync decision, and a randomised fake-kubelet run checking upstream's
+//! invariants after every step.
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodCondition, PodStatus, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::json;
+
+use super::*;
+
+fn set(replicas: i32, policy: &str, extra: serde_json::Value) -> StatefulSet {
+    let mut v = json!({
+        "metadata": {"name": "web", "namespace": "default", "uid": "set-uid", "generation": 1},
+        "spec": {"replicas": replicas, "serviceName": "nginx", "podManagementPolicy": policy,
+            "selector": {"matchLabels": {"app": "nginx"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+            "template": {"metadata": {"labels": {"app": "nginx"}}, "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}
+    });
+    json_patch::merge(&mut v, &extra);
+    serde_json::from_value(v).expect("statefulset")
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).expect("valid")
+}
+
+/// A fake kubelet's view of the world: the pods and claims that exist.
+#[derive(Default, Clone)]
+struct World {
+    pods: Vec<Pod>,
+    claims: Vec<PersistentVolumeClaim>,
+}
+
+impl World {
+    fn template(set: &StatefulSet) -> PodTemplateSpec {
+        set.spec.clone().unwrap_or_default().template
+    }
+
+    fn plan(&self, set: &StatefulSet, update_revision: &str) -> Plan {
+        let t = World::template(set);
+        let current = set.status.as_ref().and_then(|s| s.current_revision.clone()).unwrap_or_else(|| update_revision.to_string());
+        plan(&Input {
+            set,
+            pods: &self.pods,
+            claims: &self.claims,
+            current_revision: &current,
+            current_template: &t,
+            update_revision,
+            update_template: &t,
+            collision_count: 0,
+            now: now(),
+        })
+    }
+
+    /// Apply a plan's actions as the API would (created pods start Pending).
+    fn apply(&mut self, plan: &Plan) {
+        for a in &plan.actions {
+            match a {
+                Action::CreateClaim(c) => self.claims.push((**c).clone()),
+                Action::CreatePod(p) => {
+                    let mut p = (**p).clone();
+                    p.metadata.uid = Some(format!("uid-{}", p.metadata.name.clone().unwrap_or_default()));
+                    p.status = Some(PodStatus { phase: Some("Pending".into()), ..Default::default() });
+                    assert!(!self.pods.iter().any(|q| q.metadata.name == p.metadata.name), "two pods named {:?}", p.metadata.name);
+                    self.pods.push(p);
+                }
+                Action::DeletePod { name, .. } => self.pods.retain(|p| p.metadata.name.as_deref() != Some(name)),
+            }
+        }
+    }
+
+    fn make_ready(&mut self, name: &str) {
+        for p in &mut self.pods {
+            if p.metadata.name.as_deref() == Some(name) {
+                p.status = Some(PodStatus {
+                    phase: Some("Running".into()),
+                    conditions: Some(vec![PodCondition {
+                        type_: "Ready".into(),
+                        status: "True".into(),
+                        last_transition_time: Some(Time(now())),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+        n.sort_by_key(|n| parent_and_ordinal_of(n));
+        n
+    }
+}
+
+fn parent_and_ordinal_of(name: &str) -> i32 {
+    pods::parent_and_ordinal(name).map(|(_, o)| o).unwrap_or(-1)
+}
+
+fn created(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreatePod(p) => p.metadata.name.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn deleted(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeletePod { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ordered_ready_creates_one_at_a_time_after_the_previous_is_ready() {
+    let s = set(3, "OrderedReady", json!({}));
+    let mut w = World::default();
+    let p = w.plan(&s, "web-r1");
+    assert_eq!(created(&p), ["web-0"]);
+    // The claim comes first, with the template name and the selector labels.
+    match &p.actions[0] {
+        Action::CreateClaim(c) => {
+            assert_eq!(c.metadata.name.as_deref(), Some("www-web-0"));
+            assert_eq!(c.metadata.labels.as_ref().and_then(|l| l.get("app")).map(String::as_str), Some("nginx"));
+        }
+        other => panic!("expected the claim first, got {other:?}"),
+    }
+    w.apply(&p);
+    let p = w.plan(&s, "web-r1");
+    assert!(created(&p).is_empty(), "web-1 waits for web-0");
+    assert_eq!(p.wait, Some(Wait::Unhealthy(0)));
+    w.make_ready("web-0");
+    let p = w.plan(&s, "web-r1");
+    assert_eq!(created(&p), ["web-1"]);
+    w.apply(&p);
+    w.make_ready("web-1");
+    w.apply(&w.plan(&s, "web-r1"));
+    w.make_ready("web-2");
+    assert_eq!(w.names(), ["web-0", "web-1", "web-2"]);
+    let p = w.plan(&s, "web-r1");
+    assert!(p.actions.is_empty());
+    assert_eq!((p.status.replicas, p.status.ready_replicas, p.status.updated_replicas), (3, Some(3), Some(3)));
+}
+
+#[test]
+fn pods_carry_identity_labels_hostname_and_claim_volumes() {
+    let s = set(1, "OrderedReady", json!({}));
+    let p = World::default().plan(&s, "web-r1");
+    let Some(Action::CreatePod(pod)) = p.actions.iter().find(|a| matches!(a, Action::CreatePod(_))) else { panic!("no pod") };
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("statefulset.kubernetes.io/pod-name").map(String::as_str), Some("web-0"));
+    assert_eq!(labels.get("apps.kubernetes.io/pod-index").map(String::as_str), Some("0"));
+    assert_eq!(labels.get("controller-revision-hash").map(String::as_str), Some("web-r1"));
+    let spec = pod.spec.clone().unwrap_or_default();
+    assert_eq!((spec.hostname.as_deref(), spec.subdomain.as_deref()), (Some("web-0"), Some("nginx")));
+    let volume = &spec.volumes.unwrap_or_default()[0];
+    assert_eq!(volume.persistent_volume_claim.as_ref().map(|c| c.claim_name.as_str()), Some("www-web-0"));
+    let owner = &pod.metadata.owner_references.clone().unwrap_or_default()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("StatefulSet", Some(true)));
+}
+
+#[test]
+fn parallel_creates_everything_at_once_and_deletes_surplus_together() {
+    let s = set(3, "Parallel", json!({}));
+    let mut w = World::default();
+    let p = w.plan(&s, "r");
+    assert_eq!(created(&p), ["web-0", "web-1", "web-2"]);
+    w.apply(&p);
+    let s = set(1, "Parallel", json!({}));
+    assert_eq!(deleted(&w.plan(&s, "r")), ["web-2", "web-1"]);
+}
+
+#[test]
+fn ordered_scale_down_removes_the_highest_first_one_at_a_time() {
+    let mut w = World::default();
+    let s = set(3, "OrderedReady", json!({}));
+    for _ in 0..3 {
+        w.apply(&w.plan(&s, "r"));
+        for n in w.names() {
+            w.make_ready(&n);
+        }
+    }
+    let s = set(1, "OrderedReady", json!({}));
+    let p = w.plan(&s, "r");
+    assert_eq!(deleted(&p), ["web-2"]);
+    w.apply(&p);
+    assert_eq!(deleted(&w.plan(&s, "r")), ["web-1"]);
+}
+
+#[test]
+fn scale_down_waits_for_unhealthy_pods_except_the_lowest_unhealthy_condemned_one() {
+    let mut w = World::default();
+    let s3 = set(3, "OrderedReady", json!({}));
+    for _ in 0..3 {
+        w.apply(&w.plan(&s3, "r"));
+        for n in w.names() {
+            w.make_ready(&n);
+        }
+    }
+    // web-2 crashes (not ready): scaling to 2 may still remove it — it is the first unhealthy pod.
+    w.pods[2].status = Some(PodStatus { phase: Some("Running".into()), ..Default::default() });
+    let s2 = set(2, "OrderedReady", json!({}));
+    assert_eq!(deleted(&w.plan(&s2, "r")), ["web-2"]);
+    // If web-0 is unhealthy instead, nothing is scaled down.
+    let mut w2 = w.clone();
+    w2.make_ready("web-2");
+    w2.pods[0].status = Some(PodStatus { phase: Some("Running".into()), ..Default::default() });
+    let p = w2.plan(&s2, "r");
+    assert!(deleted(&p).is_empty());
+    assert_eq!(p.wait, Some(Wait::Unhealthy(0)));
+}
+
+#[test]
+fn failed_pods_are_deleted_to_be_recreated_with_the_same_name() {
+    let mut w = World::default();
+    let s = set(1, "OrderedReady", json!({}));
+    w.apply(&w.plan(&s, "r"));
+    w.pods[0].status = Some(PodStatus { phase: Some("Failed".into()), ..Default::default() });
+    let p = w.plan(&s, "r");
+    assert_eq!(deleted(&p), ["web-0"]);
+    w.apply(&p);
+    assert_eq!(created(&w.plan(&s, "r")), ["web-0"]);
+}
+
+#[test]
+fn a_terminating_claim_holds_the_pod_back() {
+    let s = set(1, "OrderedReady", json!({}));
+    let mut w = World::default();
+    let mut claim = pods::claims_for(&s, 0).remove(0);
+    claim.metadata.deletion_timestamp = Some(Time(now()));
+    w.claims.push(claim);
+    let p = w.plan(&s, "r");
+    assert!(created(&p).is_empty());
+    assert_eq!(p.wait, Some(Wait::ClaimTerminating(0)));
+}
+
+fn rolled_out(replicas: i32, extra: serde_json::Value) -> (World, StatefulSet) {
+    let mut s = set(replicas, "OrderedReady", extra);
+    let mut w = World::default();
+    for _ in 0..replicas {
+        w.apply(&w.plan(&s, "v1"));
+        for n in w.names() {
+            w.make_ready(&n);
+        }
+    }
+    s.status = Some(w.plan(&s, "v1").status);
+    (w, s)
+}
+
+#[test]
+fn rolling_update_goes_top_down_to_the_partition() {
+    let (mut w, s) = rolled_out(3, json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 1}}}}));
+    let p = w.plan(&s, "v2");
+    assert_eq!(deleted(&p), ["web-2"]);
+    assert_eq!(p.status.current_revision.as_deref(), Some("v1"));
+    w.apply(&p);
+    let p = w.plan(&s, "v2");
+    assert_eq!(created(&p), ["web-2"], "recreated at the update revision");
+    w.apply(&p);
+    assert!(deleted(&w.plan(&s, "v2")).is_empty(), "waits for web-2 to be ready");
+    w.make_ready("web-2");
+    let p = w.plan(&s, "v2");
+    assert_eq!(deleted(&p), ["web-1"]);
+    w.apply(&p);
+    w.apply(&w.plan(&s, "v2"));
+    w.make_ready("web-1");
+    let p = w.plan(&s, "v2");
+    assert!(p.actions.is_empty(), "web-0 is below the partition");
+    assert_eq!((p.status.updated_replicas, p.status.current_replicas), (Some(2), Some(1)));
+    assert_eq!(p.status.current_revision.as_deref(), Some("v1"), "a partitioned rollout is not complete");
+}
+
+#[test]
+fn on_delete_only_recreates_deleted_pods_and_then_completes() {
+    let (mut w, s) = rolled_out(2, json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null}}}));
+    let p = w.plan(&s, "v2");
+    assert!(p.actions.is_empty(), "OnDelete never deletes on its own");
+    for name in ["web-0", "web-1"] {
+        w.pods.retain(|p| p.metadata.name.as_deref() != Some(name));
+        w.apply(&w.plan(&s, "v2"));
+        w.make_ready(name);
+    }
+    let p = w.plan(&s, "v2");
+    assert_eq!(p.status.updated_replicas, Some(2));
+    assert_eq!(p.status.current_revision.as_deref(), Some("v2"), "upstream #73492: OnDelete completes too");
+}
+
+#[test]
+fn min_ready_seconds_delays_the_next_pod_and_asks_for_a_requeue() {
+    let s = set(2, "OrderedReady", json!({"spec": {"minReadySeconds": 10}}));
+    let mut w = World::default();
+    w.apply(&w.plan(&s, "r"));
+    w.make_ready("web-0"); // ready since `now`
+    let p = w.plan(&s, "r");
+    assert!(created(&p).is_empty());
+    assert_eq!(p.requeue_after_secs, Some(11));
+    assert_eq!(p.status.available_replicas, Some(0));
+}
+
+#[test]
+fn a_set_being_deleted_only_reports_status() {
+    let mut s = set(2, "OrderedReady", json!({}));
+    s.metadata.deletion_timestamp = Some(Time(now()));
+    assert!(World::default().plan(&s, "r").actions.is_empty());
+}
+
+#[test]
+fn revisions_are_named_hashed_and_reused_by_meaning() {
+    let s = set(1, "OrderedReady", json!({}));
+    let (current, update) = revision::choose(&s, &[]);
+    assert_eq!(current, None);
+    let UpdateRevisionOf::Create(first) = classify(update) else { panic!("first revision is created") };
+    let name = first.metadata.name.clone().unwrap_or_default();
+    assert!(name.starts_with("web-") && name.len() <= 4 + 10, "{name}");
+    assert_eq!(first.revision, 1);
+    // Same template: the latest revision is the update revision.
+    let (_, update) = revision::choose(&s, std::slice::from_ref(&*first));
+    assert_eq!(update, revision::UpdateRevision::Latest(name.clone()));
+    // New template, then back: the old revision is renumbered, not recreated.
+    let s2 = set(1, "OrderedReady", json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:2"}]}}}}));
+    let (_, update) = revision::choose(&s2, std::slice::from_ref(&*first));
+    let UpdateRevisionOf::Create(second) = classify(update) else { panic!("second revision is created") };
+    assert_eq!(second.revision, 2);
+    let (_, update) = revision::choose(&s, &[(*first).clone(), (*second).clone()]);
+    assert_eq!(update, revision::UpdateRevision::Reuse { name, revision: 3 });
+    // A byte-different encoding of the same template still counts as the same (#134773).
+    let mut reordered = (*first).clone();
+    if let Some(data) = reordered.data.as_mut() {
+        data.0["spec"]["template"]["metadata"]["creationTimestamp"] = serde_json::Value::Null;
+    }
+    assert!(revision::same_template(&reordered.data.clone().map(|d| d.0).unwrap_or_default(), &revision::revision_data(&s)));
+}
+
+enum UpdateRevisionOf {
+    Create(Box<k8s_openapi::api::apps::v1::ControllerRevision>),
+    Other,
+}
+
+fn classify(u: revision::UpdateRevision) -> UpdateRevisionOf {
+    match u {
+        revision::UpdateRevision::Create(r) => UpdateRevisionOf::Create(r),
+        _ => UpdateRevisionOf::Other,
+    }
+}
+
+#[test]
+fn long_set_names_keep_revision_labels_within_63_characters() {
+    let long = "a".repeat(60);
+    assert!(revision::revision_name(&long, "6db564c54d").len() <= 63);
+    assert_eq!(revision::revision_name("web", "6db564c54d"), "web-6db564c54d");
+}
+
+#[test]
+fn history_truncation_keeps_live_revisions() {
+    let s = set(1, "OrderedReady", json!({"spec": {"revisionHistoryLimit": 1}}));
+    let revs: Vec<_> = (1..=4)
+        .map(|i| {
+            let mut r = revision::new_revision(&s, i, i64::from(i));
+            r.metadata.name = Some(format!("web-r{i}"));
+            r
+        })
+        .collect();
+    assert_eq!(revision::to_truncate(&s, &revs, &["web-r4", "web-r1"]), ["web-r2"]);
+}
+
+#[test]
+fn randomised_ordered_ready_never_breaks_the_invariants() {
+    // A fake kubelet makes random pods ready, fails them or deletes them, while the replica count
+    // moves; after every step: no two pods share an ordinal, and in OrderedReady no pod exists
+    // while a lower in-range ordinal is missing or was not ready when it was created.
+    let mut seed: u64 = 0x5eed;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut w = World::default();
+    let mut replicas = 3;
+    for _ in 0..2000 {
+        let s = set(replicas, "OrderedReady", json!({}));
+        let before: Vec<(String, bool)> =
+            w.pods.iter().map(|p| (p.metadata.name.clone().unwrap_or_default(), pods::is_running_and_ready(p))).collect();
+        let p = w.plan(&s, "r");
+        for name in created(&p) {
+            let ordinal = parent_and_ordinal_of(&name);
+            for lower in 0..ordinal {
+                let lower_name = format!("web-{lower}");
+                assert!(
+                    before.iter().any(|(n, ready)| *n == lower_name && *ready),
+                    "created {name} while {lower_name} was missing or not ready"
+                );
+            }
+        }
+        w.apply(&p);
+        match rand(10) {
+            0..=5 => {
+                if !w.pods.is_empty() {
+                    let i = rand(w.pods.len());
+                    let name = w.pods[i].metadata.name.clone().unwrap_or_default();
+                    w.make_ready(&name);
+                }
+            }
+            6 => {
+                if !w.pods.is_empty() {
+                    let i = rand(w.pods.len());
+                    w.pods[i].status = Some(PodStatus { phase: Some("Failed".into()), ..Default::default() });
+                }
+            }
+            7 => {
+                if !w.pods.is_empty() {
+                    let i = rand(w.pods.len());
+                    w.pods.remove(i);
+                }
+            }
+            _ => replicas = rand(6) as i32,
+        }
+        let mut ordinals: Vec<i32> = w.pods.iter().map(pods::get_ordinal).collect();
+        ordinals.sort();
+        ordinals.dedup();
+        assert_eq!(ordinals.len(), w.pods.len(), "two pods share an ordinal");
+    }
+}
