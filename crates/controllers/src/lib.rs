@@ -4,17 +4,19 @@
 
 pub mod gc;
 pub mod namespace;
+pub mod statefulset;
 mod resources;
 
 use tokio_util::sync::CancellationToken;
 
-/// Start the controllers that make Ordinal's API behave like a cluster's (garbage collection,
-/// namespace cleanup). Each task ends when `shutdown` is cancelled.
+/// Start the controllers that run inside `ordinal server` (garbage collection, namespace
+/// cleanup, StatefulSets). Each task ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
     client: kube::Client,
     shutdown: CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) {
     tracker.spawn(gc::run(client.clone(), shutdown.clone()));
-    tracker.spawn(namespace::run(client, shutdown));
+    tracker.spawn(namespace::run(client.clone(), shutdown.clone()));
+    tracker.spawn(statefulset::run(client, shutdown));
 }

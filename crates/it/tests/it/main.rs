@@ -6,4 +6,5 @@ mod deletion;
 mod kubectl;
 mod patch;
 mod server;
+mod statefulset;
 mod watch;

@@ -1,0 +1,127 @@
+//! The StatefulSet controller against the real server, with a kubelet double marking pods
+//! Running and Ready.
+
+use std::time::Duration;
+
+use it::{FakeKubelet, TestServer, eventually};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::api::sts_manifest;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn pod_names(pods: &Api<Pod>) -> Vec<String> {
+    let mut names: Vec<String> = pods.list(&Default::default()).await.map(|l| l.items).unwrap_or_default()
+        .into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).filter_map(|p| p.metadata.name).collect();
+    names.sort();
+    names
+}
+
+/// Wait until the set reports `n` ready replicas, all updated, at its latest generation.
+async fn settled(sets: &Api<StatefulSet>, n: i32) -> anyhow::Result<StatefulSet> {
+    eventually(&format!("web to settle at {n} ready replicas"), WAIT, || async {
+        let s = sets.get("web").await.ok()?;
+        let st = s.status.clone()?;
+        let done = st.observed_generation == s.metadata.generation
+            && st.ready_replicas == Some(n)
+            && st.replicas == n
+            && st.updated_replicas == Some(n)
+            && st.current_revision == st.update_revision;
+        done.then_some(s)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_ready_lifecycle() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let kubelet = FakeKubelet::start(client.clone(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
+
+    sets.create(&PostParams::default(), &sts_manifest("web", 3, "nginx:1.25")).await?;
+    let set = settled(&sets, 3).await?;
+    assert_eq!(pod_names(&pods).await, ["web-0", "web-1", "web-2"]);
+    assert_eq!(kubelet.events(), ["created web-0", "created web-1", "created web-2"], "created in ordinal order");
+    let claim_names: Vec<String> = claims.list(&Default::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect();
+    assert_eq!(claim_names, ["www-web-0", "www-web-1", "www-web-2"]);
+    let web1 = pods.get("web-1").await?;
+    let spec = web1.spec.clone().unwrap_or_default();
+    assert_eq!((spec.hostname.as_deref(), spec.subdomain.as_deref()), (Some("web-1"), Some("web")));
+    let revision = set.status.and_then(|s| s.update_revision).unwrap_or_default();
+    assert_eq!(web1.metadata.labels.and_then(|l| l.get("controller-revision-hash").cloned()), Some(revision.clone()));
+
+    // Scale down: highest first; claims stay.
+    sets.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await?;
+    settled(&sets, 1).await?;
+    assert_eq!(pod_names(&pods).await, ["web-0"]);
+    let log = kubelet.events();
+    assert_eq!(&log[log.len() - 2..], ["deleted web-2", "deleted web-1"]);
+    assert_eq!(claims.list(&Default::default()).await?.items.len(), 3, "claims outlive scale-down");
+
+    // A deleted pod comes back with the same name.
+    let old_uid = pods.get("web-0").await?.metadata.uid;
+    pods.delete("web-0", &DeleteParams::default()).await?;
+    eventually("web-0 to be recreated", WAIT, || async {
+        let p = pods.get_opt("web-0").await.ok()??;
+        (p.metadata.uid != old_uid).then_some(())
+    })
+    .await?;
+
+    // Rolling update: top down, one at a time.
+    sets.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await?;
+    settled(&sets, 3).await?;
+    let before = kubelet.events().len();
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.26"}]}}}});
+    sets.patch("web", &PatchParams::default(), &Patch::Strategic(image)).await?;
+    let updated = settled(&sets, 3).await?;
+    let new_revision = updated.status.and_then(|s| s.update_revision).unwrap_or_default();
+    assert_ne!(new_revision, revision);
+    let deletions: Vec<String> = kubelet.events()[before..].iter().filter(|e| e.starts_with("deleted")).cloned().collect();
+    assert_eq!(deletions, ["deleted web-2", "deleted web-1", "deleted web-0"]);
+    for p in pods.list(&Default::default()).await?.items {
+        assert_eq!(p.metadata.labels.and_then(|l| l.get("controller-revision-hash").cloned()).as_deref(), Some(new_revision.as_str()));
+    }
+
+    // Deleting the set removes its pods (garbage collector) and keeps the claims.
+    sets.delete("web", &DeleteParams::background()).await?;
+    eventually("pods to be gone", WAIT, || async { pod_names(&pods).await.is_empty().then_some(()) }).await?;
+    assert_eq!(claims.list(&Default::default()).await?.items.len(), 3);
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_creates_without_waiting_for_readiness() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let kubelet = FakeKubelet::start(client.clone(), "default");
+    kubelet.auto_ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let mut manifest = serde_json::to_value(sts_manifest("web", 3, "nginx"))?;
+    manifest["spec"]["podManagementPolicy"] = json!("Parallel");
+    sets.create(&PostParams::default(), &serde_json::from_value(manifest)?).await?;
+    eventually("all three pods, none ready", WAIT, || async {
+        (pod_names(&pods).await == ["web-0", "web-1", "web-2"]).then_some(())
+    })
+    .await?;
+    // With OrderedReady the same set creates db-1 only once db-0 is ready.
+    let ordered: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    ordered.create(&PostParams::default(), &sts_manifest("db", 3, "postgres")).await?;
+    eventually("db-0", WAIT, || async { pods.get_opt("db-0").await.ok()?.map(|_| ()) }).await?;
+    kubelet.log.lock().map_err(|_| anyhow::anyhow!("log poisoned"))?.push("marking db-0 ready".into());
+    FakeKubelet::mark_ready(&pods, "db-0").await?;
+    eventually("db-1", WAIT, || async { pods.get_opt("db-1").await.ok()?.map(|_| ()) }).await?;
+    let log = kubelet.events();
+    let marked = log.iter().position(|e| e == "marking db-0 ready");
+    let created = log.iter().position(|e| e == "created db-1");
+    assert!(marked < created, "db-1 appeared only after db-0 was ready: {log:?}");
+    server.stop().await;
+    Ok(())
+}
