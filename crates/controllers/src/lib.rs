@@ -16,7 +16,13 @@ pub fn spawn_cluster_controllers(
     shutdown: CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) {
-    tracker.spawn(gc::run(client.clone(), shutdown.clone()));
-    tracker.spawn(namespace::run(client.clone(), shutdown.clone()));
-    tracker.spawn(statefulset::run(client, shutdown));
+    tracker.spawn(logged("garbage collector", gc::run(client.clone(), shutdown.clone())));
+    tracker.spawn(logged("namespace controller", namespace::run(client.clone(), shutdown.clone())));
+    tracker.spawn(logged("statefulset controller", statefulset::run(client, shutdown)));
+}
+
+/// Log when a long-lived task ends (shutdown diagnostics).
+async fn logged(name: &'static str, task: impl std::future::Future<Output = ()>) {
+    task.await;
+    tracing::debug!(task = name, "stopped");
 }

@@ -41,19 +41,30 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let sets: Api<StatefulSet> = Api::all(client.clone());
     let reporter = Reporter { controller: "statefulset-controller".into(), instance: None };
     let ctx = Arc::new(Ctx { client: client.clone(), recorder: Recorder::new(client.clone(), reporter) });
-    Controller::new(sets, watcher::Config::default())
+    let stop = shutdown.clone();
+    let running = Controller::new(sets, watcher::Config::default())
         .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .owns(Api::<ControllerRevision>::all(client), watcher::Config::default())
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "statefulset sync");
             }
             futures::future::ready(())
-        })
-        .await;
+        });
+    tokio::pin!(running);
+    tokio::select! {
+        _ = &mut running => {}
+        _ = shutdown.cancelled() => {
+            // Graceful shutdown lets running syncs finish; a controller whose caches never
+            // filled can wait forever, so it gets a bounded grace period and is then dropped.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut running).await;
+        }
+    }
 }
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn error_policy(_set: Arc<StatefulSet>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
     tracing::warn!(%error, "statefulset sync failed");

@@ -30,6 +30,17 @@ impl TestServer {
         Ok(TestServer { running, dir })
     }
 
+    /// The API alone, without controllers: for tests of the API's own semantics on kinds a
+    /// controller would otherwise write to.
+    pub async fn api_only() -> anyhow::Result<TestServer> {
+        init_tracing();
+        let dir = tempfile::tempdir()?;
+        let mut config = Self::config(dir.path());
+        config.controllers = false;
+        let running = ordinal::start(config).await?;
+        Ok(TestServer { running, dir })
+    }
+
     fn config(dir: &Path) -> ordinal::ServerConfig {
         let mut config = ordinal::ServerConfig::new(dir.join("data"), "127.0.0.1:0".parse().expect("literal address"));
         config.watch_history = 1000;

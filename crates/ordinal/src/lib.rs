@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub watch_history: usize,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// Run the controllers (off only to test the API's own semantics in isolation).
+    pub controllers: bool,
 }
 
 impl ServerConfig {
@@ -45,6 +47,7 @@ impl ServerConfig {
             compact_interval: Duration::from_secs(300),
             watch_history: store::StoreConfig::standard().history,
             bookmark_interval: Duration::from_secs(30),
+            controllers: true,
         }
     }
 }
@@ -71,7 +74,11 @@ impl Running {
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.tasks.close();
-        self.tasks.wait().await;
+        let waited = tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await;
+        if waited.is_err() {
+            tracing::error!(running = self.tasks.len(), "tasks still running 10s after shutdown");
+            self.tasks.wait().await;
+        }
     }
 
     /// Resolves when shutdown has been requested.
@@ -148,11 +155,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     }
 
     let tasks = TaskTracker::new();
-    tasks.spawn(apiserver::serve::serve_tls(listener, tls, apiserver::router(state.clone()), shutdown.clone()));
+    let serving = apiserver::serve::serve_tls(listener, tls, apiserver::router(state.clone()), shutdown.clone());
+    tasks.spawn(async move {
+        serving.await;
+        tracing::debug!(task = "https server", "stopped");
+    });
     tasks.spawn(compactor(state.store.clone(), config.compact_interval, shutdown.clone()));
 
     let client = kube::Client::new(apiserver::internal_service(state.clone()), "default");
-    controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks);
+    if config.controllers {
+        controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks);
+    }
 
     let host = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),

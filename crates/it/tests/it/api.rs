@@ -67,7 +67,7 @@ async fn create_defaults_and_reads_back() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_bump_generation_only_for_spec_and_detect_conflicts() -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
+    let server = TestServer::api_only().await?;
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());
     let created = sts.create(&PostParams::default(), &sts_manifest("web", 1, "nginx:1.25")).await?;
 
