@@ -125,3 +125,44 @@ async fn parallel_creates_without_waiting_for_readiness() -> anyhow::Result<()> 
     server.stop().await;
     Ok(())
 }
+
+async fn rollout_session(version: &str) -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let _kubelet = FakeKubelet::start(server.client(), "default");
+    let k = server.kubectl(version)?;
+    let sets: Api<StatefulSet> = Api::default_namespaced(server.client());
+    let manifest = serde_json::to_string(&sts_manifest("web", 3, "nginx:1.25"))?;
+    k.ok_stdin(&["apply", "-f", "-"], &manifest)?;
+    let out = k.ok(&["rollout", "status", "sts/web", "--timeout=60s"])?;
+    assert!(out.contains("partitioned roll out complete: 3 new pods have been updated"), "{out}");
+    assert_eq!(k.ok(&["get", "sts", "web", "-o", "jsonpath={.status.readyReplicas}"])?, "3");
+
+    k.ok(&["annotate", "sts", "web", "kubernetes.io/change-cause=upgrade to 1.26"])?;
+    k.ok(&["set", "image", "sts/web", "nginx=nginx:1.26"])?;
+    let out = k.ok(&["rollout", "status", "sts/web", "--timeout=60s"])?;
+    assert!(out.contains("partitioned roll out complete"), "{out}");
+    settled(&sets, 3).await?;
+    let history = k.ok(&["rollout", "history", "sts/web"])?;
+    let rows: Vec<String> = history.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows[1..], ["REVISION CHANGE-CAUSE", "1 <none>", "2 upgrade to 1.26"], "{history}");
+
+    let out = k.ok(&["rollout", "undo", "sts/web"])?;
+    assert!(out.contains("rolled back"), "{out}");
+    settled(&sets, 3).await?;
+    let image = k.ok(&["get", "pods", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
+    assert_eq!(image, "nginx:1.25 nginx:1.25 nginx:1.25");
+    let history = k.ok(&["rollout", "history", "sts/web"])?;
+    assert!(history.contains("\n2 ") && history.contains("\n3 ") && !history.contains("\n1 "), "the old revision is renumbered:\n{history}");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_27_rollout_status_history_undo() -> anyhow::Result<()> {
+    rollout_session("1.27").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_33_rollout_status_history_undo() -> anyhow::Result<()> {
+    rollout_session("1.33").await
+}
