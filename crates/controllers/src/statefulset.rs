@@ -206,6 +206,15 @@ async fn apply(
                     }
                 }
             }
+            Action::SetClaimOwners { name, resource_version, owners } => {
+                let owners = if owners.is_empty() { serde_json::Value::Null } else { json!(owners) };
+                let patch = json!({"metadata": {"resourceVersion": resource_version, "ownerReferences": owners}});
+                match claims_api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+                    // Changed under us: the next sync looks again.
+                    Ok(_) | Err(kube::Error::Api(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Action::DeletePod { name, uid, reason } => {
                 let params = DeleteParams {
                     preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),

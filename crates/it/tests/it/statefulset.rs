@@ -166,3 +166,33 @@ async fn kubectl_1_27_rollout_status_history_undo() -> anyhow::Result<()> {
 async fn kubectl_1_33_rollout_status_history_undo() -> anyhow::Result<()> {
     rollout_session("1.33").await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_policy_delete_removes_claims_on_scale_down_and_set_deletion() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let _kubelet = FakeKubelet::start(client.clone(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
+    let mut manifest = serde_json::to_value(sts_manifest("web", 3, "nginx"))?;
+    manifest["spec"]["persistentVolumeClaimRetentionPolicy"] = json!({"whenDeleted": "Delete", "whenScaled": "Delete"});
+    sets.create(&PostParams::default(), &serde_json::from_value(manifest)?).await?;
+    settled(&sets, 3).await?;
+    let names = || async {
+        let mut n: Vec<String> = claims.list(&Default::default()).await.map(|l| l.items).unwrap_or_default()
+            .into_iter().filter_map(|c| c.metadata.name).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names().await, ["www-web-0", "www-web-1", "www-web-2"]);
+    sets.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await?;
+    eventually("claims of scaled-away pods to go", WAIT, || async { (names().await == ["www-web-0"]).then_some(()) }).await?;
+    // Scale up again: the new web-1 gets a fresh claim.
+    sets.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}}))).await?;
+    settled(&sets, 2).await?;
+    assert_eq!(names().await, ["www-web-0", "www-web-1"]);
+    sets.delete("web", &DeleteParams::background()).await?;
+    eventually("every claim to go with the set", WAIT, || async { names().await.is_empty().then_some(()) }).await?;
+    server.stop().await;
+    Ok(())
+}

@@ -9,6 +9,7 @@
 //! change; one plan therefore holds at most one step in monotonic mode.
 
 pub mod pods;
+pub mod retention;
 pub mod revision;
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 pub use pods::{
     claim_name, get_ordinal, is_available, is_created, is_failed, is_healthy, is_running_and_ready, is_succeeded,
@@ -49,6 +51,8 @@ pub enum Action {
     CreatePod(Box<Pod>),
     /// Delete the pod with this name and uid.
     DeletePod { name: String, uid: String, reason: DeleteReason },
+    /// Rewrite a claim's owner references (retention policy).
+    SetClaimOwners { name: String, resource_version: String, owners: Vec<OwnerReference> },
 }
 
 /// Why a pod is deleted (for events).
@@ -180,12 +184,19 @@ fn run_passes(
                 let pod = pods::new_pod(input.set, template, revision, ordinal);
                 // Claims first; a claim still being deleted holds the pod back.
                 let mut blocked = false;
-                for claim in pods::claims_for(input.set, ordinal) {
+                for mut claim in pods::claims_for(input.set, ordinal) {
                     let name = claim.metadata.name.clone().unwrap_or_default();
                     match input.claims.iter().find(|c| c.metadata.name.as_deref() == Some(&name)) {
                         Some(existing) if existing.metadata.deletion_timestamp.is_some() => blocked = true,
+                        // A claim a previous pod of this ordinal left to the garbage collector.
+                        Some(existing) if retention::held_by_old_pod(input.set, existing, &pods::pod_name(set_name, ordinal)) => {
+                            blocked = true
+                        }
                         Some(_) => {}
-                        None => plan.actions.push(Action::CreateClaim(Box::new(claim))),
+                        None => {
+                            claim.metadata.owner_references = retention::owners_for_new_claim(input.set);
+                            plan.actions.push(Action::CreateClaim(Box::new(claim)));
+                        }
                     }
                 }
                 if blocked {
@@ -202,6 +213,7 @@ fn run_passes(
                 }
             }
             Some(pod) => {
+                plan.actions.extend(retention::claim_updates(input.set, pod, input.claims, false));
                 if monotonic && pods::is_terminating(pod) {
                     plan.wait = Some(Wait::Terminating(slot.ordinal));
                     return;
@@ -212,6 +224,11 @@ fn run_passes(
                 }
             }
         }
+    }
+
+    // Pass B: before any condemned pod goes, point its claims at it if they go with it.
+    for pod in condemned {
+        plan.actions.extend(retention::claim_updates(input.set, pod, input.claims, true));
     }
 
     // Pass C: condemned, highest first.
@@ -257,7 +274,6 @@ fn run_passes(
             return;
         }
     }
-    let _ = set_name;
 }
 
 fn delete(pod: &Pod, reason: DeleteReason) -> Action {

@@ -67,6 +67,13 @@ impl World {
                     self.pods.push(p);
                 }
                 Action::DeletePod { name, .. } => self.pods.retain(|p| p.metadata.name.as_deref() != Some(name)),
+                Action::SetClaimOwners { name, owners, .. } => {
+                    for c in &mut self.claims {
+                        if c.metadata.name.as_deref() == Some(name) {
+                            c.metadata.owner_references = Some(owners.clone());
+                        }
+                    }
+                }
             }
         }
     }
@@ -428,4 +435,50 @@ fn randomised_ordered_ready_never_breaks_the_invariants() {
         ordinals.dedup();
         assert_eq!(ordinals.len(), w.pods.len(), "two pods share an ordinal");
     }
+}
+
+fn claim_owner_kinds(w: &World, claim: &str) -> Vec<String> {
+    w.claims
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(claim))
+        .map(|c| c.metadata.owner_references.iter().flatten().map(|r| format!("{}/{}", r.kind, r.name)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn retention_retain_leaves_claims_unowned() {
+    let (w, _) = rolled_out(2, json!({}));
+    assert!(claim_owner_kinds(&w, "www-web-0").is_empty());
+}
+
+#[test]
+fn retention_when_deleted_delete_gives_claims_to_the_set() {
+    let policy = json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}}});
+    let (w, _) = rolled_out(2, policy);
+    assert_eq!(claim_owner_kinds(&w, "www-web-1"), ["StatefulSet/web"]);
+}
+
+#[test]
+fn retention_when_scaled_delete_gives_condemned_claims_to_their_pod_first() {
+    let policy = json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}});
+    let (mut w, _) = rolled_out(2, policy.clone());
+    let mut scaled = policy;
+    scaled["spec"]["replicas"] = json!(1);
+    let s = set(1, "OrderedReady", scaled);
+    let p = w.plan(&s, "v1");
+    // The claim is handed to web-1 in the same plan, before web-1 is deleted.
+    let order: Vec<String> = p.actions.iter().map(|a| match a {
+        Action::SetClaimOwners { name, .. } => format!("own {name}"),
+        Action::DeletePod { name, .. } => format!("delete {name}"),
+        other => format!("{other:?}"),
+    }).collect();
+    assert_eq!(order, ["own www-web-1", "delete web-1"]);
+    w.apply(&p);
+    assert_eq!(claim_owner_kinds(&w, "www-web-1"), ["Pod/web-1"]);
+    assert_eq!(claim_owner_kinds(&w, "www-web-0"), ["StatefulSet/web"]);
+    // Scaling back up before the collector removed the claim waits for it.
+    let s2 = set(2, "OrderedReady", json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}}));
+    let p = w.plan(&s2, "v1");
+    assert!(created(&p).is_empty());
+    assert_eq!(p.wait, Some(Wait::ClaimTerminating(1)));
 }
