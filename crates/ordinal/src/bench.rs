@@ -224,3 +224,75 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+/// `ordinal bench sts`: controller overhead, with pods made Ready instantly by the kubelet
+/// double (no containers are run: this measures the control plane, not the node).
+#[derive(Debug, Clone)]
+pub struct StsBench {
+    pub ordered_replicas: i32,
+    pub parallel_replicas: i32,
+}
+
+fn sts(name: &str, replicas: i32, policy: &str, image: &str) -> k8s_openapi::api::apps::v1::StatefulSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "serviceName": name, "podManagementPolicy": policy,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": image}]}}}
+    }))
+    .expect("literal statefulset")
+}
+
+async fn wait_ready(api: &Api<k8s_openapi::api::apps::v1::StatefulSet>, name: &str, n: i32, limit: Duration) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    loop {
+        let s = api.get(name).await?;
+        let st = s.status.unwrap_or_default();
+        if st.observed_generation == s.metadata.generation
+            && st.ready_replicas == Some(n) && st.updated_replicas == Some(n) && st.current_revision == st.update_revision {
+            return Ok(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        if t.elapsed() > limit {
+            bail!("{name} not ready after {limit:?}: {st:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+impl StsBench {
+    pub async fn run(&self) -> anyhow::Result<()> {
+        let scratch = tempfile_dir()?;
+        let mut config = crate::ServerConfig::new(scratch.join("data"), "127.0.0.1:0".parse()?);
+        config.compact_interval = Duration::from_secs(3600);
+        let running = crate::start(config).await?;
+        let result = self.run_on(running.client.clone()).await;
+        running.stop().await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    async fn run_on(&self, client: kube::Client) -> anyhow::Result<()> {
+        let _kubelet = crate::kubelet_double::FakeKubelet::start(client.clone(), "default");
+        let api: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client, "default");
+        let limit = Duration::from_secs(600);
+        let emit = |metric: &str, replicas: i32, ms: f64| {
+            println!(
+                "{}",
+                json!({"bench": "sts", "metric": metric, "replicas": replicas, "unit": "ms", "value": round(ms),
+                       "per_pod_ms": round(ms / f64::from(replicas.max(1)))})
+            );
+        };
+        let n = self.ordered_replicas;
+        api.create(&PostParams::default(), &sts("ordered", n, "OrderedReady", "app:v1")).await?;
+        emit("ordered_ready_scale_up", n, wait_ready(&api, "ordered", n, limit).await?);
+
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "app:v2"}]}}}});
+        api.patch("ordered", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await?;
+        emit("rolling_update_one_at_a_time", n, wait_ready(&api, "ordered", n, limit).await?);
+
+        let p = self.parallel_replicas;
+        api.create(&PostParams::default(), &sts("parallel", p, "Parallel", "app:v1")).await?;
+        emit("parallel_scale_up", p, wait_ready(&api, "parallel", p, limit).await?);
+        Ok(())
+    }
+}

@@ -3,6 +3,7 @@
 //! No business logic lives here; `start` is what the binary and the integration tests call.
 
 pub mod bench;
+pub mod kubelet_double;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;

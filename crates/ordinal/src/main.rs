@@ -54,6 +54,13 @@ enum BenchKind {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// StatefulSet controller: scale-up and rolling-update times with instantly ready pods.
+    Sts {
+        #[arg(long, default_value_t = 100)]
+        ordered: i32,
+        #[arg(long, default_value_t = 1000)]
+        parallel: i32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,6 +89,9 @@ fn main() -> anyhow::Result<()> {
                 ordinal::bench::ApiBench { samples, concurrency, throughput_window: std::time::Duration::from_secs(seconds) }
                     .run()
                     .await
+            }
+            Command::Bench { which: BenchKind::Sts { ordered, parallel } } => {
+                ordinal::bench::StsBench { ordered_replicas: ordered, parallel_replicas: parallel }.run().await
             }
         }
     })
