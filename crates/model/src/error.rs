@@ -288,7 +288,7 @@ impl ApiError {
         ApiError::new(413, Reason::RequestEntityTooLarge, message)
     }
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        ApiError::new(415, Reason::UnsupportedMediaType, format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type:?}"))
+        ApiError::new(415, Reason::UnsupportedMediaType, format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {content_type:?}"))
     }
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(500, Reason::InternalError, format!("Internal error occurred: {}", message.into()))
