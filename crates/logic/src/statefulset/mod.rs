@@ -20,6 +20,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 pub use pods::{
     claim_name, get_ordinal, is_available, is_created, is_failed, is_healthy, is_running_and_ready, is_succeeded,
@@ -259,6 +260,12 @@ fn run_passes(
         return;
     }
     let partition = strategy.rolling_update.as_ref().and_then(|r| r.partition).unwrap_or(0).max(0);
+    if let Some(max) = strategy.rolling_update.as_ref().and_then(|r| r.max_unavailable.as_ref()) {
+        let replicas = spec.replicas.unwrap_or(1).max(0);
+        let budget = max_unavailable(max, replicas);
+        update_with_max_unavailable(input, start, partition, monotonic, min_ready, budget, slots, plan);
+        return;
+    }
     for slot in slots.iter().rev() {
         if slot.ordinal < start + partition {
             break;
@@ -273,6 +280,67 @@ fn run_passes(
             plan.wait = Some(Wait::Unhealthy(slot.ordinal));
             return;
         }
+    }
+}
+
+/// `maxUnavailable` as a number of pods: percentages of `replicas` round down, and at least one.
+pub fn max_unavailable(value: &IntOrString, replicas: i32) -> i32 {
+    let n = match value {
+        IntOrString::Int(n) => *n,
+        IntOrString::String(s) => {
+            let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(100);
+            (i64::from(replicas) * pct / 100) as i32
+        }
+    };
+    n.max(1)
+}
+
+/// The rolling update with `maxUnavailable` (KEP-961, with the fix of upstream #137666):
+/// replace up to `budget` pods at a time, counting every unavailable in-range slot against it.
+#[allow(clippy::too_many_arguments)]
+fn update_with_max_unavailable(
+    input: &Input<'_>,
+    start: i32,
+    partition: i32,
+    monotonic: bool,
+    min_ready: i32,
+    budget: i32,
+    slots: &[Slot<'_>],
+    plan: &mut Plan,
+) {
+    let unavailable = |p: &Pod| !pods::is_healthy(p) || !pods::is_available(p, min_ready, input.now);
+    let old = |p: &Pod| pods::revision_of(p) != input.update_revision && !pods::is_terminating(p);
+    let down = slots.iter().filter(|s| s.pod.is_none_or(unavailable)).count() as i32;
+    let candidates = slots.iter().rev().take_while(|s| s.ordinal >= start + partition).filter_map(|s| s.pod);
+    let mut deleted = 0;
+    if monotonic {
+        if down >= budget {
+            plan.wait = Some(Wait::Stepped);
+            return;
+        }
+        for pod in candidates.filter(|p| old(p)).take((budget - down) as usize) {
+            plan.actions.push(delete(pod, DeleteReason::Update));
+            deleted += 1;
+        }
+    } else {
+        // Old pods that are already down cost nothing to replace (the 1.35 regression's fix).
+        let old_down: Vec<&Pod> = candidates.clone().filter(|p| old(p) && unavailable(p)).collect();
+        if down >= budget && old_down.is_empty() {
+            plan.wait = Some(Wait::Stepped);
+            return;
+        }
+        for pod in &old_down {
+            plan.actions.push(delete(pod, DeleteReason::Update));
+            deleted += 1;
+        }
+        let room = (budget - down).max(0) as usize;
+        for pod in candidates.filter(|p| old(p) && !unavailable(p)).take(room) {
+            plan.actions.push(delete(pod, DeleteReason::Update));
+            deleted += 1;
+        }
+    }
+    if deleted > 0 {
+        plan.wait = Some(Wait::Stepped);
     }
 }
 

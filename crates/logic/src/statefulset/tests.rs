@@ -482,3 +482,41 @@ fn retention_when_scaled_delete_gives_condemned_claims_to_their_pod_first() {
     assert!(created(&p).is_empty());
     assert_eq!(p.wait, Some(Wait::ClaimTerminating(1)));
 }
+
+#[test]
+fn max_unavailable_rounds_down_and_is_at_least_one() {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    assert_eq!(max_unavailable(&IntOrString::String("25%".into()), 10), 2);
+    assert_eq!(max_unavailable(&IntOrString::String("10%".into()), 5), 1);
+    assert_eq!(max_unavailable(&IntOrString::Int(3), 10), 3);
+    assert_eq!(max_unavailable(&IntOrString::Int(0), 10), 1);
+}
+
+#[test]
+fn max_unavailable_replaces_several_pods_at_once_from_the_top() {
+    let (mut w, s) = rolled_out(5, json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 1, "maxUnavailable": 2}}}}));
+    let p = w.plan(&s, "v2");
+    assert_eq!(deleted(&p), ["web-4", "web-3"]);
+    w.apply(&p);
+    // Two slots are down: nothing more is deleted; web-3 is recreated first (ordered).
+    let p = w.plan(&s, "v2");
+    assert_eq!((created(&p), deleted(&p)), (vec!["web-3".to_string()], vec![]));
+    w.apply(&p);
+    w.make_ready("web-3");
+    w.apply(&w.plan(&s, "v2"));
+    w.make_ready("web-4");
+    let p = w.plan(&s, "v2");
+    assert_eq!(deleted(&p), ["web-2", "web-1"]);
+}
+
+#[test]
+fn parallel_max_unavailable_replaces_broken_old_pods_without_spending_budget() {
+    let (mut w, mut s) = rolled_out(3, json!({"spec": {"podManagementPolicy": "Parallel", "updateStrategy": {"rollingUpdate": {"maxUnavailable": 1}}}}));
+    s.spec.as_mut().map(|sp| sp.pod_management_policy = Some("Parallel".into()));
+    // web-0 and web-2 are broken at the old revision: both are replaced at once.
+    for i in [0, 2] {
+        w.pods[i].status = Some(PodStatus { phase: Some("Running".into()), ..Default::default() });
+    }
+    let p = w.plan(&s, "v2");
+    assert_eq!(deleted(&p), ["web-2", "web-0"]);
+}
