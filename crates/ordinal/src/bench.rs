@@ -288,7 +288,12 @@ impl StsBench {
 
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "app:v2"}]}}}});
         api.patch("ordered", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await?;
-        emit("rolling_update_one_at_a_time", n, wait_ready(&api, "ordered", n, limit).await?);
+        emit("rolling_update_max_unavailable_1", n, wait_ready(&api, "ordered", n, limit).await?);
+
+        let patch = json!({"spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": 10}},
+            "template": {"spec": {"containers": [{"name": "c", "image": "app:v3"}]}}}});
+        api.patch("ordered", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await?;
+        emit("rolling_update_max_unavailable_10", n, wait_ready(&api, "ordered", n, limit).await?);
 
         let p = self.parallel_replicas;
         api.create(&PostParams::default(), &sts("parallel", p, "Parallel", "app:v1")).await?;
