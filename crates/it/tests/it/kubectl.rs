@@ -212,7 +212,7 @@ async fn seed_session(version: &str) -> anyhow::Result<()> {
     let wide = rows(&k.ok(&["get", "pods", "-o", "wide"])?);
     assert_eq!(wide[0], "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES");
     assert_eq!(k.ok(&["delete", "pod", "solo"])?.trim(), r#"pod "solo" deleted"#);
-    k.ok(&["create", "configmap", "one", "--from-literal=a=b"])?;
+    k.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\ndata:\n  a: b\n")?;
     k.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\ndata:\n  a: b\n")?;
     k.ok(&["label", "configmap", "one", "two", "sweep=yes"])?;
     let out = k.ok(&["delete", "configmap", "-l", "sweep=yes"])?;
