@@ -16,6 +16,7 @@ mod handlers;
 mod media;
 mod object;
 mod path;
+mod proto_body;
 mod strategy;
 mod watch;
 

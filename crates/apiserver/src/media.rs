@@ -56,7 +56,7 @@ pub fn decode(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
                 })
             })
         }
-        "application/vnd.kubernetes.protobuf" => Err(ApiError::unsupported_media_type(content_type)),
+        "application/vnd.kubernetes.protobuf" => crate::proto_body::decode(bytes),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

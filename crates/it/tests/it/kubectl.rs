@@ -212,7 +212,14 @@ async fn seed_session(version: &str) -> anyhow::Result<()> {
     let wide = rows(&k.ok(&["get", "pods", "-o", "wide"])?);
     assert_eq!(wide[0], "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES");
     assert_eq!(k.ok(&["delete", "pod", "solo"])?.trim(), r#"pod "solo" deleted"#);
-    k.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\ndata:\n  a: b\n")?;
+    // Generator commands (kubectl 1.33 sends their bodies as protobuf).
+    k.ok(&["create", "configmap", "one", "--from-literal=a=b"])?;
+    assert_eq!(k.ok(&["get", "configmap", "one", "-o", "jsonpath={.data.a}"])?, "b");
+    k.ok(&["create", "secret", "generic", "creds", "--from-literal=password=s3cret"])?;
+    assert_eq!(k.ok(&["get", "secret", "creds", "-o", "jsonpath={.data.password} {.type}"])?, "czNjcmV0 Opaque");
+    k.ok(&["create", "deployment", "mynginx", "--image=nginx:1.25", "--replicas=0", "--port=80"])?;
+    let deploy = k.ok(&["get", "deployment", "mynginx", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].ports[0].protocol} {.spec.selector.matchLabels.app}"])?;
+    assert_eq!(deploy, "0 TCP mynginx", "an explicit zero survives, defaults fill the rest");
     k.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\ndata:\n  a: b\n")?;
     k.ok(&["label", "configmap", "one", "two", "sweep=yes"])?;
     let out = k.ok(&["delete", "configmap", "-l", "sweep=yes"])?;
