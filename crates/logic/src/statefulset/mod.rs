@@ -220,6 +220,11 @@ fn run_passes(
                     return;
                 }
                 if monotonic && (!pods::is_running_and_ready(pod) || !pods::is_available(pod, min_ready, input.now)) {
+                    if stuck_on_old_revision(input, spec, start, slot.ordinal, pod) {
+                        plan.actions.push(delete(pod, DeleteReason::Update));
+                        plan.wait = Some(Wait::Stepped);
+                        return;
+                    }
                     plan.wait = Some(Wait::Unhealthy(slot.ordinal));
                     return;
                 }
@@ -281,6 +286,41 @@ fn run_passes(
             return;
         }
     }
+}
+
+/// Opt out of recovering broken rollouts (set to "false" on the StatefulSet).
+pub const ROLLOUT_RECOVERY_ANNOTATION: &str = "ordinal.dev/rollout-recovery";
+
+/// Beyond upstream (#67250, "forced rollback"): under OrderedReady with RollingUpdate, a pod that
+/// is not Ready and was built from a revision other than the update revision blocks the rollout
+/// forever upstream, even after the template is fixed or reverted. Ordinal replaces it with the
+/// update revision instead — never below the partition, never while it is terminating, and not
+/// when the set opts out with `ordinal.dev/rollout-recovery: "false"`. A pod that was never
+/// Ready at the update revision itself is left alone (there is nothing better to replace it with).
+fn stuck_on_old_revision(
+    input: &Input<'_>,
+    spec: &k8s_openapi::api::apps::v1::StatefulSetSpec,
+    start: i32,
+    ordinal: i32,
+    pod: &Pod,
+) -> bool {
+    let opted_out = input
+        .set
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ROLLOUT_RECOVERY_ANNOTATION))
+        .is_some_and(|v| v == "false");
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    let rolling = strategy.type_.as_deref() != Some("OnDelete");
+    let partition = strategy.rolling_update.as_ref().and_then(|r| r.partition).unwrap_or(0).max(0);
+    !opted_out
+        && rolling
+        && ordinal >= start + partition
+        && !pods::is_terminating(pod)
+        && !pods::is_running_and_ready(pod)
+        && pods::revision_of(pod) != input.update_revision
+        && pods::revision_of(pod) != input.current_revision
 }
 
 /// `maxUnavailable` as a number of pods: percentages of `replicas` round down, and at least one.

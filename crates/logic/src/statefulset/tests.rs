@@ -520,3 +520,26 @@ fn parallel_max_unavailable_replaces_broken_old_pods_without_spending_budget() {
     let p = w.plan(&s, "v2");
     assert_eq!(deleted(&p), ["web-2", "web-0"]);
 }
+
+#[test]
+fn a_broken_rollout_recovers_once_the_template_is_fixed() {
+    // v1 everywhere; v2 is bad: web-2 is recreated at v2 and never becomes ready.
+    let (mut w, mut s) = rolled_out(3, json!({}));
+    let p = w.plan(&s, "v2");
+    w.apply(&p);
+    w.apply(&w.plan(&s, "v2"));
+    assert_eq!(pods::revision_of(&w.pods[2]), "v2");
+    let p = w.plan(&s, "v2");
+    assert_eq!(p.wait, Some(Wait::Unhealthy(2)), "stuck at the bad revision");
+    // The user reverts to v1 (upstream: stuck forever, #67250). Ordinal replaces web-2.
+    s.status.as_mut().map(|st| st.current_revision = Some("v1".into()));
+    let p = w.plan(&s, "v1");
+    assert_eq!(deleted(&p), ["web-2"], "reverted: the bad pod is replaced");
+    let p = w.plan(&s, "v3");
+    assert_eq!(deleted(&p), ["web-2"], "changed again: likewise");
+    // Opting out keeps upstream's behaviour.
+    s.metadata.annotations = Some([(ROLLOUT_RECOVERY_ANNOTATION.to_string(), "false".to_string())].into());
+    let p = w.plan(&s, "v3");
+    assert!(deleted(&p).is_empty());
+    assert_eq!(p.wait, Some(Wait::Unhealthy(2)));
+}
