@@ -37,7 +37,15 @@ impl Allocators {
         let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
         let network = u32::from(network) & mask;
         let next_port = *ports.start();
-        Allocators { network, prefix, used_ips: BTreeSet::new(), next_ip: 1, ports, used_ports: BTreeSet::new(), next_port }
+        Allocators {
+            network,
+            prefix,
+            used_ips: BTreeSet::new(),
+            next_ip: 1,
+            ports,
+            used_ports: BTreeSet::new(),
+            next_port,
+        }
     }
 
     fn size(&self) -> u32 {

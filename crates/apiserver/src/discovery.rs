@@ -26,11 +26,7 @@ pub struct Gvk {
 
 impl Gvk {
     pub fn of(r: &'static ResourceInfo) -> Gvk {
-        Gvk {
-            group: r.group,
-            version: r.version,
-            kind: r.kind,
-        }
+        Gvk { group: r.group, version: r.version, kind: r.kind }
     }
 
     /// `{"group":…,"kind":…,"version":…}`, keys in the order kube-apiserver writes them.
@@ -49,104 +45,49 @@ pub struct SubresourceDoc {
     pub verbs: &'static [&'static str],
 }
 
-const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 /// kube-apiserver offers no `deletecollection` on namespaces.
-const NAMESPACE_VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
-];
+const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 const READ_WRITE: &[&str] = &["get", "patch", "update"];
 const CONNECT: &[&str] = &["create", "get"];
 
 /// The verbs a resource (not its subresources) supports.
 pub fn verbs(r: &ResourceInfo) -> &'static [&'static str] {
-    if r.group.is_empty() && r.plural == "namespaces" {
-        NAMESPACE_VERBS
-    } else {
-        ALL_VERBS
-    }
+    if r.group.is_empty() && r.plural == "namespaces" { NAMESPACE_VERBS } else { ALL_VERBS }
 }
 
 /// Every subresource of `r`, sorted by name as kube-apiserver lists them: `status` and `scale`
 /// from the registry, plus the pod (`log`, `exec`, `attach`, `binding`, `eviction`) and namespace
 /// (`finalize`) subresources the server implements.
 pub fn subresources(r: &'static ResourceInfo) -> Vec<SubresourceDoc> {
-    let own = |kind| Gvk {
-        group: r.group,
-        version: r.version,
-        kind,
-    };
-    let core = |kind| Gvk {
-        group: "",
-        version: "v1",
-        kind,
-    };
+    let own = |kind| Gvk { group: r.group, version: r.version, kind };
+    let core = |kind| Gvk { group: "", version: "v1", kind };
     let mut out = Vec::new();
     for sub in r.subresources {
         out.push(match sub {
-            Subresource::Status => SubresourceDoc {
-                name: "status",
-                kind: Gvk::of(r),
-                verbs: READ_WRITE,
-            },
+            Subresource::Status => SubresourceDoc { name: "status", kind: Gvk::of(r), verbs: READ_WRITE },
             Subresource::Scale => SubresourceDoc {
                 name: "scale",
-                kind: Gvk {
-                    group: "autoscaling",
-                    version: "v1",
-                    kind: "Scale",
-                },
+                kind: Gvk { group: "autoscaling", version: "v1", kind: "Scale" },
                 verbs: READ_WRITE,
             },
         });
     }
     if r.group.is_empty() && r.plural == "pods" {
         out.extend([
-            SubresourceDoc {
-                name: "attach",
-                kind: core("PodAttachOptions"),
-                verbs: CONNECT,
-            },
-            SubresourceDoc {
-                name: "binding",
-                kind: core("Binding"),
-                verbs: &["create"],
-            },
+            SubresourceDoc { name: "attach", kind: core("PodAttachOptions"), verbs: CONNECT },
+            SubresourceDoc { name: "binding", kind: core("Binding"), verbs: &["create"] },
             SubresourceDoc {
                 name: "eviction",
-                kind: Gvk {
-                    group: "policy",
-                    version: "v1",
-                    kind: "Eviction",
-                },
+                kind: Gvk { group: "policy", version: "v1", kind: "Eviction" },
                 verbs: &["create"],
             },
-            SubresourceDoc {
-                name: "exec",
-                kind: core("PodExecOptions"),
-                verbs: CONNECT,
-            },
-            SubresourceDoc {
-                name: "log",
-                kind: own("Pod"),
-                verbs: &["get"],
-            },
+            SubresourceDoc { name: "exec", kind: core("PodExecOptions"), verbs: CONNECT },
+            SubresourceDoc { name: "log", kind: own("Pod"), verbs: &["get"] },
         ]);
     }
     if r.group.is_empty() && r.plural == "namespaces" {
-        out.push(SubresourceDoc {
-            name: "finalize",
-            kind: own("Namespace"),
-            verbs: &["update"],
-        });
+        out.push(SubresourceDoc { name: "finalize", kind: own("Namespace"), verbs: &["update"] });
     }
     out.sort_by_key(|s| s.name);
     out
@@ -160,11 +101,7 @@ pub fn storage_version_hash(r: &ResourceInfo) -> String {
 }
 
 fn group_version(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    }
+    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
 }
 
 /// `GET /api`: the legacy `APIVersions` of the core group.
@@ -200,10 +137,7 @@ fn api_group_json(name: &str, versions: &[&str]) -> Value {
 
 /// `GET /apis`: the legacy `APIGroupList` of every named group.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = named_groups()
-        .iter()
-        .map(|(g, vs)| api_group_json(g, vs))
-        .collect();
+    let groups: Vec<Value> = named_groups().iter().map(|(g, vs)| api_group_json(g, vs)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -211,8 +145,7 @@ pub fn api_group_list() -> Value {
 pub fn api_group(group: &str) -> Option<Value> {
     let (name, versions) = named_groups().into_iter().find(|(g, _)| *g == group)?;
     let mut doc = json!({"kind": "APIGroup", "apiVersion": "v1"});
-    if let (Some(obj), Value::Object(body)) = (doc.as_object_mut(), api_group_json(name, &versions))
-    {
+    if let (Some(obj), Value::Object(body)) = (doc.as_object_mut(), api_group_json(name, &versions)) {
         obj.extend(body);
     }
     Some(doc)
@@ -226,10 +159,7 @@ fn strings(items: &[&str]) -> Value {
 /// `resource/subresource` entries sorted by name. `None` for a group version not served.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     let mut entries: Vec<(String, Value)> = Vec::new();
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
+    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
         let mut e = Map::new();
         e.insert("name".into(), r.plural.into());
         e.insert("singularName".into(), r.singular.into());
@@ -270,10 +200,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
         doc.insert("apiVersion".into(), "v1".into());
     }
     doc.insert("groupVersion".into(), group_version(group, version).into());
-    doc.insert(
-        "resources".into(),
-        entries.into_iter().map(|(_, e)| e).collect(),
-    );
+    doc.insert("resources".into(), entries.into_iter().map(|(_, e)| e).collect());
     Some(Value::Object(doc))
 }
 
@@ -297,12 +224,8 @@ impl AggregatedVersion {
 /// The Content-Type of an aggregated answer; clients read the format from it.
 pub fn content_type(v: AggregatedVersion) -> &'static str {
     match v {
-        AggregatedVersion::V2 => {
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-        }
-        AggregatedVersion::V2Beta1 => {
-            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
-        }
+        AggregatedVersion::V2 => "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        AggregatedVersion::V2Beta1 => "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
     }
 }
 
@@ -310,15 +233,7 @@ fn resource_discovery(r: &'static ResourceInfo) -> Value {
     let mut e = Map::new();
     e.insert("resource".into(), r.plural.into());
     e.insert("responseKind".into(), Gvk::of(r).to_json());
-    e.insert(
-        "scope".into(),
-        (if r.namespaced {
-            "Namespaced"
-        } else {
-            "Cluster"
-        })
-        .into(),
-    );
+    e.insert("scope".into(), (if r.namespaced { "Namespaced" } else { "Cluster" }).into());
     e.insert("singularResource".into(), r.singular.into());
     e.insert("verbs".into(), strings(verbs(r)));
     if !r.short_names.is_empty() {
@@ -341,10 +256,8 @@ fn group_discovery(group: &str, versions: &[&str]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
-            let mut rs: Vec<&'static ResourceInfo> = RESOURCES
-                .iter()
-                .filter(|r| r.group == group && r.version == *v)
-                .collect();
+            let mut rs: Vec<&'static ResourceInfo> =
+                RESOURCES.iter().filter(|r| r.group == group && r.version == *v).collect();
             rs.sort_by_key(|r| r.plural);
             json!({
                 "version": v,
@@ -354,11 +267,7 @@ fn group_discovery(group: &str, versions: &[&str]) -> Value {
         })
         .collect();
     // The core group has no name; kube-apiserver omits the empty field.
-    let metadata = if group.is_empty() {
-        json!({})
-    } else {
-        json!({"name": group})
-    };
+    let metadata = if group.is_empty() { json!({}) } else { json!({"name": group}) };
     json!({"metadata": metadata, "versions": versions})
 }
 
@@ -374,10 +283,7 @@ pub fn aggregated(core: bool, v: AggregatedVersion) -> Value {
         }
         vec![group_discovery("", &versions)]
     } else {
-        named_groups()
-            .iter()
-            .map(|(g, vs)| group_discovery(g, vs))
-            .collect()
+        named_groups().iter().map(|(g, vs)| group_discovery(g, vs)).collect()
     };
     json!({
         "kind": "APIGroupDiscoveryList",
@@ -426,17 +332,9 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
 /// only takes) the legacy documents.
 pub fn negotiate(accept: &str) -> Option<AggregatedVersion> {
     for range in parse_accept(accept).into_iter().filter(|r| r.q > 0.0) {
-        let param = |name: &str| {
-            range
-                .params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| *v)
-        };
-        let json_like = matches!(
-            range.essence.to_ascii_lowercase().as_str(),
-            "application/json" | "application/*" | "*/*"
-        );
+        let param = |name: &str| range.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+        let json_like =
+            matches!(range.essence.to_ascii_lowercase().as_str(), "application/json" | "application/*" | "*/*");
         if !json_like {
             continue;
         }

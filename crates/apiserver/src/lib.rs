@@ -82,9 +82,14 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// State over an open store; the address allocators are rebuilt from the stored Services.
     pub fn new(store: Store, config: ApiConfig, shutdown: CancellationToken) -> Result<Arc<ApiState>, ApiError> {
-        let mut alloc = alloc::Allocators::new(config.service_network, config.service_prefix, config.node_port_range.clone());
-        let services = path::collection_prefix(model::resources::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?, None);
-        let (stored, _, _) = store.list(&services, None, None, &mut |_| true).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut alloc =
+            alloc::Allocators::new(config.service_network, config.service_prefix, config.node_port_range.clone());
+        let services = path::collection_prefix(
+            model::resources::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?,
+            None,
+        );
+        let (stored, _, _) =
+            store.list(&services, None, None, &mut |_| true).map_err(|e| ApiError::internal(e.to_string()))?;
         for svc in stored {
             let (ip, ports) = strategy::service_addresses(&svc.value);
             if let Some(ip) = ip {
@@ -113,7 +118,8 @@ impl ApiState {
     /// `kubernetes` Service. Idempotent. Marks the server ready.
     pub fn bootstrap(&self) -> Result<(), ApiError> {
         let opts = handlers::WriteOptions { dry_run: false, field_validation: handlers::FieldValidation::Strict };
-        let ns_info = model::resources::by_kind("v1", "Namespace").ok_or_else(|| ApiError::internal("namespaces not served"))?;
+        let ns_info =
+            model::resources::by_kind("v1", "Namespace").ok_or_else(|| ApiError::internal("namespaces not served"))?;
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let target = path::Target { info: ns_info, namespace: None, name: None, sub: None };
             match handlers::write::create(self, &target, json!({"metadata": {"name": ns}}), opts) {
@@ -122,7 +128,8 @@ impl ApiState {
                 Err(e) => return Err(e),
             }
         }
-        let svc_info = model::resources::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?;
+        let svc_info =
+            model::resources::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?;
         let first_ip = self.alloc.lock().map(|a| a.first_ip()).map_err(|_| ApiError::internal("allocator poisoned"))?;
         let target = path::Target { info: svc_info, namespace: Some("default".into()), name: None, sub: None };
         let svc = json!({
@@ -186,7 +193,10 @@ const ANONYMOUS_PATHS: &[&str] = &["/livez", "/readyz", "/healthz", "/version"];
 async fn authenticate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let anonymous_ok = ANONYMOUS_PATHS.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    if anonymous_ok || req.extensions().get::<Internal>().is_some() || token_ok(req.headers(), &state.config.admin_token) {
+    if anonymous_ok
+        || req.extensions().get::<Internal>().is_some()
+        || token_ok(req.headers(), &state.config.admin_token)
+    {
         return next.run(req).await;
     }
     status_response(&ApiError::unauthorized())
@@ -210,7 +220,8 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     if state.is_ready() {
         "ok".into_response()
     } else {
-        (StatusCode::INTERNAL_SERVER_ERROR, "[-]ordinal-bootstrap failed: not finished\nreadyz check failed").into_response()
+        (StatusCode::INTERNAL_SERVER_ERROR, "[-]ordinal-bootstrap failed: not finished\nreadyz check failed")
+            .into_response()
     }
 }
 

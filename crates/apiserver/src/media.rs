@@ -21,9 +21,9 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::too_large(format!(
-            "Request entity too large: limit is {MAX_BODY_BYTES}"
-        ))),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::too_large(format!("Request entity too large: limit is {MAX_BODY_BYTES}")))
+        }
         Err(e) => Err(ApiError::bad_request(format!("error reading request body: {e}"))),
     }
 }
@@ -43,7 +43,11 @@ pub fn decode(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
         return Err(ApiError::bad_request("the body of the request is empty"));
     }
     match content_type {
-        "" | "application/json" | "*/*" | "application/merge-patch+json" | "application/json-patch+json"
+        ""
+        | "application/json"
+        | "*/*"
+        | "application/merge-patch+json"
+        | "application/json-patch+json"
         | "application/strategic-merge-patch+json" => serde_json::from_slice(bytes)
             .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}"))),
         "application/yaml" | "application/apply-patch+yaml" | "application/x-yaml" | "text/yaml" => {
@@ -84,7 +88,9 @@ pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> Result<Ou
         Some("None") => IncludeObject::None,
         Some("Object") => IncludeObject::Object,
         Some(other) => {
-            return Err(ApiError::bad_request(format!("includeObject: unsupported value {other:?}: supported values: \"Metadata\", \"None\", \"Object\"")));
+            return Err(ApiError::bad_request(format!(
+                "includeObject: unsupported value {other:?}: supported values: \"Metadata\", \"None\", \"Object\""
+            )));
         }
     };
     Ok(Output::Table(include))

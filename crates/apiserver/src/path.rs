@@ -72,11 +72,13 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
 
     // /namespaces/{ns}/{plural}[/{name}[/{sub}]] for namespaced kinds.
     // (`namespaces/{name}/status` and `/finalize` are subresources of a namespace instead.)
-    if rest[0] == "namespaces" && rest.len() >= 3
-        && let Some(info) = resources::find(group, version, rest[2]).filter(|i| i.namespaced) {
-            let namespace = Some(rest[1].to_string());
-            return target(info, namespace, &rest[3..]).map(Some);
-        }
+    if rest[0] == "namespaces"
+        && rest.len() >= 3
+        && let Some(info) = resources::find(group, version, rest[2]).filter(|i| i.namespaced)
+    {
+        let namespace = Some(rest[1].to_string());
+        return target(info, namespace, &rest[3..]).map(Some);
+    }
     let info = find(rest[0])?;
     if info.namespaced && rest.len() > 1 {
         // A namespaced kind addressed without a namespace only supports collection reads.
@@ -115,7 +117,10 @@ mod tests {
     #[test]
     fn parses_the_shapes_kubectl_uses() {
         let t = parse("/apis/apps/v1/namespaces/default/statefulsets/web/scale").expect("ok").expect("resource");
-        assert_eq!((t.info.plural, t.namespace.as_deref(), t.name.as_deref(), t.sub), ("statefulsets", Some("default"), Some("web"), Some(Sub::Scale)));
+        assert_eq!(
+            (t.info.plural, t.namespace.as_deref(), t.name.as_deref(), t.sub),
+            ("statefulsets", Some("default"), Some("web"), Some(Sub::Scale))
+        );
         assert_eq!(t.key().as_deref(), Some("/apps/statefulsets/default/web"));
 
         let t = parse("/api/v1/pods").expect("ok").expect("resource");

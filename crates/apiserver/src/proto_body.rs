@@ -80,15 +80,21 @@ const OBJECT_META: &[Field] = &[
 ];
 
 const LABEL_SELECTOR_REQUIREMENT: &[Field] = &[f(1, "key", Str), f(2, "operator", Str), r(3, "values", Str)];
-const LABEL_SELECTOR: &[Field] = &[f(1, "matchLabels", STRING_MAP), r(2, "matchExpressions", Msg(LABEL_SELECTOR_REQUIREMENT))];
+const LABEL_SELECTOR: &[Field] =
+    &[f(1, "matchLabels", STRING_MAP), r(2, "matchExpressions", Msg(LABEL_SELECTOR_REQUIREMENT))];
 
 const CONTAINER_PORT: &[Field] =
     &[f(1, "name", Str), f(2, "hostPort", Int), f(3, "containerPort", Int), f(4, "protocol", Str), f(5, "hostIP", Str)];
 const ENV_VAR: &[Field] = &[f(1, "name", Str), f(2, "value", Str)];
 const QUANTITY_MAP: Kind = Map(&Quantity);
 const RESOURCES: &[Field] = &[f(1, "limits", QUANTITY_MAP), f(2, "requests", QUANTITY_MAP)];
-const VOLUME_MOUNT: &[Field] =
-    &[f(1, "name", Str), f(2, "readOnly", Bool), f(3, "mountPath", Str), f(4, "subPath", Str), f(6, "subPathExpr", Str)];
+const VOLUME_MOUNT: &[Field] = &[
+    f(1, "name", Str),
+    f(2, "readOnly", Bool),
+    f(3, "mountPath", Str),
+    f(4, "subPath", Str),
+    f(6, "subPathExpr", Str),
+];
 const CONTAINER: &[Field] = &[
     f(1, "name", Str),
     f(2, "image", Str),
@@ -161,8 +167,12 @@ const SERVICE_SPEC: &[Field] = &[
 ];
 const SERVICE: &[Field] = &[f(1, "metadata", Msg(OBJECT_META)), f(2, "spec", Msg(SERVICE_SPEC))];
 
-const CONFIG_MAP: &[Field] =
-    &[f(1, "metadata", Msg(OBJECT_META)), f(2, "data", STRING_MAP), f(3, "binaryData", Map(&Bytes)), p(4, "immutable", Bool)];
+const CONFIG_MAP: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "data", STRING_MAP),
+    f(3, "binaryData", Map(&Bytes)),
+    p(4, "immutable", Bool),
+];
 const SECRET: &[Field] = &[
     f(1, "metadata", Msg(OBJECT_META)),
     f(2, "data", Map(&Bytes)),
@@ -432,7 +442,10 @@ mod tests {
         bytes_field(2, &entry("a", b"b"), &mut raw);
         bytes_field(2, &entry("empty", b""), &mut raw);
         let obj = decode(&envelope("v1", "ConfigMap", &raw)).expect("decodes");
-        assert_eq!(obj, json!({"metadata": {"name": "one"}, "data": {"a": "b", "empty": ""}, "apiVersion": "v1", "kind": "ConfigMap"}));
+        assert_eq!(
+            obj,
+            json!({"metadata": {"name": "one"}, "data": {"a": "b", "empty": ""}, "apiVersion": "v1", "kind": "ConfigMap"})
+        );
     }
 
     #[test]

@@ -12,7 +12,12 @@ use tokio_util::task::TaskTracker;
 
 /// Accept connections until `shutdown`, then wait for open requests to finish (watches end on
 /// the same token).
-pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router, shutdown: CancellationToken) {
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: CancellationToken,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let tracker = TaskTracker::new();
     loop {
@@ -39,9 +44,8 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ap
                 }
             };
             let service = TowerToHyperService::new(app);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .with_upgrades();
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {

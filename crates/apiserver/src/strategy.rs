@@ -236,7 +236,12 @@ pub fn allocate_service(alloc: &mut Allocators, old: Option<&Value>, svc: &mut V
     }
 }
 
-fn allocate_service_inner(alloc: &mut Allocators, old: Option<&Value>, svc: &mut Value, taken: &mut Taken) -> Result<(), ApiError> {
+fn allocate_service_inner(
+    alloc: &mut Allocators,
+    old: Option<&Value>,
+    svc: &mut Value,
+    taken: &mut Taken,
+) -> Result<(), ApiError> {
     let name = crate::object::name(svc).to_string();
     let kind = service_type(svc).to_string();
     let spec = field_object(svc, "spec");
@@ -256,7 +261,16 @@ fn allocate_service_inner(alloc: &mut Allocators, old: Option<&Value>, svc: &mut
         ip.to_string()
     } else {
         let parsed: Ipv4Addr = requested.parse().map_err(|_| {
-            ApiError::invalid("", "Service", &name, vec![FieldError::invalid("spec.clusterIPs[0]", requested.clone(), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])
+            ApiError::invalid(
+                "",
+                "Service",
+                &name,
+                vec![FieldError::invalid(
+                    "spec.clusterIPs[0]",
+                    requested.clone(),
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                )],
+            )
         })?;
         if old.is_some() && !old_ip.is_empty() {
             // Changing an allocated address is rejected by validation; leave it to report.
@@ -318,7 +332,12 @@ fn allocate_service_inner(alloc: &mut Allocators, old: Option<&Value>, svc: &mut
                 }
                 Some(np) => {
                     let np = u16::try_from(np).map_err(|_| {
-                        ApiError::invalid("", "Service", &name, vec![FieldError::invalid(field.clone(), np, "provided port is not in the valid range")])
+                        ApiError::invalid(
+                            "",
+                            "Service",
+                            &name,
+                            vec![FieldError::invalid(field.clone(), np, "provided port is not in the valid range")],
+                        )
                     })?;
                     if old_ports.iter().any(|(_, _, o)| *o == np) {
                         continue;
@@ -338,7 +357,12 @@ pub fn service_addresses(svc: &Value) -> (Option<Ipv4Addr>, Vec<u16>) {
     let ports = svc
         .pointer("/spec/ports")
         .and_then(Value::as_array)
-        .map(|ps| ps.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_u64)).filter_map(|p| u16::try_from(p).ok()).collect())
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
+                .filter_map(|p| u16::try_from(p).ok())
+                .collect()
+        })
         .unwrap_or_default();
     (ip, ports)
 }
@@ -349,9 +373,10 @@ pub fn release_service(alloc: &mut Allocators, old: &Value, new: Option<&Value>)
     let (old_ip, old_ports) = service_addresses(old);
     let (new_ip, new_ports) = new.map(service_addresses).unwrap_or_default();
     if let Some(ip) = old_ip
-        && new_ip != Some(ip) {
-            alloc.release_ip(ip);
-        }
+        && new_ip != Some(ip)
+    {
+        alloc.release_ip(ip);
+    }
     for p in old_ports {
         if !new_ports.contains(&p) {
             alloc.release_port(p);

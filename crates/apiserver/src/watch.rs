@@ -31,7 +31,8 @@ pub fn classify(selection: &Selection, info: &ResourceInfo, event: &store::Event
         EventType::Added => matches_now.then_some("ADDED"),
         EventType::Deleted => matches_now.then_some("DELETED"),
         EventType::Modified => {
-            let before = event.prev.as_ref().map(|p| selection.matches(info, &from_storage(info, p))).unwrap_or(matches_now);
+            let before =
+                event.prev.as_ref().map(|p| selection.matches(info, &from_storage(info, p))).unwrap_or(matches_now);
             match (before, matches_now) {
                 (true, true) => Some("MODIFIED"),
                 (false, true) => Some("ADDED"),
@@ -70,7 +71,9 @@ impl Encoder {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        line(&json!({"type": "BOOKMARK", "object": {"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata}}))
+        line(
+            &json!({"type": "BOOKMARK", "object": {"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata}}),
+        )
     }
 }
 
@@ -93,10 +96,15 @@ pub fn serve(state: Arc<ApiState>, target: Target, params: &Params, headers: &He
     let send_initial = params.flag("sendInitialEvents")?;
     let bookmarks = params.flag("allowWatchBookmarks")?;
     if send_initial && params.get("resourceVersionMatch") != Some("NotOlderThan") {
-        return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", vec![model::FieldError::forbidden(
-            "resourceVersionMatch",
-            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-        )])
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            vec![model::FieldError::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            )],
+        )
         .into());
     }
     let timeout = params
@@ -156,9 +164,10 @@ pub fn serve(state: Arc<ApiState>, target: Target, params: &Params, headers: &He
                 },
             };
             if let Some(bytes) = out
-                && tx.send(bytes).await.is_err() {
-                    return;
-                }
+                && tx.send(bytes).await.is_err()
+            {
+                return;
+            }
         }
     });
 

@@ -37,15 +37,15 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
         let store = writer.as_reader();
         let api = api_for(&client, &ar, None);
         let notify = changed.clone();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .for_each(move |event| {
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(
+            move |event| {
                 if let Err(e) = event {
                     tracing::debug!(error = %e, "gc watch error");
                 }
                 notify.notify_one();
                 futures::future::ready(())
-            });
+            },
+        );
         reflectors.push(stream);
         kinds.push(Kind { ar, store });
     }
@@ -130,7 +130,9 @@ async fn confirmed(client: &kube::Client, nodes: &[Node], action: &Action) -> bo
             None => false,
         },
         Action::RemoveFinalizer { object, .. } => match nodes.iter().find(|n| n.object == *object) {
-            Some(owner) => matches!(has_live_dependents(client, &owner.uid, object.namespace.as_deref()).await, Ok(false)),
+            Some(owner) => {
+                matches!(has_live_dependents(client, &owner.uid, object.namespace.as_deref()).await, Ok(false))
+            }
             None => false,
         },
     }
@@ -149,7 +151,11 @@ async fn owners_going(client: &kube::Client, node: &Node, keep: &[Owner]) -> boo
 }
 
 /// The owner as the API has it now, if it still exists with the referenced uid.
-async fn live_owner(client: &kube::Client, namespace: Option<&str>, owner: &Owner) -> Result<Option<DynamicObject>, kube::Error> {
+async fn live_owner(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    owner: &Owner,
+) -> Result<Option<DynamicObject>, kube::Error> {
     let Some(info) = model::resources::by_kind(&owner.api_version, &owner.kind) else { return Ok(None) };
     let ns = if info.namespaced { namespace } else { None };
     let api = api_for(client, &api_resource(info), ns);
@@ -158,7 +164,11 @@ async fn live_owner(client: &kube::Client, namespace: Option<&str>, owner: &Owne
 
 /// Whether any object still lists `owner_uid` among its owners (looked up in the API, not the
 /// caches): in the owner's namespace, and in cluster scope.
-async fn has_live_dependents(client: &kube::Client, owner_uid: &str, namespace: Option<&str>) -> Result<bool, kube::Error> {
+async fn has_live_dependents(
+    client: &kube::Client,
+    owner_uid: &str,
+    namespace: Option<&str>,
+) -> Result<bool, kube::Error> {
     for info in managed_kinds() {
         // A cluster-scoped owner may have dependents in every namespace.
         let ns = if info.namespaced { namespace } else { None };
@@ -174,7 +184,9 @@ async fn has_live_dependents(client: &kube::Client, owner_uid: &str, namespace: 
 
 async fn apply(client: &kube::Client, kinds: &[Kind], action: &Action) {
     let object = match action {
-        Action::Delete { object, .. } | Action::SetOwners { object, .. } | Action::RemoveFinalizer { object, .. } => object,
+        Action::Delete { object, .. } | Action::SetOwners { object, .. } | Action::RemoveFinalizer { object, .. } => {
+            object
+        }
     };
     let Some(kind) = kinds.iter().find(|k| k.ar.kind == object.kind && k.ar.api_version == object.api_version) else {
         return;

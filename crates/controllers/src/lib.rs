@@ -4,8 +4,8 @@
 
 pub mod gc;
 pub mod namespace;
-pub mod statefulset;
 mod resources;
+pub mod statefulset;
 
 use tokio_util::sync::CancellationToken;
 

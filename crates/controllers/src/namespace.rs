@@ -76,7 +76,10 @@ async fn sweep(client: &kube::Client, namespaces: &Api<Namespace>, store: &Store
 /// Ask every namespaced kind to delete its objects in `ns`; true when nothing is left.
 async fn empty_namespace(client: &kube::Client, ns: &str) -> Result<bool, kube::Error> {
     let mut empty = true;
-    for info in managed_kinds().filter(|i| i.namespaced).chain(model::RESOURCES.iter().filter(|r| r.group.is_empty() && r.kind == "Event")) {
+    for info in managed_kinds()
+        .filter(|i| i.namespaced)
+        .chain(model::RESOURCES.iter().filter(|r| r.group.is_empty() && r.kind == "Event"))
+    {
         let api = api_for(client, &api_resource(info), Some(ns));
         let left = api.list(&ListParams::default()).await?;
         if left.items.is_empty() {

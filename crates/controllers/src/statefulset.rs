@@ -99,7 +99,9 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
     let mut collision_count = set.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
     let (current_name, update) = revision::choose(&set, &revisions);
     let update_revision: ControllerRevision = match update {
-        UpdateRevision::Latest(n) => find(&revisions, &n).cloned().ok_or_else(|| Error::BadRevision(name.clone(), n))?,
+        UpdateRevision::Latest(n) => {
+            find(&revisions, &n).cloned().ok_or_else(|| Error::BadRevision(name.clone(), n))?
+        }
         UpdateRevision::Reuse { name: n, revision } => {
             let patch = json!({"revision": revision});
             revisions_api.patch(&n, &PatchParams::default(), &Patch::Merge(patch)).await?
@@ -117,17 +119,21 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
                         break existing;
                     }
                     collision_count += 1;
-                    candidate = Box::new(revision::new_revision(&set, collision_count, candidate.revision));
+                    *candidate = revision::new_revision(&set, collision_count, candidate.revision);
                 }
                 Err(e) => return Err(e.into()),
             }
         },
     };
     let update_name = update_revision.name_any();
-    let current_revision = current_name.and_then(|n| find(&revisions, &n).cloned()).unwrap_or_else(|| update_revision.clone());
+    let current_revision =
+        current_name.and_then(|n| find(&revisions, &n).cloned()).unwrap_or_else(|| update_revision.clone());
     let current_name = current_revision.name_any();
     let template = |r: &ControllerRevision| -> Result<PodTemplateSpec, Error> {
-        r.data.as_ref().and_then(|d| revision::template_of(&d.0)).ok_or_else(|| Error::BadRevision(name.clone(), r.name_any()))
+        r.data
+            .as_ref()
+            .and_then(|d| revision::template_of(&d.0))
+            .ok_or_else(|| Error::BadRevision(name.clone(), r.name_any()))
     };
     let current_template = template(&current_revision)?;
     let update_template = template(&update_revision)?;
@@ -191,15 +197,19 @@ async fn apply(
                 let pod = claim_pod_name(&claim_name, &set_name);
                 let r = claims_api.create(&PostParams::default(), claim).await.map(|_| ());
                 let verb = if r.is_ok() { "success" } else { "failed" };
-                (r, if verb == "success" { "SuccessfulCreate" } else { "FailedCreate" }, format!(
-                    "create Claim {claim_name} Pod {pod} in StatefulSet {set_name} {verb}"
-                ))
+                (
+                    r,
+                    if verb == "success" { "SuccessfulCreate" } else { "FailedCreate" },
+                    format!("create Claim {claim_name} Pod {pod} in StatefulSet {set_name} {verb}"),
+                )
             }
             Action::CreatePod(pod) => {
                 let pod_name = pod.name_any();
                 let r = pods_api.create(&PostParams::default(), pod).await.map(|_| ());
                 match &r {
-                    Ok(()) => (r, "SuccessfulCreate", format!("create Pod {pod_name} in StatefulSet {set_name} successful")),
+                    Ok(()) => {
+                        (r, "SuccessfulCreate", format!("create Pod {pod_name} in StatefulSet {set_name} successful"))
+                    }
                     Err(e) => {
                         let note = format!("create Pod {pod_name} in StatefulSet {set_name} failed error: {e}");
                         (r, "FailedCreate", note)
@@ -230,7 +240,9 @@ async fn apply(
                     DeleteReason::Condemned | DeleteReason::Update => "",
                 };
                 match &r {
-                    Ok(()) => (r, "SuccessfulDelete", format!("delete Pod {name} in StatefulSet {set_name} successful{why}")),
+                    Ok(()) => {
+                        (r, "SuccessfulDelete", format!("delete Pod {name} in StatefulSet {set_name} successful{why}"))
+                    }
                     Err(e) => {
                         let note = format!("delete Pod {name} in StatefulSet {set_name} failed error: {e}");
                         (r, "FailedDelete", note)

@@ -68,7 +68,8 @@ impl TestServer {
     /// A client over HTTPS using the kubeconfig the server wrote.
     pub async fn https_client(&self) -> anyhow::Result<kube::Client> {
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.running.kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
         Ok(kube::Client::try_from(config)?)
     }
 
@@ -143,7 +144,8 @@ impl Kubectl {
     /// Run with `input` on stdin.
     pub fn run_stdin(&self, args: &[&str], input: &str) -> anyhow::Result<Output> {
         use std::io::Write;
-        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
         child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
         Ok(child.wait_with_output()?)
     }
@@ -163,7 +165,11 @@ impl Kubectl {
     pub fn fails(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = self.run(args)?;
         if out.status.success() {
-            bail!("kubectl {} succeeded but should have failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+            bail!(
+                "kubectl {} succeeded but should have failed:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
@@ -171,7 +177,11 @@ impl Kubectl {
     pub fn fails_stdin(&self, args: &[&str], input: &str) -> anyhow::Result<String> {
         let out = self.run_stdin(args, input)?;
         if out.status.success() {
-            bail!("kubectl {} succeeded but should have failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+            bail!(
+                "kubectl {} succeeded but should have failed:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }

@@ -107,7 +107,12 @@ impl FieldError {
         }
     }
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { error_type: FieldErrorType::Forbidden, field: field.into(), bad_value: None, detail: detail.into() }
+        FieldError {
+            error_type: FieldErrorType::Forbidden,
+            field: field.into(),
+            bad_value: None,
+            detail: detail.into(),
+        }
     }
     pub fn not_supported(field: impl Into<String>, bad_value: impl Into<Value>, supported: &[&str]) -> Self {
         FieldError {
@@ -288,7 +293,13 @@ impl ApiError {
         ApiError::new(413, Reason::RequestEntityTooLarge, message)
     }
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        ApiError::new(415, Reason::UnsupportedMediaType, format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {content_type:?}"))
+        ApiError::new(
+            415,
+            Reason::UnsupportedMediaType,
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {content_type:?}"
+            ),
+        )
     }
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(500, Reason::InternalError, format!("Internal error occurred: {}", message.into()))

@@ -82,9 +82,10 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
         None => (None, key),
     };
     if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253 || !crate::names::is_dns1123_subdomain(p)) {
-            return Err(format!("prefix part {p:?} must be a DNS-1123 subdomain"));
-        }
+        && (p.is_empty() || p.len() > 253 || !crate::names::is_dns1123_subdomain(p))
+    {
+        return Err(format!("prefix part {p:?} must be a DNS-1123 subdomain"));
+    }
     if name.is_empty() {
         return Err("name part must be non-empty".into());
     }
@@ -504,12 +505,16 @@ pub fn field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<Stri
             let component = obj.pointer("/source/component").or_else(|| obj.pointer("/deprecatedSource/component"));
             render(component)
         }
-        ("Event", "reportingComponent") => render(obj.get("reportingComponent").or_else(|| obj.get("reportingController"))),
+        ("Event", "reportingComponent") => {
+            render(obj.get("reportingComponent").or_else(|| obj.get("reportingController")))
+        }
         ("Event", f) if f.starts_with("involvedObject.") => {
             let rest = &f["involvedObject.".len()..];
             render(obj.get("involvedObject").or_else(|| obj.get("regarding")).and_then(|o| o.get(rest)))
         }
-        ("Node", "spec.unschedulable") => render(Some(obj.pointer("/spec/unschedulable").unwrap_or(&Value::Bool(false)))),
+        ("Node", "spec.unschedulable") => {
+            render(Some(obj.pointer("/spec/unschedulable").unwrap_or(&Value::Bool(false))))
+        }
         ("Pod", "spec.hostNetwork") => render(Some(obj.pointer("/spec/hostNetwork").unwrap_or(&Value::Bool(false)))),
         ("Pod", "status.podIPs") => render(obj.pointer("/status/podIPs/0/ip")),
         ("ReplicaSet", "status.replicas") => render(Some(obj.pointer("/status/replicas").unwrap_or(&Value::from(0)))),

@@ -108,12 +108,13 @@ impl ApiBench {
                 bail!("server did not become ready within 30s");
             }
             if kubeconfig.exists()
-                && let Ok(client) = client_for(&kubeconfig).await {
-                    let req = http::Request::get("/readyz").body(Vec::new())?;
-                    if client.request_text(req).await.is_ok_and(|t| t == "ok") {
-                        break client;
-                    }
+                && let Ok(client) = client_for(&kubeconfig).await
+            {
+                let req = http::Request::get("/readyz").body(Vec::new())?;
+                if client.request_text(req).await.is_ok_and(|t| t == "ok") {
+                    break client;
                 }
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
         let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -121,7 +122,10 @@ impl ApiBench {
 
         tokio::time::sleep(Duration::from_secs(2)).await;
         if let Some(rss) = rss_kib(pid) {
-            println!("{}", json!({"bench": "api", "metric": "idle_rss", "unit": "MiB", "value": round(rss as f64 / 1024.0)}));
+            println!(
+                "{}",
+                json!({"bench": "api", "metric": "idle_rss", "unit": "MiB", "value": round(rss as f64 / 1024.0)})
+            );
         }
 
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
@@ -197,8 +201,11 @@ impl ApiBench {
                    "value": round(total as f64 / secs), "n": total})
         );
         if let Some(rss) = rss_kib(pid) {
-            println!("{}", json!({"bench": "api", "metric": "rss_after_load", "unit": "MiB", "value": round(rss as f64 / 1024.0),
-                                  "objects": total as usize + 2 * self.samples}));
+            println!(
+                "{}",
+                json!({"bench": "api", "metric": "rss_after_load", "unit": "MiB", "value": round(rss as f64 / 1024.0),
+                                  "objects": total as usize + 2 * self.samples})
+            );
         }
         drop(server);
         Ok(())
@@ -211,7 +218,9 @@ impl ApiBench {
         for i in 0..self.samples {
             let value = json!({"metadata": {"name": format!("c-{i}")}, "data": {"key": "value"}});
             let t = Instant::now();
-            store.mutate::<store::StoreError>(&format!("/core/configmaps/default/c-{i}"), |_, _| Ok(store::Mutation::Put(value)))?;
+            store.mutate::<store::StoreError>(&format!("/core/configmaps/default/c-{i}"), |_, _| {
+                Ok(store::Mutation::Put(value))
+            })?;
             samples.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         emit_latency("baseline_store_durable_write_latency", samples);
@@ -243,13 +252,21 @@ fn sts(name: &str, replicas: i32, policy: &str, image: &str) -> k8s_openapi::api
     .expect("literal statefulset")
 }
 
-async fn wait_ready(api: &Api<k8s_openapi::api::apps::v1::StatefulSet>, name: &str, n: i32, limit: Duration) -> anyhow::Result<f64> {
+async fn wait_ready(
+    api: &Api<k8s_openapi::api::apps::v1::StatefulSet>,
+    name: &str,
+    n: i32,
+    limit: Duration,
+) -> anyhow::Result<f64> {
     let t = Instant::now();
     loop {
         let s = api.get(name).await?;
         let st = s.status.unwrap_or_default();
         if st.observed_generation == s.metadata.generation
-            && st.ready_replicas == Some(n) && st.updated_replicas == Some(n) && st.current_revision == st.update_revision {
+            && st.ready_replicas == Some(n)
+            && st.updated_replicas == Some(n)
+            && st.current_revision == st.update_revision
+        {
             return Ok(t.elapsed().as_secs_f64() * 1000.0);
         }
         if t.elapsed() > limit {

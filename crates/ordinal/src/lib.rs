@@ -66,7 +66,10 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("addr", &self.addr).field("kubeconfig", &self.kubeconfig).finish_non_exhaustive()
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,16 +121,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let started = Instant::now();
     if !config.listen.ip().is_loopback() {
         if !config.allow_remote {
-            bail!(
-                "refusing to listen on non-loopback address {} without --allow-remote",
-                config.listen
-            );
+            bail!("refusing to listen on non-loopback address {} without --allow-remote", config.listen);
         }
         tracing::warn!(listen = %config.listen, "serving the API on a non-loopback address");
     }
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("create {}", config.data_dir.display()))?;
-    let store = store::Store::open(&config.data_dir.join("ordinal.db"), store::StoreConfig { history: config.watch_history })
-        .context("open store")?;
+    let store =
+        store::Store::open(&config.data_dir.join("ordinal.db"), store::StoreConfig { history: config.watch_history })
+            .context("open store")?;
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -150,9 +151,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let state = ApiState::new(store, api_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("api state: {e}"))?;
     {
         let state = state.clone();
-        tokio::task::spawn_blocking(move || state.bootstrap())
-            .await?
-            .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+        tokio::task::spawn_blocking(move || state.bootstrap()).await?.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
     }
 
     let tasks = TaskTracker::new();
@@ -175,7 +174,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         IpAddr::V4(ip) => ip.to_string(),
     };
     let kubeconfig = config.data_dir.join("kubeconfig");
-    apiserver::tls::write_private(&kubeconfig, apiserver::tls::kubeconfig(&pki, &format!("https://{host}:{}", addr.port())).as_bytes())?;
+    apiserver::tls::write_private(
+        &kubeconfig,
+        apiserver::tls::kubeconfig(&pki, &format!("https://{host}:{}", addr.port())).as_bytes(),
+    )?;
     tracing::info!(
         kubeconfig = %kubeconfig.display(),
         listen = %addr,
@@ -194,7 +196,9 @@ async fn compactor(store: store::Store, every: Duration, shutdown: CancellationT
         }
         let store = store.clone();
         match tokio::task::spawn_blocking(move || store.compact()).await {
-            Ok(Ok(stats)) => tracing::debug!(removed = stats.events_removed, oldest_rv = stats.oldest_rv, "store compacted"),
+            Ok(Ok(stats)) => {
+                tracing::debug!(removed = stats.events_removed, oldest_rv = stats.oldest_rv, "store compacted")
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "store compaction failed"),
             Err(e) => tracing::warn!(error = %e, "store compaction task failed"),
         }

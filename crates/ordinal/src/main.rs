@@ -66,9 +66,7 @@ enum BenchKind {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ORDINAL_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ORDINAL_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start runtime")?;
@@ -86,9 +84,13 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Bench { which: BenchKind::Api { samples, concurrency, seconds } } => {
-                ordinal::bench::ApiBench { samples, concurrency, throughput_window: std::time::Duration::from_secs(seconds) }
-                    .run()
-                    .await
+                ordinal::bench::ApiBench {
+                    samples,
+                    concurrency,
+                    throughput_window: std::time::Duration::from_secs(seconds),
+                }
+                .run()
+                .await
             }
             Command::Bench { which: BenchKind::Sts { ordered, parallel } } => {
                 ordinal::bench::StsBench { ordered_replicas: ordered, parallel_replicas: parallel }.run().await

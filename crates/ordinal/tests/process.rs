@@ -59,8 +59,8 @@ async fn acknowledged_writes_survive_kill_9() -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let writer = tokio::spawn(async move {
         for i in 0.. {
-            let cm: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": format!("w-{i}")}}))
-                .expect("configmap");
+            let cm: ConfigMap =
+                serde_json::from_value(serde_json::json!({"metadata": {"name": format!("w-{i}")}})).expect("configmap");
             match cms.create(&PostParams::default(), &cm).await {
                 Ok(_) => {
                     if tx.send(i).is_err() {

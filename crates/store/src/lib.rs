@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-pub use ring::{WatchError, Watcher};
 use ring::Ring;
+pub use ring::{WatchError, Watcher};
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,11 +211,12 @@ impl Store {
         let mut objects = BTreeMap::new();
         {
             let mut stmt = conn.prepare("SELECT key, rv, value FROM objects")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)))?;
             for row in rows {
                 let (key, obj_rv, bytes) = row?;
-                let value: Value =
-                    serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { key: key.clone(), source })?;
+                let value: Value = serde_json::from_slice(&bytes)
+                    .map_err(|source| StoreError::Corrupt { key: key.clone(), source })?;
                 objects.insert(key, Stored { rv: obj_rv as u64, value: Arc::new(value) });
             }
         }
@@ -232,8 +233,8 @@ impl Store {
             let mut loaded = Vec::new();
             for row in rows {
                 let (ev_rv, key, code, bytes) = row?;
-                let value: Value =
-                    serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { key: key.clone(), source })?;
+                let value: Value = serde_json::from_slice(&bytes)
+                    .map_err(|source| StoreError::Corrupt { key: key.clone(), source })?;
                 let Some(event_type) = EventType::from_code(code) else { continue };
                 let object = Arc::new(value);
                 let prev = match event_type {
@@ -252,12 +253,7 @@ impl Store {
 
         let (rv_tx, _) = tokio::sync::watch::channel(rv);
         Ok(Store {
-            inner: Arc::new(Inner {
-                db: Mutex::new(conn),
-                state: RwLock::new(State { objects, ring }),
-                rv_tx,
-                config,
-            }),
+            inner: Arc::new(Inner { db: Mutex::new(conn), state: RwLock::new(State { objects, ring }), rv_tx, config }),
         })
     }
 

@@ -38,7 +38,10 @@ fn keep_and_missing_delete_change_nothing() {
     let store = mem();
     put(&store, "/a", json!({}));
     let rv = store.current_rv();
-    assert!(matches!(store.mutate::<StoreError>("/a", |_, _| Ok(Mutation::Keep)).expect("keep"), Outcome::Unchanged(Some(_))));
+    assert!(matches!(
+        store.mutate::<StoreError>("/a", |_, _| Ok(Mutation::Keep)).expect("keep"),
+        Outcome::Unchanged(Some(_))
+    ));
     assert!(matches!(delete(&store, "/missing"), Outcome::Unchanged(None)));
     assert_eq!(store.current_rv(), rv);
 }

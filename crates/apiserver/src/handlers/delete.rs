@@ -57,15 +57,18 @@ impl DeleteOptions {
         } else {
             media::decode(&media::content_type(headers), &bytes)?
         };
-        let mut opts =
-            DeleteOptions { grace_period_seconds: doc.get("gracePeriodSeconds").and_then(Value::as_i64), ..Default::default() };
+        let mut opts = DeleteOptions {
+            grace_period_seconds: doc.get("gracePeriodSeconds").and_then(Value::as_i64),
+            ..Default::default()
+        };
         if let Some(p) = doc.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(parse_propagation(p)?);
         } else if let Some(orphan) = doc.get("orphanDependents").and_then(Value::as_bool) {
             opts.propagation = Some(if orphan { Propagation::Orphan } else { Propagation::Background });
         }
         opts.precondition_uid = doc.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-        opts.precondition_rv = doc.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        opts.precondition_rv =
+            doc.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
         if let Some(g) = params.int("gracePeriodSeconds")? {
             opts.grace_period_seconds = Some(g);
         }
@@ -76,7 +79,9 @@ impl DeleteOptions {
         opts.dry_run = match dry_run {
             None | Some("") => false,
             Some("All") => true,
-            Some(other) => return Err(ApiError::bad_request(format!("Unsupported value: {other:?}: supported values: \"All\""))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("Unsupported value: {other:?}: supported values: \"All\"")));
+            }
         };
         Ok(opts)
     }
@@ -115,17 +120,28 @@ pub fn delete(state: &ApiState, target: &Target, opts: &DeleteOptions) -> Result
         let stored = stored.ok_or_else(|| not_found(target))?;
         let mut obj = from_storage(info, &stored.value).into_owned();
         if let Some(uid) = &opts.precondition_uid
-            && uid != object::uid(&obj) {
-                return Err(ApiError::conflict(info.group, info.plural, &name, &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(&obj)
-                )));
-            }
+            && uid != object::uid(&obj)
+        {
+            return Err(ApiError::conflict(
+                info.group,
+                info.plural,
+                &name,
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(&obj)),
+            ));
+        }
         if let Some(rv) = &opts.precondition_rv
-            && *rv != stored.rv.to_string() {
-                return Err(ApiError::conflict(info.group, info.plural, &name, &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", stored.rv
-                )));
-            }
+            && *rv != stored.rv.to_string()
+        {
+            return Err(ApiError::conflict(
+                info.group,
+                info.plural,
+                &name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    stored.rv
+                ),
+            ));
+        }
         let now = jiff::Timestamp::now();
         let mut fins = finalizers(&obj);
         if is_deleting(&obj) {
@@ -137,7 +153,9 @@ pub fn delete(state: &ApiState, target: &Target, opts: &DeleteOptions) -> Result
             return Ok(Mutation::Keep);
         }
         match opts.propagation {
-            Some(Propagation::Orphan) if !fins.iter().any(|f| f == ORPHAN_FINALIZER) => fins.push(ORPHAN_FINALIZER.into()),
+            Some(Propagation::Orphan) if !fins.iter().any(|f| f == ORPHAN_FINALIZER) => {
+                fins.push(ORPHAN_FINALIZER.into())
+            }
             Some(Propagation::Foreground) if !fins.iter().any(|f| f == FOREGROUND_FINALIZER) => {
                 fins.push(FOREGROUND_FINALIZER.into())
             }
@@ -157,10 +175,12 @@ pub fn delete(state: &ApiState, target: &Target, opts: &DeleteOptions) -> Result
         let m = meta_mut(&mut obj);
         m.insert("deletionTimestamp".into(), json!(object::rfc3339(deadline)));
         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-        if info.group.is_empty() && info.kind == "Namespace"
-            && let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
-                status.insert("phase".into(), json!("Terminating"));
-            }
+        if info.group.is_empty()
+            && info.kind == "Namespace"
+            && let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut)
+        {
+            status.insert("phase".into(), json!("Terminating"));
+        }
         if opts.dry_run {
             dry_result = Some(obj);
             return Ok(Mutation::Keep);
@@ -195,7 +215,10 @@ pub fn delete_collection(
     let mut items = Vec::new();
     for obj in objects {
         let item = Target {
-            namespace: target.namespace.clone().or_else(|| Some(object::namespace(&obj).to_string()).filter(|n| !n.is_empty())),
+            namespace: target
+                .namespace
+                .clone()
+                .or_else(|| Some(object::namespace(&obj).to_string()).filter(|n| !n.is_empty())),
             name: Some(object::name(&obj).to_string()),
             ..target.clone()
         };

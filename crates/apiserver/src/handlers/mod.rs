@@ -82,9 +82,7 @@ impl WriteOptions {
             None | Some("") => false,
             Some("All") => true,
             Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "Unsupported value: {other:?}: supported values: \"All\""
-                )));
+                return Err(ApiError::bad_request(format!("Unsupported value: {other:?}: supported values: \"All\"")));
             }
         };
         let field_validation = match p.get("fieldValidation") {
@@ -146,7 +144,9 @@ async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
                 read::list(&state, &target, &params, &headers)
             }
         }
-        (&Method::GET, true, None) | (&Method::GET, true, Some(Sub::Status)) => read::get(&state, &target, &params, &headers),
+        (&Method::GET, true, None) | (&Method::GET, true, Some(Sub::Status)) => {
+            read::get(&state, &target, &params, &headers)
+        }
         (&Method::GET, true, Some(Sub::Scale)) => scale::get(&state, &target),
         (&Method::POST, false, None) => {
             let object = decode_body(&headers, body).await?;
@@ -172,7 +172,9 @@ async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
             let opts = WriteOptions::from_params(&params)?;
             let force = params.flag("force")?;
             match sub {
-                Some(Sub::Scale) => blocking(state, move |st| scale::patch(st, &target, &content_type, patch, opts)).await,
+                Some(Sub::Scale) => {
+                    blocking(state, move |st| scale::patch(st, &target, &content_type, patch, opts)).await
+                }
                 _ => blocking(state, move |st| write::patch(st, &target, &content_type, patch, opts, force)).await,
             }
         }

@@ -26,7 +26,10 @@ impl Selection {
     pub fn from_params(info: &'static ResourceInfo, p: &Params) -> Result<Selection, ApiError> {
         let labels = match p.get("labelSelector") {
             None | Some("") => None,
-            Some(s) => Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?),
+            Some(s) => Some(
+                LabelSelector::parse(s)
+                    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
+            ),
         };
         let fields = match p.get("fieldSelector") {
             None | Some("") => None,
@@ -37,13 +40,15 @@ impl Selection {
 
     pub fn matches(&self, info: &ResourceInfo, obj: &Value) -> bool {
         if let Some(l) = &self.labels
-            && !l.matches(&labels_of(obj)) {
-                return false;
-            }
+            && !l.matches(&labels_of(obj))
+        {
+            return false;
+        }
         if let Some(f) = &self.fields
-            && !f.matches(info, obj) {
-                return false;
-            }
+            && !f.matches(info, obj)
+        {
+            return false;
+        }
         true
     }
 }
@@ -71,7 +76,12 @@ pub fn get(state: &ApiState, target: &Target, params: &Params, headers: &HeaderM
         None => media::json(StatusCode::OK, &object),
         Some(opts) => {
             let rv = stored.rv.to_string();
-            media::table(&table::table(target.info, std::slice::from_ref(&object), json!({"resourceVersion": rv}), &opts))
+            media::table(&table::table(
+                target.info,
+                std::slice::from_ref(&object),
+                json!({"resourceVersion": rv}),
+                &opts,
+            ))
         }
     })
 }
@@ -114,7 +124,11 @@ pub fn list_objects(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let continue_token = match (more, items.last()) {
         (true, Some(last)) => {
-            let key = crate::path::object_key(storage_info, Some(crate::object::namespace(&last.value)), crate::object::name(&last.value));
+            let key = crate::path::object_key(
+                storage_info,
+                Some(crate::object::namespace(&last.value)),
+                crate::object::name(&last.value),
+            );
             Some(encode_continue(&ContinueToken { rv: after.map(|a| a.rv).unwrap_or(rv), key }))
         }
         _ => None,
@@ -127,7 +141,8 @@ pub fn list(state: &ApiState, target: &Target, params: &Params, headers: &Header
     let output = media::negotiate(headers, params.get("includeObject"))?;
     let selection = Selection::from_params(target.info, params)?;
     let limit = params.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
-    let (objects, rv, continue_token) = list_objects(state, target, &selection, limit, params.get("continue").filter(|c| !c.is_empty()))?;
+    let (objects, rv, continue_token) =
+        list_objects(state, target, &selection, limit, params.get("continue").filter(|c| !c.is_empty()))?;
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = continue_token {
         metadata["continue"] = json!(c);
@@ -154,4 +169,3 @@ pub fn success_status(info: &ResourceInfo, obj: &Value) -> Value {
     }
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
-

@@ -52,13 +52,23 @@ fn replicas_of(scale: &Value, name: &str) -> Result<i64, ApiError> {
     match scale.pointer("/spec/replicas") {
         None | Some(Value::Null) => Ok(0),
         Some(v) => v.as_i64().filter(|r| *r >= 0).ok_or_else(|| {
-            ApiError::invalid("autoscaling", "Scale", name, vec![model::FieldError::invalid("spec.replicas", v.clone(), "must be greater than or equal to 0")])
+            ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                name,
+                vec![model::FieldError::invalid("spec.replicas", v.clone(), "must be greater than or equal to 0")],
+            )
         }),
     }
 }
 
 /// Write `replicas` into the object, honouring the Scale's resourceVersion as a precondition.
-fn write_scale(state: &ApiState, target: &Target, opts: WriteOptions, compute: impl FnOnce(&Value) -> Result<Value, ApiError>) -> Result<Written, ApiError> {
+fn write_scale(
+    state: &ApiState,
+    target: &Target,
+    opts: WriteOptions,
+    compute: impl FnOnce(&Value) -> Result<Value, ApiError>,
+) -> Result<Written, ApiError> {
     let name = target.name.clone().unwrap_or_default();
     let written = write_update(state, target, Part::Main, opts, Vec::new(), |current| {
         let scale = compute(&scale_of(current))?;
@@ -68,7 +78,10 @@ fn write_scale(state: &ApiState, target: &Target, opts: WriteOptions, compute: i
             spec.insert("replicas".into(), json!(replicas));
         }
         let rv = object::resource_version(&scale);
-        object::meta_mut(&mut new).insert("resourceVersion".into(), json!(if rv.is_empty() { object::resource_version(current) } else { rv }));
+        object::meta_mut(&mut new).insert(
+            "resourceVersion".into(),
+            json!(if rv.is_empty() { object::resource_version(current) } else { rv }),
+        );
         Ok(new)
     })?;
     Ok(Written { object: scale_of(&written.object), ..written })
@@ -78,11 +91,21 @@ pub fn update(state: &ApiState, target: &Target, scale: Value, opts: WriteOption
     write_scale(state, target, opts, move |_| Ok(scale))
 }
 
-pub fn patch(state: &ApiState, target: &Target, content_type: &str, patch: Value, opts: WriteOptions) -> Result<Written, ApiError> {
+pub fn patch(
+    state: &ApiState,
+    target: &Target,
+    content_type: &str,
+    patch: Value,
+    opts: WriteOptions,
+) -> Result<Written, ApiError> {
     let info = target.info;
     write_scale(state, target, opts, |current_scale| {
         // Scale has no merge keys; every patch type reduces to plain merging here.
-        let ct = if content_type == "application/strategic-merge-patch+json" { "application/merge-patch+json" } else { content_type };
+        let ct = if content_type == "application/strategic-merge-patch+json" {
+            "application/merge-patch+json"
+        } else {
+            content_type
+        };
         apply_patch(info, ct, current_scale, &patch)
     })
 }

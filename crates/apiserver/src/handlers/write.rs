@@ -79,7 +79,9 @@ fn check_fields(info: &ResourceInfo, obj: &Value, opts: WriteOptions) -> Result<
     }
     let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
     match opts.field_validation {
-        FieldValidation::Strict => Err(ApiError::bad_request(format!("strict decoding error: {}", messages.join(", ")))),
+        FieldValidation::Strict => {
+            Err(ApiError::bad_request(format!("strict decoding error: {}", messages.join(", "))))
+        }
         _ => Ok(messages),
     }
 }
@@ -102,13 +104,13 @@ fn check_namespace_open(state: &ApiState, info: &ResourceInfo, ns: &str) -> Resu
     if !info.namespaced {
         return Ok(());
     }
-    let ns_info = model::resources::by_kind("v1", "Namespace").ok_or_else(|| ApiError::internal("namespaces not served"))?;
+    let ns_info =
+        model::resources::by_kind("v1", "Namespace").ok_or_else(|| ApiError::internal("namespaces not served"))?;
     match state.store.get(&crate::path::object_key(ns_info, None, ns)) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
         Some(n) if is_deleting(&n.value) => Err(ApiError::forbidden(format!(
             "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-            info.plural,
-            "",
+            info.plural, "",
         ))),
         Some(_) => Ok(()),
     }
@@ -241,7 +243,10 @@ pub fn write_update(
                 info.group,
                 info.plural,
                 &url_name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(&current)),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    object::uid(&current)
+                ),
             ));
         }
         strategy::prepare_update(info, &current, &mut new, part);
@@ -252,7 +257,9 @@ pub fn write_update(
             if !added.is_empty() {
                 errors.push(FieldError::forbidden(
                     "metadata.finalizers",
-                    format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                    format!(
+                        "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                    ),
                 ));
             }
         }
@@ -270,7 +277,9 @@ pub fn write_update(
             dry_result = Some(new);
             return Ok(Mutation::Keep);
         }
-        let finished = is_deleting(&new) && finalizers(&new).is_empty() && !crate::handlers::delete::held_by_spec_finalizers(info, &new);
+        let finished = is_deleting(&new)
+            && finalizers(&new).is_empty()
+            && !crate::handlers::delete::held_by_spec_finalizers(info, &new);
         previous = Some(current);
         if finished { Ok(Mutation::Delete) } else { Ok(Mutation::Put(to_storage(info, new))) }
     });
@@ -288,13 +297,14 @@ pub fn write_update(
         return Ok(Written { status: StatusCode::OK, object: dry, warnings });
     }
     if is_service(info)
-        && let Some(old) = &previous {
-            let new = match &outcome {
-                Outcome::Updated(s) => Some(s.value.as_ref()),
-                _ => None,
-            };
-            state.release_service(old, new);
-        }
+        && let Some(old) = &previous
+    {
+        let new = match &outcome {
+            Outcome::Updated(s) => Some(s.value.as_ref()),
+            _ => None,
+        };
+        state.release_service(old, new);
+    }
     let stored = outcome.stored().ok_or_else(|| ApiError::internal("update stored nothing"))?;
     Ok(Written { status: StatusCode::OK, object: from_storage(info, &stored.value).into_owned(), warnings })
 }
@@ -390,7 +400,12 @@ pub fn patch(
 pub fn bind(state: &ApiState, target: &Target, binding: Value) -> Result<Written, ApiError> {
     let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
     if node.is_empty() {
-        return Err(ApiError::invalid("", "Binding", target.name.as_deref().unwrap_or(""), vec![FieldError::required("target.name", "")]));
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            target.name.as_deref().unwrap_or(""),
+            vec![FieldError::required("target.name", "")],
+        ));
     }
     let key = target.key().ok_or_else(ApiError::path_not_found)?;
     let pod_name = target.name.clone().unwrap_or_default();
@@ -398,11 +413,21 @@ pub fn bind(state: &ApiState, target: &Target, binding: Value) -> Result<Written
         let stored = stored.ok_or_else(|| not_found(target))?;
         let mut pod = (*stored.value).clone();
         if is_deleting(&pod) {
-            return Err(ApiError::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a host"));
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                &pod_name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
         }
         let current = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
         if !current.is_empty() {
-            return Err(ApiError::conflict("", "pods", &pod_name, &format!("pod {pod_name} is already assigned to node {current:?}")));
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                &pod_name,
+                &format!("pod {pod_name} is already assigned to node {current:?}"),
+            ));
         }
         if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("nodeName".into(), json!(node));

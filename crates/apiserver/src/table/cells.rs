@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::format::{
-    access_modes, array_at, format_label_selector, format_labels, int_at, join_host_port,
-    label_selector_string, list_with_more, map_len, quantity, since, str_at, timestamp,
+    access_modes, array_at, format_label_selector, format_labels, int_at, join_host_port, label_selector_string,
+    list_with_more, map_len, quantity, since, str_at, timestamp,
 };
 
 /// How many addresses or ports the Endpoints and EndpointSlice columns list before `+ N more...`.
@@ -24,11 +24,7 @@ fn age(obj: &Value, now: Timestamp) -> Value {
 }
 
 fn none_if_empty(s: &str) -> String {
-    if s.is_empty() {
-        "<none>".to_string()
-    } else {
-        s.to_string()
-    }
+    if s.is_empty() { "<none>".to_string() } else { s.to_string() }
 }
 
 /// The container names and images of a pod template, each comma-joined.
@@ -41,9 +37,7 @@ fn container_cells(obj: &Value) -> [Value; 2] {
 
 /// `spec.replicas`, which upstream defaults to 1.
 fn desired_replicas(obj: &Value) -> i64 {
-    obj.pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
+    obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -51,18 +45,12 @@ fn desired_replicas(obj: &Value) -> i64 {
 
 /// A container status's `state.<which>` (`waiting`, `running`, `terminated`), when set.
 fn state<'a>(status: &'a Value, which: &str) -> Option<&'a Value> {
-    status
-        .get("state")
-        .and_then(|s| s.get(which))
-        .filter(|v| v.is_object())
+    status.get("state").and_then(|s| s.get(which)).filter(|v| v.is_object())
 }
 
 /// When the container's previous run ended, if it has one.
 fn last_finished(status: &Value) -> Option<Timestamp> {
-    status
-        .pointer("/lastState/terminated")
-        .filter(|v| v.is_object())
-        .and_then(|t| timestamp(t, "/finishedAt"))
+    status.pointer("/lastState/terminated").filter(|v| v.is_object()).and_then(|t| timestamp(t, "/finishedAt"))
 }
 
 fn latest(current: Option<Timestamp>, candidate: Option<Timestamp>) -> Option<Timestamp> {
@@ -73,19 +61,13 @@ fn latest(current: Option<Timestamp>, candidate: Option<Timestamp>) -> Option<Ti
 }
 
 fn has_condition(obj: &Value, kind: &str) -> bool {
-    array_at(obj, "/status/conditions")
-        .iter()
-        .any(|c| str_at(c, "/type") == kind && str_at(c, "/status") == "True")
+    array_at(obj, "/status/conditions").iter().any(|c| str_at(c, "/type") == kind && str_at(c, "/status") == "True")
 }
 
 /// `Init:Signal:9` / `Init:ExitCode:1` style text for a container that exited without a reason.
 fn exit_text(terminated: &Value) -> String {
     let signal = int_at(terminated, "/signal");
-    if signal != 0 {
-        format!("Signal:{signal}")
-    } else {
-        format!("ExitCode:{}", int_at(terminated, "/exitCode"))
-    }
+    if signal != 0 { format!("Signal:{signal}") } else { format!("ExitCode:{}", int_at(terminated, "/exitCode")) }
 }
 
 /// NAME READY STATUS RESTARTS AGE IP NODE NOMINATED-NODE READINESS-GATES. STATUS is upstream's
@@ -95,15 +77,9 @@ fn exit_text(terminated: &Value) -> String {
 /// (`Terminating`).
 pub fn pod(obj: &Value, now: Timestamp) -> Vec<Value> {
     let init_specs = array_at(obj, "/spec/initContainers");
-    let restartable = |name: &str| {
-        init_specs
-            .iter()
-            .any(|c| str_at(c, "/name") == name && str_at(c, "/restartPolicy") == "Always")
-    };
-    let sidecars = init_specs
-        .iter()
-        .filter(|c| str_at(c, "/restartPolicy") == "Always")
-        .count();
+    let restartable =
+        |name: &str| init_specs.iter().any(|c| str_at(c, "/name") == name && str_at(c, "/restartPolicy") == "Always");
+    let sidecars = init_specs.iter().filter(|c| str_at(c, "/restartPolicy") == "Always").count();
     let total = array_at(obj, "/spec/containers").len() + sidecars;
     let mut ready = 0usize;
     let mut restarts = 0i64;
@@ -124,10 +100,7 @@ pub fn pod(obj: &Value, now: Timestamp) -> Vec<Value> {
     }
 
     let mut initializing = false;
-    for (i, status) in array_at(obj, "/status/initContainerStatuses")
-        .iter()
-        .enumerate()
-    {
+    for (i, status) in array_at(obj, "/status/initContainerStatuses").iter().enumerate() {
         let count = int_at(status, "/restartCount");
         restarts += count;
         last_restart = latest(last_restart, last_finished(status));
@@ -152,9 +125,7 @@ pub fn pod(obj: &Value, now: Timestamp) -> Vec<Value> {
                 "" => format!("Init:{}", exit_text(t)),
                 r => format!("Init:{r}"),
             }
-        } else if let Some(w) =
-            waiting.filter(|w| !matches!(str_at(w, "/reason"), "" | "PodInitializing"))
-        {
+        } else if let Some(w) = waiting.filter(|w| !matches!(str_at(w, "/reason"), "" | "PodInitializing")) {
             format!("Init:{}", str_at(w, "/reason"))
         } else {
             format!("Init:{i}/{}", init_specs.len())
@@ -170,9 +141,7 @@ pub fn pod(obj: &Value, now: Timestamp) -> Vec<Value> {
         for status in array_at(obj, "/status/containerStatuses").iter().rev() {
             restarts += int_at(status, "/restartCount");
             last_restart = latest(last_restart, last_finished(status));
-            let waiting_reason = state(status, "waiting")
-                .map(|w| str_at(w, "/reason"))
-                .unwrap_or("");
+            let waiting_reason = state(status, "waiting").map(|w| str_at(w, "/reason")).unwrap_or("");
             let terminated = state(status, "terminated");
             if !waiting_reason.is_empty() {
                 reason = waiting_reason.to_string();
@@ -181,27 +150,18 @@ pub fn pod(obj: &Value, now: Timestamp) -> Vec<Value> {
                     "" => exit_text(t),
                     r => r.to_string(),
                 };
-            } else if status.get("ready").and_then(Value::as_bool) == Some(true)
-                && state(status, "running").is_some()
-            {
+            } else if status.get("ready").and_then(Value::as_bool) == Some(true) && state(status, "running").is_some() {
                 has_running = true;
                 ready += 1;
             }
         }
         // A pod whose last container completed but another still runs is not "Completed".
         if reason == "Completed" && has_running {
-            reason = if has_condition(obj, "Ready") {
-                "Running"
-            } else {
-                "NotReady"
-            }
-            .to_string();
+            reason = if has_condition(obj, "Ready") { "Running" } else { "NotReady" }.to_string();
         }
     }
 
-    let deleting = obj
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null());
+    let deleting = obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null());
     if deleting && str_at(obj, "/status/reason") == "NodeLost" {
         reason = "Unknown".to_string();
     } else if deleting && !matches!(phase, "Succeeded" | "Failed") {
@@ -227,10 +187,7 @@ pub fn pod(obj: &Value, now: Timestamp) -> Vec<Value> {
             .iter()
             .filter(|gate| {
                 let kind = str_at(gate, "/conditionType");
-                conditions
-                    .iter()
-                    .find(|c| str_at(c, "/type") == kind)
-                    .is_some_and(|c| str_at(c, "/status") == "True")
+                conditions.iter().find(|c| str_at(c, "/type") == kind).is_some_and(|c| str_at(c, "/status") == "True")
             })
             .count();
         format!("{passed}/{}", gates.len())
@@ -267,11 +224,7 @@ pub fn stateful_set(obj: &Value, now: Timestamp) -> Vec<Value> {
     let [containers, images] = container_cells(obj);
     vec![
         name(obj),
-        Value::from(format!(
-            "{}/{}",
-            int_at(obj, "/status/readyReplicas"),
-            desired_replicas(obj)
-        )),
+        Value::from(format!("{}/{}", int_at(obj, "/status/readyReplicas"), desired_replicas(obj))),
         age(obj, now),
         containers,
         images,
@@ -282,15 +235,10 @@ pub fn stateful_set(obj: &Value, now: Timestamp) -> Vec<Value> {
 /// malformed, empty when it selects everything).
 pub fn deployment(obj: &Value, now: Timestamp) -> Vec<Value> {
     let [containers, images] = container_cells(obj);
-    let selector = label_selector_string(obj.pointer("/spec/selector"))
-        .unwrap_or_else(|| "<invalid>".to_string());
+    let selector = label_selector_string(obj.pointer("/spec/selector")).unwrap_or_else(|| "<invalid>".to_string());
     vec![
         name(obj),
-        Value::from(format!(
-            "{}/{}",
-            int_at(obj, "/status/readyReplicas"),
-            desired_replicas(obj)
-        )),
+        Value::from(format!("{}/{}", int_at(obj, "/status/readyReplicas"), desired_replicas(obj))),
         Value::from(int_at(obj, "/status/updatedReplicas")),
         Value::from(int_at(obj, "/status/availableReplicas")),
         age(obj, now),
@@ -323,28 +271,17 @@ pub fn controller_revision(obj: &Value, now: Timestamp) -> Vec<Value> {
         .map_or_else(
             || "<none>".to_string(),
             |owner| {
-                let group = str_at(owner, "/apiVersion")
-                    .split_once('/')
-                    .map_or("", |(g, _)| g);
+                let group = str_at(owner, "/apiVersion").split_once('/').map_or("", |(g, _)| g);
                 let kind = str_at(owner, "/kind");
                 let owner_name = str_at(owner, "/name");
                 match (kind, group) {
                     ("", "") => owner_name.to_string(),
                     (kind, "") => format!("{}/{owner_name}", kind.to_lowercase()),
-                    (kind, group) => format!(
-                        "{}.{}/{owner_name}",
-                        kind.to_lowercase(),
-                        group.to_lowercase()
-                    ),
+                    (kind, group) => format!("{}.{}/{owner_name}", kind.to_lowercase(), group.to_lowercase()),
                 }
             },
         );
-    vec![
-        name(obj),
-        Value::from(controller),
-        Value::from(int_at(obj, "/revision")),
-        age(obj, now),
-    ]
+    vec![name(obj), Value::from(controller), Value::from(int_at(obj, "/revision")), age(obj, now)]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,10 +289,7 @@ pub fn controller_revision(obj: &Value, now: Timestamp) -> Vec<Value> {
 
 /// The EXTERNAL-IP cell: external IPs, load-balancer ingress points, `<pending>`, `<none>`.
 fn service_external_ip(obj: &Value) -> String {
-    let external_ips: Vec<&str> = array_at(obj, "/spec/externalIPs")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let external_ips: Vec<&str> = array_at(obj, "/spec/externalIPs").iter().filter_map(Value::as_str).collect();
     match str_at(obj, "/spec/type") {
         "" | "ClusterIP" | "NodePort" => {
             if external_ips.is_empty() {
@@ -456,19 +390,12 @@ pub fn endpoints(obj: &Value, now: Timestamp) -> Vec<Value> {
                         more = true;
                         break;
                     }
-                    list.push(join_host_port(
-                        str_at(address, "/ip"),
-                        int_at(port, "/port"),
-                    ));
+                    list.push(join_host_port(str_at(address, "/ip"), int_at(port, "/port")));
                 }
             }
         }
         let joined = list.join(",");
-        if more {
-            format!("{joined} + {} more...", count - LIST_MAX)
-        } else {
-            joined
-        }
+        if more { format!("{joined} + {} more...", count - LIST_MAX) } else { joined }
     };
     vec![name(obj), Value::from(text), age(obj, now)]
 }
@@ -480,10 +407,7 @@ pub fn endpoint_slice(obj: &Value, now: Timestamp) -> Vec<Value> {
     let all_ports = array_at(obj, "/ports");
     for port in all_ports {
         if ports.len() < LIST_MAX {
-            let text = match (
-                port.get("port").and_then(Value::as_i64),
-                port.get("name").and_then(Value::as_str),
-            ) {
+            let text = match (port.get("port").and_then(Value::as_i64), port.get("name").and_then(Value::as_str)) {
                 (Some(number), _) => number.to_string(),
                 (None, Some(port_name)) => port_name.to_string(),
                 (None, None) => "*".to_string(),
@@ -509,18 +433,8 @@ pub fn endpoint_slice(obj: &Value, now: Timestamp) -> Vec<Value> {
     vec![
         name(obj),
         Value::from(str_at(obj, "/addressType")),
-        Value::from(list_with_more(
-            &ports,
-            more_ports,
-            all_ports.len(),
-            LIST_MAX,
-        )),
-        Value::from(list_with_more(
-            &addresses,
-            more_addresses,
-            address_count,
-            LIST_MAX,
-        )),
+        Value::from(list_with_more(&ports, more_ports, all_ports.len(), LIST_MAX)),
+        Value::from(list_with_more(&addresses, more_addresses, address_count, LIST_MAX)),
         age(obj, now),
     ]
 }
@@ -539,10 +453,7 @@ fn storage_class_of(obj: &Value) -> &str {
 }
 
 fn phase_or_terminating(obj: &Value) -> &str {
-    if obj
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
-    {
+    if obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
         "Terminating"
     } else {
         str_at(obj, "/status/phase")
@@ -550,11 +461,7 @@ fn phase_or_terminating(obj: &Value) -> &str {
 }
 
 fn unset_if_empty(s: &str) -> String {
-    if s.is_empty() {
-        "<unset>".to_string()
-    } else {
-        s.to_string()
-    }
+    if s.is_empty() { "<unset>".to_string() } else { s.to_string() }
 }
 
 /// NAME STATUS VOLUME CAPACITY ACCESS-MODES STORAGECLASS VOLUMEATTRIBUTESCLASS AGE VOLUMEMODE.
@@ -565,10 +472,7 @@ pub fn persistent_volume_claim(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (capacity, modes) = if volume_name.is_empty() {
         (String::new(), String::new())
     } else {
-        (
-            quantity(obj.pointer("/status/capacity/storage")),
-            access_modes(array_at(obj, "/status/accessModes")),
-        )
+        (quantity(obj.pointer("/status/capacity/storage")), access_modes(array_at(obj, "/status/accessModes")))
     };
     vec![
         name(obj),
@@ -577,10 +481,7 @@ pub fn persistent_volume_claim(obj: &Value, now: Timestamp) -> Vec<Value> {
         Value::from(capacity),
         Value::from(modes),
         Value::from(storage_class_of(obj)),
-        Value::from(unset_if_empty(str_at(
-            obj,
-            "/spec/volumeAttributesClassName",
-        ))),
+        Value::from(unset_if_empty(str_at(obj, "/spec/volumeAttributesClassName"))),
         age(obj, now),
         Value::from(unset_if_empty(str_at(obj, "/spec/volumeMode"))),
     ]
@@ -601,10 +502,7 @@ pub fn persistent_volume(obj: &Value, now: Timestamp) -> Vec<Value> {
         Value::from(phase_or_terminating(obj)),
         Value::from(claim),
         Value::from(storage_class_of(obj)),
-        Value::from(unset_if_empty(str_at(
-            obj,
-            "/spec/volumeAttributesClassName",
-        ))),
+        Value::from(unset_if_empty(str_at(obj, "/spec/volumeAttributesClassName"))),
         Value::from(str_at(obj, "/status/reason")),
         age(obj, now),
         Value::from(unset_if_empty(str_at(obj, "/spec/volumeMode"))),
@@ -614,11 +512,7 @@ pub fn persistent_volume(obj: &Value, now: Timestamp) -> Vec<Value> {
 /// NAME(` (default)` on the default class) PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE
 /// ALLOWVOLUMEEXPANSION(boolean) AGE.
 pub fn storage_class(obj: &Value, now: Timestamp) -> Vec<Value> {
-    let annotation = |key: &str| {
-        obj.pointer("/metadata/annotations")
-            .and_then(|a| a.get(key))
-            .and_then(Value::as_str)
-    };
+    let annotation = |key: &str| obj.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str);
     let is_default = annotation("storageclass.kubernetes.io/is-default-class") == Some("true")
         || annotation("storageclass.beta.kubernetes.io/is-default-class") == Some("true");
     let mut display_name = str_at(obj, "/metadata/name").to_string();
@@ -638,11 +532,7 @@ pub fn storage_class(obj: &Value, now: Timestamp) -> Vec<Value> {
         Value::from(str_at(obj, "/provisioner")),
         Value::from(reclaim_policy),
         Value::from(binding_mode),
-        Value::from(
-            obj.get("allowVolumeExpansion")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        ),
+        Value::from(obj.get("allowVolumeExpansion").and_then(Value::as_bool).unwrap_or(false)),
         age(obj, now),
     ]
 }
@@ -674,9 +564,7 @@ pub struct EventFields<'a> {
 
 impl<'a> EventFields<'a> {
     fn series(obj: &Value) -> Option<(i64, Option<Timestamp>)> {
-        obj.get("series")
-            .filter(|s| s.is_object())
-            .map(|s| (int_at(s, "/count"), timestamp(s, "/lastObservedTime")))
+        obj.get("series").filter(|s| s.is_object()).map(|s| (int_at(s, "/count"), timestamp(s, "/lastObservedTime")))
     }
 
     /// A `core/v1` Event.
@@ -748,21 +636,9 @@ pub fn event(e: &EventFields<'_>, now: Timestamp) -> Vec<Value> {
     } else {
         format!("{}/{}", e.object_kind.to_lowercase(), e.object_name)
     };
-    let component = if e.source_component.is_empty() {
-        e.reporting_controller
-    } else {
-        e.source_component
-    };
-    let host = if e.source_host.is_empty() {
-        e.reporting_instance
-    } else {
-        e.source_host
-    };
-    let source = if host.is_empty() {
-        component.to_string()
-    } else {
-        format!("{component}, {host}")
-    };
+    let component = if e.source_component.is_empty() { e.reporting_controller } else { e.source_component };
+    let host = if e.source_host.is_empty() { e.reporting_instance } else { e.source_host };
+    let source = if host.is_empty() { component.to_string() } else { format!("{component}, {host}") };
     vec![
         Value::from(last_seen),
         Value::from(e.event_type),
@@ -782,11 +658,7 @@ pub fn event(e: &EventFields<'_>, now: Timestamp) -> Vec<Value> {
 
 /// NAME STATUS(phase) AGE.
 pub fn namespace(obj: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        name(obj),
-        Value::from(str_at(obj, "/status/phase")),
-        age(obj, now),
-    ]
+    vec![name(obj), Value::from(str_at(obj, "/status/phase")), age(obj, now)]
 }
 
 /// The first address of the given type, `<none>` without one.
@@ -802,16 +674,8 @@ fn node_address<'a>(obj: &'a Value, kind: &str) -> &'a str {
 pub fn node(obj: &Value, now: Timestamp) -> Vec<Value> {
     let mut status: Vec<&str> = Vec::new();
     // The last Ready condition wins, as upstream indexes conditions by type.
-    if let Some(ready) = array_at(obj, "/status/conditions")
-        .iter()
-        .rev()
-        .find(|c| str_at(c, "/type") == "Ready")
-    {
-        status.push(if str_at(ready, "/status") == "True" {
-            "Ready"
-        } else {
-            "NotReady"
-        });
+    if let Some(ready) = array_at(obj, "/status/conditions").iter().rev().find(|c| str_at(c, "/type") == "Ready") {
+        status.push(if str_at(ready, "/status") == "True" { "Ready" } else { "NotReady" });
     } else {
         status.push("Unknown");
     }
@@ -825,16 +689,12 @@ pub fn node(obj: &Value, now: Timestamp) -> Vec<Value> {
         .map(|labels| {
             labels
                 .iter()
-                .filter_map(
-                    |(key, value)| match key.strip_prefix("node-role.kubernetes.io/") {
-                        Some(role) if !role.is_empty() => Some(role),
-                        Some(_) => None,
-                        None if key == "kubernetes.io/role" => {
-                            value.as_str().filter(|v| !v.is_empty())
-                        }
-                        None => None,
-                    },
-                )
+                .filter_map(|(key, value)| match key.strip_prefix("node-role.kubernetes.io/") {
+                    Some(role) if !role.is_empty() => Some(role),
+                    Some(_) => None,
+                    None if key == "kubernetes.io/role" => value.as_str().filter(|v| !v.is_empty()),
+                    None => None,
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -861,11 +721,7 @@ pub fn node(obj: &Value, now: Timestamp) -> Vec<Value> {
 
 /// NAME DATA(integer: keys in data and binaryData) AGE.
 pub fn config_map(obj: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        name(obj),
-        Value::from(map_len(obj, "/data") + map_len(obj, "/binaryData")),
-        age(obj, now),
-    ]
+    vec![name(obj), Value::from(map_len(obj, "/data") + map_len(obj, "/binaryData")), age(obj, now)]
 }
 
 /// NAME TYPE DATA(integer) AGE.
@@ -874,37 +730,22 @@ pub fn secret(obj: &Value, now: Timestamp) -> Vec<Value> {
         "" => "Opaque",
         t => t,
     };
-    vec![
-        name(obj),
-        Value::from(secret_type),
-        Value::from(map_len(obj, "/data")),
-        age(obj, now),
-    ]
+    vec![name(obj), Value::from(secret_type), Value::from(map_len(obj, "/data")), age(obj, now)]
 }
 
 /// NAME SECRETS(integer) AGE.
 pub fn service_account(obj: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        name(obj),
-        Value::from(array_at(obj, "/secrets").len()),
-        age(obj, now),
-    ]
+    vec![name(obj), Value::from(array_at(obj, "/secrets").len()), age(obj, now)]
 }
 
 /// NAME HOLDER AGE.
 pub fn lease(obj: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        name(obj),
-        Value::from(str_at(obj, "/spec/holderIdentity")),
-        age(obj, now),
-    ]
+    vec![name(obj), Value::from(str_at(obj, "/spec/holderIdentity")), age(obj, now)]
 }
 
 /// Upstream's default convertor: NAME and CREATED AT (RFC 3339 in UTC, whole seconds).
 pub fn default(obj: &Value) -> Vec<Value> {
-    let created = timestamp(obj, "/metadata/creationTimestamp").map_or_else(
-        || "0001-01-01T00:00:00Z".to_string(),
-        |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    );
+    let created = timestamp(obj, "/metadata/creationTimestamp")
+        .map_or_else(|| "0001-01-01T00:00:00Z".to_string(), |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
     vec![name(obj), Value::from(created)]
 }

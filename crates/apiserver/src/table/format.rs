@@ -24,11 +24,7 @@ pub fn human_duration(d: SignedDuration) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
+        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
     }
     if minutes < 60 * 3 {
         return format!("{minutes}m");
@@ -36,11 +32,7 @@ pub fn human_duration(d: SignedDuration) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
+        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -48,11 +40,7 @@ pub fn human_duration(d: SignedDuration) -> String {
     let days = hours / 24;
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 {
-            format!("{days}d")
-        } else {
-            format!("{days}d{h}h")
-        };
+        return if h == 0 { format!("{days}d") } else { format!("{days}d{h}h") };
     }
     if hours < 24 * 365 * 2 {
         return format!("{days}d");
@@ -60,11 +48,7 @@ pub fn human_duration(d: SignedDuration) -> String {
     let years = days / 365;
     if hours < 24 * 365 * 8 {
         let dy = days % 365;
-        return if dy == 0 {
-            format!("{years}y")
-        } else {
-            format!("{years}y{dy}d")
-        };
+        return if dy == 0 { format!("{years}y") } else { format!("{years}y{dy}d") };
     }
     format!("{years}y")
 }
@@ -79,9 +63,7 @@ pub fn since(now: Timestamp, ts: Option<Timestamp>) -> String {
 
 /// The timestamp at `pointer`, when present and parseable (RFC 3339, with or without fraction).
 pub fn timestamp(obj: &Value, pointer: &str) -> Option<Timestamp> {
-    obj.pointer(pointer)
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
+    obj.pointer(pointer).and_then(Value::as_str).and_then(|s| s.parse().ok())
 }
 
 /// The string at `pointer`, `""` when absent or not a string (Go's zero value).
@@ -96,38 +78,25 @@ pub fn int_at(obj: &Value, pointer: &str) -> i64 {
 
 /// The array at `pointer`, empty when absent.
 pub fn array_at<'a>(obj: &'a Value, pointer: &str) -> &'a [Value] {
-    obj.pointer(pointer)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    obj.pointer(pointer).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// The number of keys of the map at `pointer`, `0` when absent.
 pub fn map_len(obj: &Value, pointer: &str) -> usize {
-    obj.pointer(pointer)
-        .and_then(Value::as_object)
-        .map_or(0, serde_json::Map::len)
+    obj.pointer(pointer).and_then(Value::as_object).map_or(0, serde_json::Map::len)
 }
 
 /// Upstream's `labels.FormatLabels`: `a=1,b=2` sorted by key, `<none>` when empty.
 pub fn format_labels(map: Option<&Value>) -> String {
     let mut pairs: Vec<(&str, &str)> = map
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or("")))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))).collect())
         .unwrap_or_default();
     if pairs.is_empty() {
         return "<none>".to_string();
     }
     pairs.sort_unstable();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// A `metav1.LabelSelector` rendered as upstream's `labels.Selector.String()`: requirements
@@ -141,23 +110,12 @@ pub fn label_selector_string(selector: Option<&Value>) -> Option<String> {
     let mut requirements: Vec<(String, String)> = Vec::new();
     if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
         for (key, value) in labels {
-            requirements.push((
-                key.clone(),
-                format!("{key}={}", value.as_str().unwrap_or("")),
-            ));
+            requirements.push((key.clone(), format!("{key}={}", value.as_str().unwrap_or(""))));
         }
     }
-    for expr in selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-    {
+    for expr in selector.get("matchExpressions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
         let key = str_at(expr, "/key");
-        let mut values: Vec<&str> = array_at(expr, "/values")
-            .iter()
-            .map(|v| v.as_str().unwrap_or(""))
-            .collect();
+        let mut values: Vec<&str> = array_at(expr, "/values").iter().map(|v| v.as_str().unwrap_or("")).collect();
         values.sort_unstable();
         let text = match str_at(expr, "/operator") {
             "In" | "NotIn" if values.is_empty() => return None,
@@ -171,13 +129,7 @@ pub fn label_selector_string(selector: Option<&Value>) -> Option<String> {
         requirements.push((key.to_string(), text));
     }
     requirements.sort_by(|a, b| a.0.cmp(&b.0));
-    Some(
-        requirements
-            .into_iter()
-            .map(|(_, text)| text)
-            .collect::<Vec<_>>()
-            .join(","),
-    )
+    Some(requirements.into_iter().map(|(_, text)| text).collect::<Vec<_>>().join(","))
 }
 
 /// Upstream's `metav1.FormatLabelSelector`: like [`label_selector_string`], but `<none>` when
@@ -192,12 +144,8 @@ pub fn format_label_selector(selector: Option<&Value>) -> String {
 
 /// Access modes as `RWO,ROX,RWX,RWOP`, always in that order, duplicates dropped.
 pub fn access_modes(modes: &[Value]) -> String {
-    const ORDER: [(&str, &str); 4] = [
-        ("ReadWriteOnce", "RWO"),
-        ("ReadOnlyMany", "ROX"),
-        ("ReadWriteMany", "RWX"),
-        ("ReadWriteOncePod", "RWOP"),
-    ];
+    const ORDER: [(&str, &str); 4] =
+        [("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP")];
     ORDER
         .iter()
         .filter(|(mode, _)| modes.iter().any(|m| m.as_str() == Some(mode)))
@@ -218,21 +166,18 @@ pub fn quantity(value: Option<&Value>) -> String {
     };
     const BINARY: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
     const DECIMAL: [&str; 7] = ["", "k", "M", "G", "T", "P", "E"];
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, suffix) = text.split_at(digits_end);
     let Ok(mut number) = digits.parse::<u128>() else {
         return text.to_string();
     };
-    let (table, factor, mut index) =
-        if let Some(i) = BINARY.iter().skip(1).position(|s| *s == suffix) {
-            (BINARY, 1024, i + 1)
-        } else if let Some(i) = DECIMAL.iter().position(|s| *s == suffix) {
-            (DECIMAL, 1000, i)
-        } else {
-            return text.to_string();
-        };
+    let (table, factor, mut index) = if let Some(i) = BINARY.iter().skip(1).position(|s| *s == suffix) {
+        (BINARY, 1024, i + 1)
+    } else if let Some(i) = DECIMAL.iter().position(|s| *s == suffix) {
+        (DECIMAL, 1000, i)
+    } else {
+        return text.to_string();
+    };
     if number == 0 {
         return "0".to_string();
     }
@@ -250,18 +195,10 @@ pub fn list_with_more(list: &[String], more: bool, count: usize, max: usize) -> 
     if more {
         return format!("{joined} + {} more...", count.saturating_sub(max));
     }
-    if joined.is_empty() {
-        "<unset>".to_string()
-    } else {
-        joined
-    }
+    if joined.is_empty() { "<unset>".to_string() } else { joined }
 }
 
 /// `host:port`, with IPv6 hosts in brackets (Go's `net.JoinHostPort`).
 pub fn join_host_port(host: &str, port: i64) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }

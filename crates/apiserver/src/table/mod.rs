@@ -41,11 +41,7 @@ pub struct TableOptions {
 
 /// The column definitions for `info`'s kind, wide ones (`priority: 1`) included.
 pub fn column_definitions(info: &ResourceInfo) -> Vec<Value> {
-    Printer::of(info)
-        .columns()
-        .iter()
-        .map(|c| c.to_json())
-        .collect()
+    Printer::of(info).columns().iter().map(|c| c.to_json()).collect()
 }
 
 /// One row: `{"cells": […], "object": …}`, plus `conditions` where upstream sets them (finished
@@ -62,12 +58,7 @@ pub fn row(info: &ResourceInfo, obj: &Value, opts: &TableOptions) -> Value {
 }
 
 /// A whole Table; `list_metadata` is the list's `metadata` (resourceVersion, continue).
-pub fn table(
-    info: &ResourceInfo,
-    objs: &[Value],
-    list_metadata: Value,
-    opts: &TableOptions,
-) -> Value {
+pub fn table(info: &ResourceInfo, objs: &[Value], list_metadata: Value, opts: &TableOptions) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -137,33 +128,15 @@ impl Column {
 }
 
 const fn col(name: &'static str, description: &'static str) -> Column {
-    Column {
-        name,
-        kind: "string",
-        format: "",
-        description,
-        priority: 0,
-    }
+    Column { name, kind: "string", format: "", description, priority: 0 }
 }
 
 const fn int(name: &'static str, description: &'static str) -> Column {
-    Column {
-        name,
-        kind: "integer",
-        format: "",
-        description,
-        priority: 0,
-    }
+    Column { name, kind: "integer", format: "", description, priority: 0 }
 }
 
 const fn wide(name: &'static str, description: &'static str) -> Column {
-    Column {
-        name,
-        kind: "string",
-        format: "",
-        description,
-        priority: 1,
-    }
+    Column { name, kind: "string", format: "", description, priority: 1 }
 }
 
 const NAME: Column = Column {
@@ -173,64 +146,28 @@ const NAME: Column = Column {
     description: "The object's name, unique within its namespace (or the cluster, for cluster-scoped kinds).",
     priority: 0,
 };
-const AGE: Column = col(
-    "Age",
-    "Time since the object was created (metadata.creationTimestamp).",
-);
-const CONTAINERS: Column = wide(
-    "Containers",
-    "The names of the containers in the pod template.",
-);
-const IMAGES: Column = wide(
-    "Images",
-    "The images of the containers in the pod template.",
-);
-const SELECTOR: Column = wide(
-    "Selector",
-    "The label selector of the pods this object manages.",
-);
+const AGE: Column = col("Age", "Time since the object was created (metadata.creationTimestamp).");
+const CONTAINERS: Column = wide("Containers", "The names of the containers in the pod template.");
+const IMAGES: Column = wide("Images", "The images of the containers in the pod template.");
+const SELECTOR: Column = wide("Selector", "The label selector of the pods this object manages.");
 
 const POD: &[Column] = &[
     NAME,
-    col(
-        "Ready",
-        "Ready containers out of all containers (restartable init containers count as containers).",
-    ),
-    col(
-        "Status",
-        "A one-word summary of the pod's state, taken from its phase and container states.",
-    ),
-    col(
-        "Restarts",
-        "Container restarts in this pod, and how long ago the most recent one ended.",
-    ),
+    col("Ready", "Ready containers out of all containers (restartable init containers count as containers)."),
+    col("Status", "A one-word summary of the pod's state, taken from its phase and container states."),
+    col("Restarts", "Container restarts in this pod, and how long ago the most recent one ended."),
     AGE,
     wide("IP", "The pod's first IP address."),
     wide("Node", "The node the pod is bound to."),
-    wide(
-        "Nominated Node",
-        "The node the scheduler nominated after preempting pods there.",
-    ),
-    wide(
-        "Readiness Gates",
-        "Readiness gates whose condition is True, out of all readiness gates.",
-    ),
+    wide("Nominated Node", "The node the scheduler nominated after preempting pods there."),
+    wide("Readiness Gates", "Readiness gates whose condition is True, out of all readiness gates."),
 ];
-const STATEFUL_SET: &[Column] = &[
-    NAME,
-    col("Ready", "Ready pods out of desired replicas."),
-    AGE,
-    CONTAINERS,
-    IMAGES,
-];
+const STATEFUL_SET: &[Column] = &[NAME, col("Ready", "Ready pods out of desired replicas."), AGE, CONTAINERS, IMAGES];
 const DEPLOYMENT: &[Column] = &[
     NAME,
     col("Ready", "Ready pods out of desired replicas."),
     col("Up-to-date", "Pods running the current pod template."),
-    col(
-        "Available",
-        "Pods available to serve (ready for at least minReadySeconds).",
-    ),
+    col("Available", "Pods available to serve (ready for at least minReadySeconds)."),
     AGE,
     CONTAINERS,
     IMAGES,
@@ -239,10 +176,7 @@ const DEPLOYMENT: &[Column] = &[
 const REPLICA_SET: &[Column] = &[
     NAME,
     int("Desired", "The desired number of replicas (spec.replicas)."),
-    int(
-        "Current",
-        "The number of pods the controller has created (status.replicas).",
-    ),
+    int("Current", "The number of pods the controller has created (status.replicas)."),
     int("Ready", "The number of ready pods (status.readyReplicas)."),
     AGE,
     CONTAINERS,
@@ -251,118 +185,57 @@ const REPLICA_SET: &[Column] = &[
 ];
 const CONTROLLER_REVISION: &[Column] = &[
     NAME,
-    col(
-        "Controller",
-        "The object that owns this revision, as kind.group/name.",
-    ),
+    col("Controller", "The object that owns this revision, as kind.group/name."),
     col("Revision", "The revision number."),
     AGE,
 ];
 const SERVICE: &[Column] = &[
     NAME,
-    col(
-        "Type",
-        "How the service is exposed: ClusterIP, NodePort, LoadBalancer or ExternalName.",
-    ),
-    col(
-        "Cluster-IP",
-        "The service's virtual IP inside the cluster (None for headless services).",
-    ),
-    col(
-        "External-IP",
-        "Addresses the service is reachable at from outside the cluster.",
-    ),
+    col("Type", "How the service is exposed: ClusterIP, NodePort, LoadBalancer or ExternalName."),
+    col("Cluster-IP", "The service's virtual IP inside the cluster (None for headless services)."),
+    col("External-IP", "Addresses the service is reachable at from outside the cluster."),
     col("Port(s)", "Service ports as port[:nodePort]/protocol."),
     AGE,
-    wide(
-        "Selector",
-        "The label selector of the pods behind the service.",
-    ),
+    wide("Selector", "The label selector of the pods behind the service."),
 ];
-const ENDPOINTS: &[Column] = &[
-    NAME,
-    col("Endpoints", "The first few ready addresses, as ip:port."),
-    AGE,
-];
+const ENDPOINTS: &[Column] = &[NAME, col("Endpoints", "The first few ready addresses, as ip:port."), AGE];
 const ENDPOINT_SLICE: &[Column] = &[
     NAME,
-    col(
-        "AddressType",
-        "The kind of address in this slice: IPv4, IPv6 or FQDN.",
-    ),
+    col("AddressType", "The kind of address in this slice: IPv4, IPv6 or FQDN."),
     col("Ports", "The first few ports (number or name)."),
     col("Endpoints", "The first few endpoint addresses."),
     AGE,
 ];
 const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
     NAME,
-    col(
-        "Status",
-        "The claim's phase: Pending, Bound or Lost (Terminating while being deleted).",
-    ),
+    col("Status", "The claim's phase: Pending, Bound or Lost (Terminating while being deleted)."),
     col("Volume", "The persistent volume bound to the claim."),
     col("Capacity", "The storage capacity of the bound volume."),
-    col(
-        "Access Modes",
-        "The access modes of the bound volume (RWO, ROX, RWX, RWOP).",
-    ),
+    col("Access Modes", "The access modes of the bound volume (RWO, ROX, RWX, RWOP)."),
     col("StorageClass", "The storage class of the claim."),
-    col(
-        "VolumeAttributesClass",
-        "The volume attributes class of the claim.",
-    ),
+    col("VolumeAttributesClass", "The volume attributes class of the claim."),
     AGE,
-    wide(
-        "VolumeMode",
-        "Whether the volume is a Filesystem or a raw Block device.",
-    ),
+    wide("VolumeMode", "Whether the volume is a Filesystem or a raw Block device."),
 ];
 const PERSISTENT_VOLUME: &[Column] = &[
     NAME,
     col("Capacity", "The volume's storage capacity."),
-    col(
-        "Access Modes",
-        "The volume's access modes (RWO, ROX, RWX, RWOP).",
-    ),
-    col(
-        "Reclaim Policy",
-        "What happens to the volume when its claim is released.",
-    ),
-    col(
-        "Status",
-        "The volume's phase: Available, Bound, Released or Failed (Terminating while being deleted).",
-    ),
+    col("Access Modes", "The volume's access modes (RWO, ROX, RWX, RWOP)."),
+    col("Reclaim Policy", "What happens to the volume when its claim is released."),
+    col("Status", "The volume's phase: Available, Bound, Released or Failed (Terminating while being deleted)."),
     col("Claim", "The claim bound to the volume, as namespace/name."),
     col("StorageClass", "The storage class of the volume."),
-    col(
-        "VolumeAttributesClass",
-        "The volume attributes class of the volume.",
-    ),
+    col("VolumeAttributesClass", "The volume attributes class of the volume."),
     col("Reason", "Why the volume is in its phase."),
     AGE,
-    wide(
-        "VolumeMode",
-        "Whether the volume is a Filesystem or a raw Block device.",
-    ),
+    wide("VolumeMode", "Whether the volume is a Filesystem or a raw Block device."),
 ];
 const STORAGE_CLASS: &[Column] = &[
     NAME,
-    col(
-        "Provisioner",
-        "The volume plugin that provisions volumes of this class.",
-    ),
-    col(
-        "ReclaimPolicy",
-        "The reclaim policy of volumes provisioned for this class.",
-    ),
-    col(
-        "VolumeBindingMode",
-        "When claims of this class are bound: Immediate or WaitForFirstConsumer.",
-    ),
-    col(
-        "AllowVolumeExpansion",
-        "Whether claims of this class may be resized.",
-    ),
+    col("Provisioner", "The volume plugin that provisions volumes of this class."),
+    col("ReclaimPolicy", "The reclaim policy of volumes provisioned for this class."),
+    col("VolumeBindingMode", "When claims of this class are bound: Immediate or WaitForFirstConsumer."),
+    col("AllowVolumeExpansion", "Whether claims of this class may be resized."),
     AGE,
 ];
 const EVENT: &[Column] = &[
@@ -370,72 +243,30 @@ const EVENT: &[Column] = &[
     col("Type", "The event's type: Normal or Warning."),
     col("Reason", "A short, machine-readable reason for the event."),
     col("Object", "The object the event is about, as kind/name."),
-    wide(
-        "Subobject",
-        "The part of the object the event is about (a field path).",
-    ),
-    wide(
-        "Source",
-        "The component (and host) that reported the event.",
-    ),
+    wide("Subobject", "The part of the object the event is about (a field path)."),
+    wide("Source", "The component (and host) that reported the event."),
     col("Message", "The human-readable description of the event."),
     wide("First Seen", "Time since the event was first observed."),
     wide("Count", "How many times the event has been observed."),
-    Column {
-        priority: 1,
-        ..NAME
-    },
+    Column { priority: 1, ..NAME },
 ];
-const NAMESPACE: &[Column] = &[
-    NAME,
-    col("Status", "The namespace's phase: Active or Terminating."),
-    AGE,
-];
+const NAMESPACE: &[Column] = &[NAME, col("Status", "The namespace's phase: Active or Terminating."), AGE];
 const NODE: &[Column] = &[
     NAME,
-    col(
-        "Status",
-        "Ready, NotReady or Unknown, plus SchedulingDisabled when cordoned.",
-    ),
-    col(
-        "Roles",
-        "The node's roles, from node-role.kubernetes.io/<role> labels.",
-    ),
+    col("Status", "Ready, NotReady or Unknown, plus SchedulingDisabled when cordoned."),
+    col("Roles", "The node's roles, from node-role.kubernetes.io/<role> labels."),
     AGE,
     col("Version", "The kubelet version."),
     wide("Internal-IP", "The node's first internal IP address."),
     wide("External-IP", "The node's first external IP address."),
-    wide(
-        "OS-Image",
-        "The operating system image reported by the node.",
-    ),
+    wide("OS-Image", "The operating system image reported by the node."),
     wide("Kernel-Version", "The kernel version reported by the node."),
-    wide(
-        "Container-Runtime",
-        "The container runtime and version reported by the node.",
-    ),
+    wide("Container-Runtime", "The container runtime and version reported by the node."),
 ];
-const CONFIG_MAP: &[Column] = &[
-    NAME,
-    col("Data", "The number of keys in data and binaryData."),
-    AGE,
-];
-const SECRET: &[Column] = &[
-    NAME,
-    col("Type", "The secret's type."),
-    col("Data", "The number of keys in data."),
-    AGE,
-];
-const SERVICE_ACCOUNT: &[Column] = &[
-    NAME,
-    col("Secrets", "The number of secrets listed on the account."),
-    AGE,
-];
-const LEASE: &[Column] = &[
-    NAME,
-    col("Holder", "The identity currently holding the lease."),
-    AGE,
-];
+const CONFIG_MAP: &[Column] = &[NAME, col("Data", "The number of keys in data and binaryData."), AGE];
+const SECRET: &[Column] = &[NAME, col("Type", "The secret's type."), col("Data", "The number of keys in data."), AGE];
+const SERVICE_ACCOUNT: &[Column] = &[NAME, col("Secrets", "The number of secrets listed on the account."), AGE];
+const LEASE: &[Column] = &[NAME, col("Holder", "The identity currently holding the lease."), AGE];
 const DEFAULT: &[Column] = &[
     NAME,
     Column {
@@ -554,11 +385,7 @@ impl Printer {
             Printer::Lease => cells::lease(obj, now),
             Printer::Default => cells::default(obj),
         };
-        let conditions = if self == Printer::Pod {
-            cells::pod_conditions(obj)
-        } else {
-            None
-        };
+        let conditions = if self == Printer::Pod { cells::pod_conditions(obj) } else { None };
         Printed { cells, conditions }
     }
 }

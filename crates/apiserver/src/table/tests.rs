@@ -7,9 +7,7 @@ use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
 use super::format::{format_label_selector, label_selector_string, quantity};
-use super::{
-    IncludeObject, TableOptions, column_definitions, human_duration, row, table, watch_table,
-};
+use super::{IncludeObject, TableOptions, column_definitions, human_duration, row, table, watch_table};
 
 const NOW: &str = "2024-06-01T12:00:00Z";
 
@@ -23,10 +21,7 @@ fn ago(secs: i64) -> String {
 }
 
 fn opts(include_object: IncludeObject) -> TableOptions {
-    TableOptions {
-        include_object,
-        now: now(),
-    }
+    TableOptions { include_object, now: now() }
 }
 
 fn info(group: &str, plural: &str) -> &'static ResourceInfo {
@@ -40,27 +35,15 @@ fn check(group: &str, plural: &str, obj: Value, expected: Value) {
     let row = row(resource, &obj, &opts(IncludeObject::Metadata));
     assert_eq!(row["cells"], expected, "{plural}");
     let columns = column_definitions(resource);
-    assert_eq!(
-        row["cells"].as_array().map(Vec::len),
-        Some(columns.len()),
-        "one cell per column for {plural}"
-    );
+    assert_eq!(row["cells"].as_array().map(Vec::len), Some(columns.len()), "one cell per column for {plural}");
 }
 
 /// The headers kubectl prints (upper-cased names), without and with `-o wide`.
 fn headers(resource: &ResourceInfo) -> (Vec<String>, Vec<String>) {
     let columns = column_definitions(resource);
     let name = |c: &Value| c["name"].as_str().unwrap_or_default().to_uppercase();
-    let normal = columns
-        .iter()
-        .filter(|c| c["priority"] == 0)
-        .map(name)
-        .collect();
-    let wide = columns
-        .iter()
-        .filter(|c| c["priority"] == 1)
-        .map(name)
-        .collect();
+    let normal = columns.iter().filter(|c| c["priority"] == 0).map(name).collect();
+    let wide = columns.iter().filter(|c| c["priority"] == 1).map(name).collect();
     (normal, wide)
 }
 
@@ -90,11 +73,7 @@ fn human_duration_matches_upstream() {
         (8 * 365 * 86400 + 86400, "8y"),
     ];
     for (secs, expected) in cases {
-        assert_eq!(
-            human_duration(SignedDuration::from_secs(*secs)),
-            *expected,
-            "{secs}s"
-        );
+        assert_eq!(human_duration(SignedDuration::from_secs(*secs)), *expected, "{secs}s");
     }
     // Sub-second precision truncates like Go's integer conversion.
     assert_eq!(human_duration(SignedDuration::from_millis(-1500)), "0s");
@@ -110,63 +89,22 @@ fn columns_match_kubectl_headers() {
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
             &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
         ),
-        (
-            "apps",
-            "statefulsets",
-            &["NAME", "READY", "AGE"],
-            &["CONTAINERS", "IMAGES"],
-        ),
+        ("apps", "statefulsets", &["NAME", "READY", "AGE"], &["CONTAINERS", "IMAGES"]),
         (
             "apps",
             "deployments",
             &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
             &["CONTAINERS", "IMAGES", "SELECTOR"],
         ),
-        (
-            "apps",
-            "replicasets",
-            &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-            &["CONTAINERS", "IMAGES", "SELECTOR"],
-        ),
-        (
-            "apps",
-            "controllerrevisions",
-            &["NAME", "CONTROLLER", "REVISION", "AGE"],
-            &[],
-        ),
-        (
-            "",
-            "services",
-            &[
-                "NAME",
-                "TYPE",
-                "CLUSTER-IP",
-                "EXTERNAL-IP",
-                "PORT(S)",
-                "AGE",
-            ],
-            &["SELECTOR"],
-        ),
+        ("apps", "replicasets", &["NAME", "DESIRED", "CURRENT", "READY", "AGE"], &["CONTAINERS", "IMAGES", "SELECTOR"]),
+        ("apps", "controllerrevisions", &["NAME", "CONTROLLER", "REVISION", "AGE"], &[]),
+        ("", "services", &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], &["SELECTOR"]),
         ("", "endpoints", &["NAME", "ENDPOINTS", "AGE"], &[]),
-        (
-            "discovery.k8s.io",
-            "endpointslices",
-            &["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
-            &[],
-        ),
+        ("discovery.k8s.io", "endpointslices", &["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], &[]),
         (
             "",
             "persistentvolumeclaims",
-            &[
-                "NAME",
-                "STATUS",
-                "VOLUME",
-                "CAPACITY",
-                "ACCESS MODES",
-                "STORAGECLASS",
-                "VOLUMEATTRIBUTESCLASS",
-                "AGE",
-            ],
+            &["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"],
             &["VOLUMEMODE"],
         ),
         (
@@ -189,14 +127,7 @@ fn columns_match_kubectl_headers() {
         (
             "storage.k8s.io",
             "storageclasses",
-            &[
-                "NAME",
-                "PROVISIONER",
-                "RECLAIMPOLICY",
-                "VOLUMEBINDINGMODE",
-                "ALLOWVOLUMEEXPANSION",
-                "AGE",
-            ],
+            &["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"],
             &[],
         ),
         (
@@ -216,23 +147,12 @@ fn columns_match_kubectl_headers() {
             "",
             "nodes",
             &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
-            &[
-                "INTERNAL-IP",
-                "EXTERNAL-IP",
-                "OS-IMAGE",
-                "KERNEL-VERSION",
-                "CONTAINER-RUNTIME",
-            ],
+            &["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
         ),
         ("", "configmaps", &["NAME", "DATA", "AGE"], &[]),
         ("", "secrets", &["NAME", "TYPE", "DATA", "AGE"], &[]),
         ("", "serviceaccounts", &["NAME", "SECRETS", "AGE"], &[]),
-        (
-            "coordination.k8s.io",
-            "leases",
-            &["NAME", "HOLDER", "AGE"],
-            &[],
-        ),
+        ("coordination.k8s.io", "leases", &["NAME", "HOLDER", "AGE"], &[]),
     ];
     for (group, plural, normal, wide) in cases {
         let (got_normal, got_wide) = headers(info(group, plural));
@@ -250,21 +170,12 @@ fn every_kind_has_a_name_column_with_format_name_and_complete_definitions() {
         assert_eq!(names[0]["name"], "Name", "{}", resource.kind);
         for column in &columns {
             for field in ["name", "type", "format", "description", "priority"] {
-                assert!(
-                    column.get(field).is_some(),
-                    "{}: column {column} lacks {field}",
-                    resource.kind
-                );
+                assert!(column.get(field).is_some(), "{}: column {column} lacks {field}", resource.kind);
             }
         }
         // An object with nothing set still renders one cell per column.
         let row = row(resource, &json!({}), &opts(IncludeObject::Metadata));
-        assert_eq!(
-            row["cells"].as_array().map(Vec::len),
-            Some(columns.len()),
-            "{}",
-            resource.kind
-        );
+        assert_eq!(row["cells"].as_array().map(Vec::len), Some(columns.len()), "{}", resource.kind);
     }
 }
 
@@ -284,20 +195,11 @@ fn unknown_kinds_get_name_and_created_at() {
     };
     let columns = column_definitions(&widget);
     assert_eq!(
-        columns
-            .iter()
-            .map(|c| (c["name"].clone(), c["type"].clone()))
-            .collect::<Vec<_>>(),
-        vec![
-            (json!("Name"), json!("string")),
-            (json!("Created At"), json!("date"))
-        ]
+        columns.iter().map(|c| (c["name"].clone(), c["type"].clone())).collect::<Vec<_>>(),
+        vec![(json!("Name"), json!("string")), (json!("Created At"), json!("date"))]
     );
     let obj = json!({"metadata": {"name": "w", "creationTimestamp": "2024-05-01T10:00:00Z"}});
-    assert_eq!(
-        row(&widget, &obj, &opts(IncludeObject::Metadata))["cells"],
-        json!(["w", "2024-05-01T10:00:00Z"])
-    );
+    assert_eq!(row(&widget, &obj, &opts(IncludeObject::Metadata))["cells"], json!(["w", "2024-05-01T10:00:00Z"]));
 }
 
 fn pod(status: Value) -> Value {
@@ -324,31 +226,12 @@ fn pod_rows() {
         "",
         "pods",
         pod(running.clone()),
-        json!([
-            "web-0",
-            "1/1",
-            "Running",
-            "2 (5m ago)",
-            "10m",
-            "10.0.0.5",
-            "node-1",
-            "<none>",
-            "<none>"
-        ]),
+        json!(["web-0", "1/1", "Running", "2 (5m ago)", "10m", "10.0.0.5", "node-1", "<none>", "<none>"]),
     );
 
     let mut pending = pod(json!({"phase": "Pending"}));
-    pending["spec"]
-        .as_object_mut()
-        .map(|s| s.remove("nodeName"));
-    check(
-        "",
-        "pods",
-        pending,
-        json!([
-            "web-0", "0/1", "Pending", "0", "10m", "<none>", "<none>", "<none>", "<none>"
-        ]),
-    );
+    pending["spec"].as_object_mut().map(|s| s.remove("nodeName"));
+    check("", "pods", pending, json!(["web-0", "0/1", "Pending", "0", "10m", "<none>", "<none>", "<none>", "<none>"]));
 
     let creating = json!({
         "phase": "Pending",
@@ -358,17 +241,7 @@ fn pod_rows() {
         "",
         "pods",
         pod(creating),
-        json!([
-            "web-0",
-            "0/1",
-            "ContainerCreating",
-            "0",
-            "10m",
-            "<none>",
-            "node-1",
-            "<none>",
-            "<none>"
-        ]),
+        json!(["web-0", "0/1", "ContainerCreating", "0", "10m", "<none>", "node-1", "<none>", "<none>"]),
     );
 
     let mut terminating = pod(running);
@@ -377,17 +250,7 @@ fn pod_rows() {
         "",
         "pods",
         terminating,
-        json!([
-            "web-0",
-            "1/1",
-            "Terminating",
-            "2 (5m ago)",
-            "10m",
-            "10.0.0.5",
-            "node-1",
-            "<none>",
-            "<none>"
-        ]),
+        json!(["web-0", "1/1", "Terminating", "2 (5m ago)", "10m", "10.0.0.5", "node-1", "<none>", "<none>"]),
     );
 
     let completed = json!({
@@ -399,17 +262,7 @@ fn pod_rows() {
         "",
         "pods",
         pod(completed),
-        json!([
-            "web-0",
-            "0/1",
-            "Completed",
-            "0",
-            "10m",
-            "<none>",
-            "node-1",
-            "<none>",
-            "<none>"
-        ]),
+        json!(["web-0", "0/1", "Completed", "0", "10m", "<none>", "node-1", "<none>", "<none>"]),
     );
 
     let failed = json!({
@@ -421,9 +274,7 @@ fn pod_rows() {
         "",
         "pods",
         pod(failed),
-        json!([
-            "web-0", "0/1", "Error", "0", "10m", "<none>", "node-1", "<none>", "<none>"
-        ]),
+        json!(["web-0", "0/1", "Error", "0", "10m", "<none>", "node-1", "<none>", "<none>"]),
     );
 
     let killed = json!({
@@ -434,9 +285,7 @@ fn pod_rows() {
         "",
         "pods",
         pod(killed),
-        json!([
-            "web-0", "0/1", "Signal:9", "0", "10m", "<none>", "node-1", "<none>", "<none>"
-        ]),
+        json!(["web-0", "0/1", "Signal:9", "0", "10m", "<none>", "node-1", "<none>", "<none>"]),
     );
 
     let crashing = json!({
@@ -449,17 +298,7 @@ fn pod_rows() {
         "",
         "pods",
         pod(crashing),
-        json!([
-            "web-0",
-            "0/1",
-            "CrashLoopBackOff",
-            "4 (90s ago)",
-            "10m",
-            "<none>",
-            "node-1",
-            "<none>",
-            "<none>"
-        ]),
+        json!(["web-0", "0/1", "CrashLoopBackOff", "4 (90s ago)", "10m", "<none>", "node-1", "<none>", "<none>"]),
     );
 }
 
@@ -475,48 +314,24 @@ fn pod_init_containers_and_readiness_gates() {
         "",
         "pods",
         initializing.clone(),
-        json!([
-            "web-0", "0/1", "Init:0/1", "0", "10m", "<none>", "node-1", "<none>", "<none>"
-        ]),
+        json!(["web-0", "0/1", "Init:0/1", "0", "10m", "<none>", "node-1", "<none>", "<none>"]),
     );
 
-    initializing["status"]["initContainerStatuses"][0]["state"] =
-        json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    initializing["status"]["initContainerStatuses"][0]["state"] = json!({"waiting": {"reason": "CrashLoopBackOff"}});
     initializing["status"]["initContainerStatuses"][0]["restartCount"] = json!(3);
     check(
         "",
         "pods",
         initializing.clone(),
-        json!([
-            "web-0",
-            "0/1",
-            "Init:CrashLoopBackOff",
-            "3",
-            "10m",
-            "<none>",
-            "node-1",
-            "<none>",
-            "<none>"
-        ]),
+        json!(["web-0", "0/1", "Init:CrashLoopBackOff", "3", "10m", "<none>", "node-1", "<none>", "<none>"]),
     );
 
-    initializing["status"]["initContainerStatuses"][0]["state"] =
-        json!({"terminated": {"exitCode": 2}});
+    initializing["status"]["initContainerStatuses"][0]["state"] = json!({"terminated": {"exitCode": 2}});
     check(
         "",
         "pods",
         initializing,
-        json!([
-            "web-0",
-            "0/1",
-            "Init:ExitCode:2",
-            "3",
-            "10m",
-            "<none>",
-            "node-1",
-            "<none>",
-            "<none>"
-        ]),
+        json!(["web-0", "0/1", "Init:ExitCode:2", "3", "10m", "<none>", "node-1", "<none>", "<none>"]),
     );
 
     // A started sidecar (restartPolicy Always) counts towards READY, and its restarts count.
@@ -527,35 +342,23 @@ fn pod_init_containers_and_readiness_gates() {
         "initContainerStatuses": [{"name": "proxy", "restartCount": 1, "started": true, "ready": true, "state": {"running": {}}}],
         "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "state": {"running": {}}}],
     }));
-    with_sidecar["spec"]["initContainers"] =
-        json!([{"name": "proxy", "image": "envoy", "restartPolicy": "Always"}]);
-    with_sidecar["spec"]["readinessGates"] =
-        json!([{"conditionType": "ready-gate"}, {"conditionType": "other-gate"}]);
+    with_sidecar["spec"]["initContainers"] = json!([{"name": "proxy", "image": "envoy", "restartPolicy": "Always"}]);
+    with_sidecar["spec"]["readinessGates"] = json!([{"conditionType": "ready-gate"}, {"conditionType": "other-gate"}]);
     check(
         "",
         "pods",
         with_sidecar,
-        json!([
-            "web-0", "2/2", "Running", "1", "10m", "10.0.0.9", "node-1", "<none>", "1/2"
-        ]),
+        json!(["web-0", "2/2", "Running", "1", "10m", "10.0.0.9", "node-1", "<none>", "1/2"]),
     );
 }
 
 #[test]
 fn finished_pods_carry_a_completed_row_condition() {
     let pods = info("", "pods");
-    let succeeded = row(
-        pods,
-        &pod(json!({"phase": "Succeeded"})),
-        &opts(IncludeObject::Metadata),
-    );
+    let succeeded = row(pods, &pod(json!({"phase": "Succeeded"})), &opts(IncludeObject::Metadata));
     assert_eq!(succeeded["conditions"][0]["type"], "Completed");
     assert_eq!(succeeded["conditions"][0]["reason"], "Succeeded");
-    let running = row(
-        pods,
-        &pod(json!({"phase": "Running"})),
-        &opts(IncludeObject::Metadata),
-    );
+    let running = row(pods, &pod(json!({"phase": "Running"})), &opts(IncludeObject::Metadata));
     assert_eq!(running.get("conditions"), None);
 }
 
@@ -581,16 +384,7 @@ fn workload_rows() {
                 "selector": {"matchLabels": {"app": "api"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "edge"]}]}},
             "status": {"readyReplicas": 1, "updatedReplicas": 2, "availableReplicas": 1},
         }),
-        json!([
-            "api",
-            "1/2",
-            2,
-            1,
-            "30s",
-            "nginx,log",
-            "nginx:1.25,busybox",
-            "app=api,tier in (edge,web)"
-        ]),
+        json!(["api", "1/2", 2, 1, "30s", "nginx,log", "nginx:1.25,busybox", "app=api,tier in (edge,web)"]),
     );
     check(
         "apps",
@@ -600,16 +394,7 @@ fn workload_rows() {
             "spec": {"replicas": 2, "template": template, "selector": {"matchLabels": {"app": "api"}}},
             "status": {"replicas": 2, "readyReplicas": 1},
         }),
-        json!([
-            "api-5d4f",
-            2,
-            2,
-            1,
-            "30s",
-            "nginx,log",
-            "nginx:1.25,busybox",
-            "app=api"
-        ]),
+        json!(["api-5d4f", 2, 2, 1, "30s", "nginx,log", "nginx:1.25,busybox", "app=api"]),
     );
     check(
         "apps",
@@ -639,15 +424,7 @@ fn service_rows() {
             "spec": {"type": "ClusterIP", "clusterIP": "None", "clusterIPs": ["None"],
                 "ports": [{"name": "web", "port": 80, "protocol": "TCP"}], "selector": {"app": "nginx"}},
         }),
-        json!([
-            "nginx",
-            "ClusterIP",
-            "None",
-            "<none>",
-            "80/TCP",
-            "5m",
-            "app=nginx"
-        ]),
+        json!(["nginx", "ClusterIP", "None", "<none>", "80/TCP", "5m", "app=nginx"]),
     );
     check(
         "",
@@ -658,15 +435,7 @@ fn service_rows() {
                 "ports": [{"port": 80, "nodePort": 30000, "protocol": "TCP"}, {"port": 53, "nodePort": 30053, "protocol": "UDP"}],
                 "selector": {"tier": "web", "app": "np"}},
         }),
-        json!([
-            "np",
-            "NodePort",
-            "10.96.0.10",
-            "<none>",
-            "80:30000/TCP,53:30053/UDP",
-            "5m",
-            "app=np,tier=web"
-        ]),
+        json!(["np", "NodePort", "10.96.0.10", "<none>", "80:30000/TCP,53:30053/UDP", "5m", "app=np,tier=web"]),
     );
     check(
         "",
@@ -675,29 +444,13 @@ fn service_rows() {
             "metadata": {"name": "lb", "creationTimestamp": ago(300)},
             "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.11", "ports": [{"port": 443, "nodePort": 31443, "protocol": "TCP"}]},
         }),
-        json!([
-            "lb",
-            "LoadBalancer",
-            "10.96.0.11",
-            "<pending>",
-            "443:31443/TCP",
-            "5m",
-            "<none>"
-        ]),
+        json!(["lb", "LoadBalancer", "10.96.0.11", "<pending>", "443:31443/TCP", "5m", "<none>"]),
     );
     check(
         "",
         "services",
         json!({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "example.com"}}),
-        json!([
-            "ext",
-            "ExternalName",
-            "<none>",
-            "example.com",
-            "<none>",
-            "<unknown>",
-            "<none>"
-        ]),
+        json!(["ext", "ExternalName", "<none>", "example.com", "<none>", "<unknown>", "<none>"]),
     );
 }
 
@@ -713,18 +466,9 @@ fn endpoint_rows() {
                 "ports": [{"port": 80}],
             }],
         }),
-        json!([
-            "nginx",
-            "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 1 more...",
-            "5m"
-        ]),
+        json!(["nginx", "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 1 more...", "5m"]),
     );
-    check(
-        "",
-        "endpoints",
-        json!({"metadata": {"name": "empty"}}),
-        json!(["empty", "<none>", "<unknown>"]),
-    );
+    check("", "endpoints", json!({"metadata": {"name": "empty"}}), json!(["empty", "<none>", "<unknown>"]));
     check(
         "discovery.k8s.io",
         "endpointslices",
@@ -755,17 +499,7 @@ fn storage_rows() {
                 "storageClassName": "standard", "volumeName": "pvc-123", "volumeMode": "Filesystem"},
             "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1024Mi"}},
         }),
-        json!([
-            "data-web-0",
-            "Bound",
-            "pvc-123",
-            "1Gi",
-            "RWO",
-            "standard",
-            "<unset>",
-            "5m",
-            "Filesystem"
-        ]),
+        json!(["data-web-0", "Bound", "pvc-123", "1Gi", "RWO", "standard", "<unset>", "5m", "Filesystem"]),
     );
     check(
         "",
@@ -775,9 +509,7 @@ fn storage_rows() {
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
             "status": {"phase": "Pending"},
         }),
-        json!([
-            "waiting", "Pending", "", "", "", "", "<unset>", "5s", "<unset>"
-        ]),
+        json!(["waiting", "Pending", "", "", "", "", "<unset>", "5s", "<unset>"]),
     );
     check(
         "",
@@ -788,19 +520,7 @@ fn storage_rows() {
                 "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "manual", "volumeMode": "Filesystem"},
             "status": {"phase": "Available"},
         }),
-        json!([
-            "pv1",
-            "10Gi",
-            "RWO,RWX",
-            "Retain",
-            "Available",
-            "",
-            "manual",
-            "<unset>",
-            "",
-            "24h",
-            "Filesystem"
-        ]),
+        json!(["pv1", "10Gi", "RWO,RWX", "Retain", "Available", "", "manual", "<unset>", "", "24h", "Filesystem"]),
     );
     check(
         "",
@@ -836,14 +556,7 @@ fn storage_rows() {
             "provisioner": "ordinal.dev/hostpath",
             "volumeBindingMode": "WaitForFirstConsumer",
         }),
-        json!([
-            "standard (default)",
-            "ordinal.dev/hostpath",
-            "Delete",
-            "WaitForFirstConsumer",
-            false,
-            "3d"
-        ]),
+        json!(["standard (default)", "ordinal.dev/hostpath", "Delete", "WaitForFirstConsumer", false, "3d"]),
     );
     check(
         "storage.k8s.io",
@@ -964,18 +677,7 @@ fn cluster_and_config_rows() {
         "",
         "nodes",
         json!({"metadata": {"name": "new"}}),
-        json!([
-            "new",
-            "Unknown",
-            "<none>",
-            "<unknown>",
-            "",
-            "<none>",
-            "<none>",
-            "<unknown>",
-            "<unknown>",
-            "<unknown>"
-        ]),
+        json!(["new", "Unknown", "<none>", "<unknown>", "", "<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"]),
     );
     check(
         "",
@@ -1020,51 +722,28 @@ fn rows_carry_the_requested_object() {
         })
     );
     assert_eq!(row(pods, &obj, &opts(IncludeObject::Object))["object"], obj);
-    assert_eq!(
-        row(pods, &obj, &opts(IncludeObject::None))["object"],
-        Value::Null
-    );
+    assert_eq!(row(pods, &obj, &opts(IncludeObject::None))["object"], Value::Null);
     assert_eq!(IncludeObject::default(), IncludeObject::Metadata);
 }
 
 #[test]
 fn list_and_watch_tables() {
     let sts = info("apps", "statefulsets");
-    let objs = [
-        json!({"metadata": {"name": "a"}}),
-        json!({"metadata": {"name": "b"}}),
-    ];
-    let list = table(
-        sts,
-        &objs,
-        json!({"resourceVersion": "42", "continue": "tok"}),
-        &opts(IncludeObject::Metadata),
-    );
+    let objs = [json!({"metadata": {"name": "a"}}), json!({"metadata": {"name": "b"}})];
+    let list = table(sts, &objs, json!({"resourceVersion": "42", "continue": "tok"}), &opts(IncludeObject::Metadata));
     assert_eq!(list["kind"], "Table");
     assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
-    assert_eq!(
-        list["metadata"],
-        json!({"resourceVersion": "42", "continue": "tok"})
-    );
+    assert_eq!(list["metadata"], json!({"resourceVersion": "42", "continue": "tok"}));
     assert_eq!(list["columnDefinitions"].as_array().map(Vec::len), Some(5));
     assert_eq!(
-        list["rows"].as_array().map(|r| r
-            .iter()
-            .map(|row| row["cells"][0].clone())
-            .collect::<Vec<_>>()),
+        list["rows"].as_array().map(|r| r.iter().map(|row| row["cells"][0].clone()).collect::<Vec<_>>()),
         Some(vec![json!("a"), json!("b")])
     );
-    assert_eq!(
-        table(sts, &[], json!({}), &opts(IncludeObject::Metadata))["rows"],
-        json!([])
-    );
+    assert_eq!(table(sts, &[], json!({}), &opts(IncludeObject::Metadata))["rows"], json!([]));
 
     let first = watch_table(sts, &objs[0], "43", true, &opts(IncludeObject::Metadata));
     assert_eq!(first["metadata"], json!({"resourceVersion": "43"}));
-    assert_eq!(
-        first["columnDefinitions"],
-        Value::from(column_definitions(sts))
-    );
+    assert_eq!(first["columnDefinitions"], Value::from(column_definitions(sts)));
     assert_eq!(first["rows"].as_array().map(Vec::len), Some(1));
     let later = watch_table(sts, &objs[1], "44", false, &opts(IncludeObject::Metadata));
     assert_eq!(later["columnDefinitions"], Value::Null);
@@ -1096,37 +775,17 @@ fn label_selectors_print_like_upstream() {
     let cases = [
         (json!(null), Some(""), "<none>"),
         (json!({}), Some(""), "<none>"),
-        (
-            json!({"matchLabels": {"b": "2", "a": "1"}}),
-            Some("a=1,b=2"),
-            "a=1,b=2",
-        ),
+        (json!({"matchLabels": {"b": "2", "a": "1"}}), Some("a=1,b=2"), "a=1,b=2"),
         (
             json!({"matchExpressions": [{"key": "z", "operator": "Exists"}, {"key": "y", "operator": "DoesNotExist"}, {"key": "x", "operator": "NotIn", "values": ["b", "a"]}]}),
             Some("x notin (a,b),!y,z"),
             "x notin (a,b),!y,z",
         ),
-        (
-            json!({"matchExpressions": [{"key": "k", "operator": "Near"}]}),
-            None,
-            "<error>",
-        ),
-        (
-            json!({"matchExpressions": [{"key": "k", "operator": "In", "values": []}]}),
-            None,
-            "<error>",
-        ),
+        (json!({"matchExpressions": [{"key": "k", "operator": "Near"}]}), None, "<error>"),
+        (json!({"matchExpressions": [{"key": "k", "operator": "In", "values": []}]}), None, "<error>"),
     ];
     for (selector, expected, formatted) in cases {
-        assert_eq!(
-            label_selector_string(Some(&selector)).as_deref(),
-            expected,
-            "{selector}"
-        );
-        assert_eq!(
-            format_label_selector(Some(&selector)),
-            formatted,
-            "{selector}"
-        );
+        assert_eq!(label_selector_string(Some(&selector)).as_deref(), expected, "{selector}");
+        assert_eq!(format_label_selector(Some(&selector)), formatted, "{selector}");
     }
 }

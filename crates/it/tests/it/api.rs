@@ -71,7 +71,9 @@ async fn updates_bump_generation_only_for_spec_and_detect_conflicts() -> anyhow:
     let sts: Api<StatefulSet> = Api::default_namespaced(server.client());
     let created = sts.create(&PostParams::default(), &sts_manifest("web", 1, "nginx:1.25")).await?;
 
-    let labelled = sts.patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "a"}}}))).await?;
+    let labelled = sts
+        .patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "a"}}})))
+        .await?;
     assert_eq!(labelled.metadata.generation, Some(1), "metadata changes leave generation alone");
 
     let status_patch = json!({"status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": 1}});
@@ -82,7 +84,8 @@ async fn updates_bump_generation_only_for_spec_and_detect_conflicts() -> anyhow:
     // Status is ignored on the main resource, spec on the status subresource.
     let ignored = sts.patch("web", &PatchParams::default(), &Patch::Merge(json!({"status": {"replicas": 7}}))).await?;
     assert_eq!(ignored.status.as_ref().map(|s| s.replicas), Some(1));
-    let ignored = sts.patch_status("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 7}}))).await?;
+    let ignored =
+        sts.patch_status("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 7}}))).await?;
     assert_eq!(ignored.spec.as_ref().and_then(|s| s.replicas), Some(1));
 
     let bumped = sts.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await?;
@@ -112,10 +115,15 @@ async fn scale_subresource_reads_and_writes_replicas() -> anyhow::Result<()> {
     let scale = sts.get_scale("web").await?;
     assert_eq!(scale.spec.and_then(|s| s.replicas), Some(2));
     assert_eq!(scale.status.map(|s| s.selector.unwrap_or_default()).as_deref(), Some("app=web"));
-    let scaled = sts.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 5}}))).await?;
+    let scaled =
+        sts.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 5}}))).await?;
     assert_eq!(scaled.spec.and_then(|s| s.replicas), Some(5));
     assert_eq!(sts.get("web").await?.spec.and_then(|s| s.replicas), Some(5));
-    let bad = sts.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": -1}}))).await.map_err(api_error).expect_err("negative");
+    let bad = sts
+        .patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": -1}})))
+        .await
+        .map_err(api_error)
+        .expect_err("negative");
     assert_eq!(bad.code, 422);
     server.stop().await;
     Ok(())
@@ -179,7 +187,9 @@ async fn list_pagination_and_selectors() -> anyhow::Result<()> {
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
     for i in 0..7 {
         let tier = if i % 2 == 0 { "even" } else { "odd" };
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("cm-{i}"), "labels": {"tier": tier, "n": i.to_string()}}}))?;
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": format!("cm-{i}"), "labels": {"tier": tier, "n": i.to_string()}}}),
+        )?;
         cms.create(&PostParams::default(), &cm).await?;
     }
     let mut names = Vec::new();
@@ -208,7 +218,11 @@ async fn list_pagination_and_selectors() -> anyhow::Result<()> {
     assert_eq!(count(ListParams::default().labels("!tier")).await?, 0);
     assert_eq!(count(ListParams::default().fields("metadata.name=cm-3")).await?, 1);
     assert_eq!(count(ListParams::default().fields("metadata.name!=cm-3")).await?, 6);
-    let bad = cms.list(&ListParams::default().fields("spec.nothing=x")).await.map_err(api_error).expect_err("unsupported field");
+    let bad = cms
+        .list(&ListParams::default().fields("spec.nothing=x"))
+        .await
+        .map_err(api_error)
+        .expect_err("unsupported field");
     assert_eq!(bad.code, 400);
 
     let pods: Api<Pod> = Api::all(server.client());
@@ -260,7 +274,10 @@ async fn services_get_cluster_ips_and_node_ports() -> anyhow::Result<()> {
     svcs.delete("np", &DeleteParams::default()).await?;
     let reuse: Service = serde_json::from_value(json!({"metadata": {"name": "reuse"},
         "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31000}]}}))?;
-    svcs.create(&PostParams::default(), &reuse).await.map(|_| ()).map_err(|e| anyhow::anyhow!("port was released: {e}"))?;
+    svcs.create(&PostParams::default(), &reuse)
+        .await
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("port was released: {e}"))?;
     server.stop().await;
     Ok(())
 }
@@ -274,7 +291,8 @@ async fn delete_collection_by_label() -> anyhow::Result<()> {
         cms.create(&PostParams::default(), &cm).await?;
     }
     cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("sweep=yes")).await?;
-    let left: Vec<String> = cms.list(&Default::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect();
+    let left: Vec<String> =
+        cms.list(&Default::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect();
     assert_eq!(left, ["c"]);
     server.stop().await;
     Ok(())

@@ -5,7 +5,13 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
 /// Send a raw request through the in-process client; return (status, parsed body).
-async fn send(client: &kube::Client, method: &str, uri: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<(u16, serde_json::Value)> {
+async fn send(
+    client: &kube::Client,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
     let req = http::Request::builder().method(method).uri(uri).header("content-type", content_type).body(body)?;
     let resp = client.send(req.map(kube::client::Body::from)).await?;
     let status = resp.status().as_u16();
@@ -30,13 +36,16 @@ async fn malformed_oversized_unknown_and_wrong_method() -> anyhow::Result<()> {
     let (code, body) = send(&client, "POST", cms, "application/json", big.into_bytes()).await?;
     assert_eq!((code, body["reason"].as_str()), (413, Some("RequestEntityTooLarge")));
 
-    let (code, body) = send(&client, "GET", "/apis/apps/v1/namespaces/default/widgets", "application/json", Vec::new()).await?;
+    let (code, body) =
+        send(&client, "GET", "/apis/apps/v1/namespaces/default/widgets", "application/json", Vec::new()).await?;
     assert_eq!((code, body["reason"].as_str()), (404, Some("NotFound")));
 
-    let (code, body) = send(&client, "POST", "/api/v1/namespaces/default/configmaps/x", "application/json", b"{}".to_vec()).await?;
+    let (code, body) =
+        send(&client, "POST", "/api/v1/namespaces/default/configmaps/x", "application/json", b"{}".to_vec()).await?;
     assert_eq!((code, body["reason"].as_str()), (405, Some("MethodNotAllowed")));
 
-    let (code, _) = send(&client, "PATCH", "/api/v1/namespaces/default/configmaps/x", "text/plain", b"{}".to_vec()).await?;
+    let (code, _) =
+        send(&client, "PATCH", "/api/v1/namespaces/default/configmaps/x", "text/plain", b"{}".to_vec()).await?;
     assert_eq!(code, 415);
 
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  k: v\n";
@@ -47,14 +56,25 @@ async fn malformed_oversized_unknown_and_wrong_method() -> anyhow::Result<()> {
     let (code, _) = send(&client, "POST", cms, "application/json", wrong_kind.as_bytes().to_vec()).await?;
     assert_eq!(code, 400);
 
-    let (code, body) = send(&client, "POST", &format!("{cms}?fieldValidation=Strict"), "application/json",
-        br#"{"metadata":{"name":"strict"},"dta":{"k":"v"}}"#.to_vec()).await?;
+    let (code, body) = send(
+        &client,
+        "POST",
+        &format!("{cms}?fieldValidation=Strict"),
+        "application/json",
+        br#"{"metadata":{"name":"strict"},"dta":{"k":"v"}}"#.to_vec(),
+    )
+    .await?;
     assert_eq!(code, 400);
     assert!(body["message"].as_str().unwrap_or("").contains("dta"), "{body}");
 
     // Only the YAML object was written.
-    let names: Vec<String> = Api::<ConfigMap>::default_namespaced(client).list(&Default::default()).await?
-        .items.into_iter().filter_map(|c| c.metadata.name).collect();
+    let names: Vec<String> = Api::<ConfigMap>::default_namespaced(client)
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
     assert_eq!(names, ["from-yaml"]);
     server.stop().await;
     Ok(())

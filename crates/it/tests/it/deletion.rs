@@ -26,7 +26,8 @@ async fn owner_and_dependent() -> anyhow::Result<(TestServer, Api<ConfigMap>, Ap
     let server = TestServer::start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
     let pods: Api<Pod> = Api::default_namespaced(server.client());
-    let owner = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
+    let owner =
+        cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
     pods.create(&PostParams::default(), &owned_pod("dep", &owner, true)).await?;
     Ok((server, cms, pods))
 }
@@ -43,13 +44,18 @@ where
 async fn finalizers_hold_an_object_until_removed() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}))?;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}))?;
     cms.create(&PostParams::default(), &cm).await?;
     cms.delete("held", &DeleteParams::default()).await?;
     let held = cms.get("held").await?;
     assert!(held.metadata.deletion_timestamp.is_some());
     let add = cms
-        .patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "new"]}})))
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "new"]}})),
+        )
         .await;
     assert!(matches!(add, Err(kube::Error::Api(ref s)) if s.code == 422), "no new finalizers while deleting: {add:?}");
     cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
@@ -63,12 +69,16 @@ async fn delete_preconditions() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
     cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "p"}}))?).await?;
-    let wrong = DeleteParams { preconditions: Some(Preconditions { uid: Some("not-it".into()), resource_version: None }), ..Default::default() };
+    let wrong = DeleteParams {
+        preconditions: Some(Preconditions { uid: Some("not-it".into()), resource_version: None }),
+        ..Default::default()
+    };
     let err = cms.delete("p", &wrong).await;
     assert!(matches!(err, Err(kube::Error::Api(ref s)) if s.code == 409), "{err:?}");
     assert!(cms.get_opt("p").await?.is_some());
     let uid = cms.get("p").await?.metadata.uid;
-    let right = DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
+    let right =
+        DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
     cms.delete("p", &right).await?;
     assert!(cms.get_opt("p").await?.is_none());
     server.stop().await;
@@ -82,7 +92,8 @@ async fn background_cascade_deletes_dependents_and_keeps_unowned_claims() -> any
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let pvcs: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
-    let owner = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
+    let owner =
+        cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
     pods.create(&PostParams::default(), &owned_pod("dep-0", &owner, true)).await?;
     pods.create(&PostParams::default(), &owned_pod("dep-1", &owner, false)).await?;
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "www-dep-0"},
@@ -127,19 +138,23 @@ async fn deleting_a_namespace_removes_its_content() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "scratch"}}))?).await?;
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "scratch"}}))?)
+        .await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "scratch");
     cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "inside"}}))?).await?;
     namespaces.delete("scratch", &DeleteParams::default()).await?;
     let terminating = namespaces.get_opt("scratch").await?;
     if let Some(ns) = terminating {
         assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
-        let refused = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "late"}}))?).await;
+        let refused =
+            cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "late"}}))?).await;
         assert!(matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403 || s.code == 404), "{refused:?}");
     }
     gone(&namespaces, "scratch").await?;
     assert!(cms.list(&Default::default()).await?.items.is_empty());
-    let missing = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "x"}}))?).await;
+    let missing =
+        cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "x"}}))?).await;
     assert!(matches!(missing, Err(kube::Error::Api(ref s)) if s.code == 404), "{missing:?}");
     server.stop().await;
     Ok(())

@@ -149,14 +149,29 @@ async fn seed_session(version: &str) -> anyhow::Result<()> {
     let yaml = k.ok(&["get", "svc", "nginx", "-o", "yaml"])?;
     assert_contains(&yaml, "clusterIP: None");
     assert_eq!(k.ok(&["get", "sts", "-l", "app!=nginx", "-o", "name"])?.trim(), "statefulset.apps/web");
-    assert_eq!(k.ok(&["get", "all", "-o", "name"])?.lines().filter(|l| l.starts_with("statefulset.apps/web")).count(), 1);
-    let policy = k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.updateStrategy.type} {.spec.podManagementPolicy} {.metadata.generation}"])?;
+    assert_eq!(
+        k.ok(&["get", "all", "-o", "name"])?.lines().filter(|l| l.starts_with("statefulset.apps/web")).count(),
+        1
+    );
+    let policy = k.ok(&[
+        "get",
+        "sts",
+        "web",
+        "-o",
+        "jsonpath={.spec.updateStrategy.type} {.spec.podManagementPolicy} {.metadata.generation}",
+    ])?;
     assert_eq!(policy, "RollingUpdate OrderedReady 1");
 
     // Apply again: changed image → configured (strategic merge patch); unchanged → unchanged.
     let out = k.ok_stdin(&["apply", "-f", "-"], &web_yaml("nginx:1.26"))?;
     assert_eq!(rows(&out), ["service/nginx unchanged", "statefulset.apps/web configured"]);
-    let image = k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.metadata.generation}"])?;
+    let image = k.ok(&[
+        "get",
+        "sts",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image} {.metadata.generation}",
+    ])?;
     assert_eq!(image, "nginx:1.26 2");
     // As against kube-apiserver, the claim templates (an atomic list that the server defaults)
     // make kubectl send a patch again; the object itself does not change.
@@ -173,20 +188,38 @@ async fn seed_session(version: &str) -> anyhow::Result<()> {
     assert_contains(events, "SuccessfulCreate");
     assert_contains(events, "create Pod web-0 in StatefulSet web successful");
     assert_contains(events, "statefulset-controller");
-    for needle in ["Name:", "web", "Namespace:", "default", "Selector:", "app=nginx", "Replicas:", "Update Strategy:", "RollingUpdate", "Volume Claims:"] {
+    for needle in [
+        "Name:",
+        "web",
+        "Namespace:",
+        "default",
+        "Selector:",
+        "app=nginx",
+        "Replicas:",
+        "Update Strategy:",
+        "RollingUpdate",
+        "Volume Claims:",
+    ] {
         assert_contains(&described, needle);
     }
 
     // scale, patch (three types), set image, annotate.
     assert_eq!(k.ok(&["scale", "sts", "web", "--replicas=3"])?.trim(), "statefulset.apps/web scaled");
     assert_eq!(k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.replicas}"])?, "3");
-    assert_eq!(k.ok(&["patch", "sts", "web", "-p", r#"{"spec":{"replicas":2}}"#])?.trim(), "statefulset.apps/web patched");
+    assert_eq!(
+        k.ok(&["patch", "sts", "web", "-p", r#"{"spec":{"replicas":2}}"#])?.trim(),
+        "statefulset.apps/web patched"
+    );
     k.ok(&["patch", "sts", "web", "--type=merge", "-p", r#"{"spec":{"minReadySeconds":5}}"#])?;
     k.ok(&["patch", "sts", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#])?;
     assert_eq!(k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.replicas} {.spec.minReadySeconds}"])?, "4 5");
-    assert_eq!(k.ok(&["set", "image", "statefulset/web", "nginx=nginx:1.27"])?.trim(), "statefulset.apps/web image updated");
+    assert_eq!(
+        k.ok(&["set", "image", "statefulset/web", "nginx=nginx:1.27"])?.trim(),
+        "statefulset.apps/web image updated"
+    );
     k.ok(&["annotate", "sts", "web", "kubernetes.io/change-cause=upgrade to 1.27"])?;
-    let annotation = k.ok(&["get", "sts", "web", "-o", r"jsonpath={.metadata.annotations.kubernetes\.io/change-cause}"])?;
+    let annotation =
+        k.ok(&["get", "sts", "web", "-o", r"jsonpath={.metadata.annotations.kubernetes\.io/change-cause}"])?;
     assert_eq!(annotation, "upgrade to 1.27");
 
     // Errors as kube-apiserver reports them.
@@ -194,7 +227,9 @@ async fn seed_session(version: &str) -> anyhow::Result<()> {
     assert_contains(&err, r#"Error from server (NotFound): statefulsets.apps "nosuch" not found"#);
     let err = k.fails(&["get", "widgets"])?;
     assert_contains(&err, "the server doesn't have a resource type \"widgets\"");
-    let bad_selector = web_yaml("nginx").replace("name: web\nspec:", "name: bad\nspec:").replace("      labels:\n        app: nginx", "      labels:\n        app: other");
+    let bad_selector = web_yaml("nginx")
+        .replace("name: web\nspec:", "name: bad\nspec:")
+        .replace("      labels:\n        app: nginx", "      labels:\n        app: other");
     let err = k.fails_stdin(&["apply", "-f", "-"], &bad_selector)?;
     assert_contains(&err, "is invalid");
     assert_contains(&err, "spec.template.metadata.labels");
@@ -270,4 +305,3 @@ async fn kubectl_1_27_seed_session() -> anyhow::Result<()> {
 async fn kubectl_1_33_seed_session() -> anyhow::Result<()> {
     seed_session("1.33").await
 }
-

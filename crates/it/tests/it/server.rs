@@ -13,7 +13,8 @@ async fn kubeconfig_is_private_and_grants_access_over_https() -> anyhow::Result<
     assert_eq!(mode, 0o600);
     let client = server.https_client().await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let names: Vec<String> = namespaces.list(&Default::default()).await?.items.into_iter().filter_map(|n| n.metadata.name).collect();
+    let names: Vec<String> =
+        namespaces.list(&Default::default()).await?.items.into_iter().filter_map(|n| n.metadata.name).collect();
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(names.contains(&ns.to_string()), "{ns} missing from {names:?}");
     }

@@ -14,8 +14,15 @@ use crate::api::sts_manifest;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn pod_names(pods: &Api<Pod>) -> Vec<String> {
-    let mut names: Vec<String> = pods.list(&Default::default()).await.map(|l| l.items).unwrap_or_default()
-        .into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).filter_map(|p| p.metadata.name).collect();
+    let mut names: Vec<String> = pods
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect();
     names.sort();
     names
 }
@@ -48,7 +55,8 @@ async fn ordered_ready_lifecycle() -> anyhow::Result<()> {
     let set = settled(&sets, 3).await?;
     assert_eq!(pod_names(&pods).await, ["web-0", "web-1", "web-2"]);
     assert_eq!(kubelet.events(), ["created web-0", "created web-1", "created web-2"], "created in ordinal order");
-    let claim_names: Vec<String> = claims.list(&Default::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect();
+    let claim_names: Vec<String> =
+        claims.list(&Default::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect();
     assert_eq!(claim_names, ["www-web-0", "www-web-1", "www-web-2"]);
     let web1 = pods.get("web-1").await?;
     let spec = web1.spec.clone().unwrap_or_default();
@@ -82,10 +90,14 @@ async fn ordered_ready_lifecycle() -> anyhow::Result<()> {
     let updated = settled(&sets, 3).await?;
     let new_revision = updated.status.and_then(|s| s.update_revision).unwrap_or_default();
     assert_ne!(new_revision, revision);
-    let deletions: Vec<String> = kubelet.events()[before..].iter().filter(|e| e.starts_with("deleted")).cloned().collect();
+    let deletions: Vec<String> =
+        kubelet.events()[before..].iter().filter(|e| e.starts_with("deleted")).cloned().collect();
     assert_eq!(deletions, ["deleted web-2", "deleted web-1", "deleted web-0"]);
     for p in pods.list(&Default::default()).await?.items {
-        assert_eq!(p.metadata.labels.and_then(|l| l.get("controller-revision-hash").cloned()).as_deref(), Some(new_revision.as_str()));
+        assert_eq!(
+            p.metadata.labels.and_then(|l| l.get("controller-revision-hash").cloned()).as_deref(),
+            Some(new_revision.as_str())
+        );
     }
 
     // Deleting the set removes its pods (garbage collector) and keeps the claims.
@@ -143,7 +155,8 @@ async fn rollout_session(version: &str) -> anyhow::Result<()> {
     assert!(out.contains("partitioned roll out complete"), "{out}");
     settled(&sets, 3).await?;
     let history = k.ok(&["rollout", "history", "sts/web"])?;
-    let rows: Vec<String> = history.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect();
+    let rows: Vec<String> =
+        history.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect();
     assert_eq!(rows[1..], ["REVISION CHANGE-CAUSE", "1 <none>", "2 upgrade to 1.26"], "{history}");
 
     let out = k.ok(&["rollout", "undo", "sts/web"])?;
@@ -152,7 +165,10 @@ async fn rollout_session(version: &str) -> anyhow::Result<()> {
     let image = k.ok(&["get", "pods", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
     assert_eq!(image, "nginx:1.25 nginx:1.25 nginx:1.25");
     let history = k.ok(&["rollout", "history", "sts/web"])?;
-    assert!(history.contains("\n2 ") && history.contains("\n3 ") && !history.contains("\n1 "), "the old revision is renumbered:\n{history}");
+    assert!(
+        history.contains("\n2 ") && history.contains("\n3 ") && !history.contains("\n1 "),
+        "the old revision is renumbered:\n{history}"
+    );
     server.stop().await;
     Ok(())
 }
@@ -179,14 +195,21 @@ async fn retention_policy_delete_removes_claims_on_scale_down_and_set_deletion()
     sets.create(&PostParams::default(), &serde_json::from_value(manifest)?).await?;
     settled(&sets, 3).await?;
     let names = || async {
-        let mut n: Vec<String> = claims.list(&Default::default()).await.map(|l| l.items).unwrap_or_default()
-            .into_iter().filter_map(|c| c.metadata.name).collect();
+        let mut n: Vec<String> = claims
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
         n.sort();
         n
     };
     assert_eq!(names().await, ["www-web-0", "www-web-1", "www-web-2"]);
     sets.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await?;
-    eventually("claims of scaled-away pods to go", WAIT, || async { (names().await == ["www-web-0"]).then_some(()) }).await?;
+    eventually("claims of scaled-away pods to go", WAIT, || async { (names().await == ["www-web-0"]).then_some(()) })
+        .await?;
     // Scale up again: the new web-1 gets a fresh claim.
     sets.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}}))).await?;
     settled(&sets, 2).await?;

@@ -140,7 +140,11 @@ async fn bookmarks_timeouts_and_streaming_lists() -> anyhow::Result<()> {
 
     // timeoutSeconds ends the stream.
     let mut short = api.watch(&WatchParams::default().timeout(1), &rv).await?.boxed();
-    let ended = tokio::time::timeout(Duration::from_secs(10), async { while short.try_next().await?.is_some() {} Ok::<_, anyhow::Error>(()) }).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while short.try_next().await?.is_some() {}
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
     assert!(matches!(ended, Ok(Ok(()))), "the server closed the watch after timeoutSeconds");
 
     // sendInitialEvents: kube's streaming-list watcher sees the existing object.

@@ -108,7 +108,11 @@ pub fn plan(nodes: &[Node]) -> Vec<Action> {
             let keep = node
                 .owners
                 .iter()
-                .filter(|o| !(owner_exists(o) && has_finalizer(by_uid[o.uid.as_str()], ORPHAN_FINALIZER) && by_uid[o.uid.as_str()].deleting))
+                .filter(|o| {
+                    !(owner_exists(o)
+                        && has_finalizer(by_uid[o.uid.as_str()], ORPHAN_FINALIZER)
+                        && by_uid[o.uid.as_str()].deleting)
+                })
                 .cloned()
                 .collect();
             actions.push(set_owners(keep));

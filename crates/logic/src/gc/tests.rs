@@ -3,7 +3,12 @@ use super::*;
 fn node(uid: &str, kind: &str, name: &str) -> Node {
     Node {
         uid: uid.into(),
-        object: ObjectRef { api_version: "v1".into(), kind: kind.into(), namespace: Some("default".into()), name: name.into() },
+        object: ObjectRef {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some("default".into()),
+            name: name.into(),
+        },
         resource_version: "1".into(),
         owners: Vec::new(),
         deleting: false,
@@ -34,7 +39,11 @@ fn kinds(actions: &[Action]) -> Vec<String> {
         .map(|a| match a {
             Action::Delete { object, .. } => format!("delete {}", object.name),
             Action::SetOwners { object, keep, .. } => {
-                format!("owners {} = [{}]", object.name, keep.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(","))
+                format!(
+                    "owners {} = [{}]",
+                    object.name,
+                    keep.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(",")
+                )
             }
             Action::RemoveFinalizer { object, finalizer, .. } => format!("unfinalize {} {finalizer}", object.name),
         })

@@ -127,9 +127,11 @@ pub fn plan(input: &Input<'_>) -> Plan {
         }
     }
     condemned.sort_by_key(|p| std::cmp::Reverse(pods::get_ordinal(p)));
-    let slots: Vec<Slot<'_>> = (start..end).map(|ordinal| Slot { ordinal, pod: in_range.get(&ordinal).copied() }).collect();
+    let slots: Vec<Slot<'_>> =
+        (start..end).map(|ordinal| Slot { ordinal, pod: in_range.get(&ordinal).copied() }).collect();
 
-    let mut plan = Plan { actions: Vec::new(), status: StatefulSetStatus::default(), wait: None, requeue_after_secs: None };
+    let mut plan =
+        Plan { actions: Vec::new(), status: StatefulSetStatus::default(), wait: None, requeue_after_secs: None };
     let unavailable = |p: Option<&Pod>| match p {
         None => true,
         Some(p) => !pods::is_healthy(p) || !pods::is_available(p, min_ready, input.now),
@@ -140,15 +142,23 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .map(|s| s.ordinal)
         .or_else(|| condemned.iter().rev().find(|p| unavailable(Some(p))).map(|p| pods::get_ordinal(p)));
     // Ask to be woken when a Ready pod becomes available.
-    plan.requeue_after_secs = input
-        .pods
-        .iter()
-        .filter_map(|p| pods::seconds_until_available(p, min_ready, input.now))
-        .min();
+    plan.requeue_after_secs =
+        input.pods.iter().filter_map(|p| pods::seconds_until_available(p, min_ready, input.now)).min();
 
     let deleting = set.metadata.deletion_timestamp.is_some();
     if !deleting {
-        run_passes(input, &spec, &set_name, start, monotonic, min_ready, &slots, &condemned, first_unavailable, &mut plan);
+        run_passes(
+            input,
+            &spec,
+            &set_name,
+            start,
+            monotonic,
+            min_ready,
+            &slots,
+            &condemned,
+            first_unavailable,
+            &mut plan,
+        );
     }
     plan.status = status(input, &slots, &condemned, min_ready, &plan);
     plan
@@ -190,7 +200,9 @@ fn run_passes(
                     match input.claims.iter().find(|c| c.metadata.name.as_deref() == Some(&name)) {
                         Some(existing) if existing.metadata.deletion_timestamp.is_some() => blocked = true,
                         // A claim a previous pod of this ordinal left to the garbage collector.
-                        Some(existing) if retention::held_by_old_pod(input.set, existing, &pods::pod_name(set_name, ordinal)) => {
+                        Some(existing)
+                            if retention::held_by_old_pod(input.set, existing, &pods::pod_name(set_name, ordinal)) =>
+                        {
                             blocked = true
                         }
                         Some(_) => {}
@@ -448,11 +460,9 @@ fn status(input: &Input<'_>, slots: &[Slot<'_>], condemned: &[&Pod], min_ready: 
         }
     }
     // Pods this plan deletes for the update no longer count as current.
-    let deleted_for_update = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::DeletePod { reason: DeleteReason::Update, .. }))
-        .count() as i32;
+    let deleted_for_update =
+        plan.actions.iter().filter(|a| matches!(a, Action::DeletePod { reason: DeleteReason::Update, .. })).count()
+            as i32;
     current -= deleted_for_update;
     s.replicas = replicas;
     s.ready_replicas = Some(ready);

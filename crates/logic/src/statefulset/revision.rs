@@ -89,7 +89,8 @@ pub fn new_revision(set: &StatefulSet, collision_count: i32, number: i64) -> Con
     let data = revision_data(set);
     let hash = hash(&data, collision_count);
     let set_name = set.metadata.name.clone().unwrap_or_default();
-    let mut labels = set.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+    let mut labels =
+        set.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
     labels.insert(HASH_LABEL.into(), hash.clone());
     ControllerRevision {
         metadata: ObjectMeta {
@@ -133,7 +134,9 @@ pub fn choose(set: &StatefulSet, revisions: &[ControllerRevision]) -> (Option<St
         (Some(e), Some(latest)) if e.metadata.name == latest.metadata.name => {
             UpdateRevision::Latest(e.metadata.name.clone().unwrap_or_default())
         }
-        (Some(e), _) => UpdateRevision::Reuse { name: e.metadata.name.clone().unwrap_or_default(), revision: next_number },
+        (Some(e), _) => {
+            UpdateRevision::Reuse { name: e.metadata.name.clone().unwrap_or_default(), revision: next_number }
+        }
         (None, _) => UpdateRevision::Create(Box::new(new_revision(set, collision_count, next_number))),
     };
     let current = set

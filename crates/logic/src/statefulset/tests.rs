@@ -40,7 +40,8 @@ impl World {
 
     fn plan(&self, set: &StatefulSet, update_revision: &str) -> Plan {
         let t = World::template(set);
-        let current = set.status.as_ref().and_then(|s| s.current_revision.clone()).unwrap_or_else(|| update_revision.to_string());
+        let current =
+            set.status.as_ref().and_then(|s| s.current_revision.clone()).unwrap_or_else(|| update_revision.to_string());
         plan(&Input {
             set,
             pods: &self.pods,
@@ -63,7 +64,11 @@ impl World {
                     let mut p = (**p).clone();
                     p.metadata.uid = Some(format!("uid-{}", p.metadata.name.clone().unwrap_or_default()));
                     p.status = Some(PodStatus { phase: Some("Pending".into()), ..Default::default() });
-                    assert!(!self.pods.iter().any(|q| q.metadata.name == p.metadata.name), "two pods named {:?}", p.metadata.name);
+                    assert!(
+                        !self.pods.iter().any(|q| q.metadata.name == p.metadata.name),
+                        "two pods named {:?}",
+                        p.metadata.name
+                    );
                     self.pods.push(p);
                 }
                 Action::DeletePod { name, .. } => self.pods.retain(|p| p.metadata.name.as_deref() != Some(name)),
@@ -161,7 +166,9 @@ fn ordered_ready_creates_one_at_a_time_after_the_previous_is_ready() {
 fn pods_carry_identity_labels_hostname_and_claim_volumes() {
     let s = set(1, "OrderedReady", json!({}));
     let p = World::default().plan(&s, "web-r1");
-    let Some(Action::CreatePod(pod)) = p.actions.iter().find(|a| matches!(a, Action::CreatePod(_))) else { panic!("no pod") };
+    let Some(Action::CreatePod(pod)) = p.actions.iter().find(|a| matches!(a, Action::CreatePod(_))) else {
+        panic!("no pod")
+    };
     let labels = pod.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("statefulset.kubernetes.io/pod-name").map(String::as_str), Some("web-0"));
     assert_eq!(labels.get("apps.kubernetes.io/pod-index").map(String::as_str), Some("0"));
@@ -332,7 +339,11 @@ fn revisions_are_named_hashed_and_reused_by_meaning() {
     let (_, update) = revision::choose(&s, std::slice::from_ref(&*first));
     assert_eq!(update, revision::UpdateRevision::Latest(name.clone()));
     // New template, then back: the old revision is renumbered, not recreated.
-    let s2 = set(1, "OrderedReady", json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:2"}]}}}}));
+    let s2 = set(
+        1,
+        "OrderedReady",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:2"}]}}}}),
+    );
     let (_, update) = revision::choose(&s2, std::slice::from_ref(&*first));
     let UpdateRevisionOf::Create(second) = classify(update) else { panic!("second revision is created") };
     assert_eq!(second.revision, 2);
@@ -343,7 +354,10 @@ fn revisions_are_named_hashed_and_reused_by_meaning() {
     if let Some(data) = reordered.data.as_mut() {
         data.0["spec"]["template"]["metadata"]["creationTimestamp"] = serde_json::Value::Null;
     }
-    assert!(revision::same_template(&reordered.data.clone().map(|d| d.0).unwrap_or_default(), &revision::revision_data(&s)));
+    assert!(revision::same_template(
+        &reordered.data.clone().map(|d| d.0).unwrap_or_default(),
+        &revision::revision_data(&s)
+    ));
 }
 
 enum UpdateRevisionOf {
@@ -394,8 +408,11 @@ fn randomised_ordered_ready_never_breaks_the_invariants() {
     let mut replicas = 3;
     for _ in 0..2000 {
         let s = set(replicas, "OrderedReady", json!({}));
-        let before: Vec<(String, bool)> =
-            w.pods.iter().map(|p| (p.metadata.name.clone().unwrap_or_default(), pods::is_running_and_ready(p))).collect();
+        let before: Vec<(String, bool)> = w
+            .pods
+            .iter()
+            .map(|p| (p.metadata.name.clone().unwrap_or_default(), pods::is_running_and_ready(p)))
+            .collect();
         let p = w.plan(&s, "r");
         for name in created(&p) {
             let ordinal = parent_and_ordinal_of(&name);
@@ -453,31 +470,41 @@ fn retention_retain_leaves_claims_unowned() {
 
 #[test]
 fn retention_when_deleted_delete_gives_claims_to_the_set() {
-    let policy = json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}}});
+    let policy =
+        json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}}});
     let (w, _) = rolled_out(2, policy);
     assert_eq!(claim_owner_kinds(&w, "www-web-1"), ["StatefulSet/web"]);
 }
 
 #[test]
 fn retention_when_scaled_delete_gives_condemned_claims_to_their_pod_first() {
-    let policy = json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}});
+    let policy =
+        json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}});
     let (mut w, _) = rolled_out(2, policy.clone());
     let mut scaled = policy;
     scaled["spec"]["replicas"] = json!(1);
     let s = set(1, "OrderedReady", scaled);
     let p = w.plan(&s, "v1");
     // The claim is handed to web-1 in the same plan, before web-1 is deleted.
-    let order: Vec<String> = p.actions.iter().map(|a| match a {
-        Action::SetClaimOwners { name, .. } => format!("own {name}"),
-        Action::DeletePod { name, .. } => format!("delete {name}"),
-        other => format!("{other:?}"),
-    }).collect();
+    let order: Vec<String> = p
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::SetClaimOwners { name, .. } => format!("own {name}"),
+            Action::DeletePod { name, .. } => format!("delete {name}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
     assert_eq!(order, ["own www-web-1", "delete web-1"]);
     w.apply(&p);
     assert_eq!(claim_owner_kinds(&w, "www-web-1"), ["Pod/web-1"]);
     assert_eq!(claim_owner_kinds(&w, "www-web-0"), ["StatefulSet/web"]);
     // Scaling back up before the collector removed the claim waits for it.
-    let s2 = set(2, "OrderedReady", json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}}));
+    let s2 = set(
+        2,
+        "OrderedReady",
+        json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}}),
+    );
     let p = w.plan(&s2, "v1");
     assert!(created(&p).is_empty());
     assert_eq!(p.wait, Some(Wait::ClaimTerminating(1)));
@@ -494,7 +521,8 @@ fn max_unavailable_rounds_down_and_is_at_least_one() {
 
 #[test]
 fn max_unavailable_replaces_several_pods_at_once_from_the_top() {
-    let (mut w, s) = rolled_out(5, json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 1, "maxUnavailable": 2}}}}));
+    let (mut w, s) =
+        rolled_out(5, json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 1, "maxUnavailable": 2}}}}));
     let p = w.plan(&s, "v2");
     assert_eq!(deleted(&p), ["web-4", "web-3"]);
     w.apply(&p);
@@ -511,7 +539,10 @@ fn max_unavailable_replaces_several_pods_at_once_from_the_top() {
 
 #[test]
 fn parallel_max_unavailable_replaces_broken_old_pods_without_spending_budget() {
-    let (mut w, mut s) = rolled_out(3, json!({"spec": {"podManagementPolicy": "Parallel", "updateStrategy": {"rollingUpdate": {"maxUnavailable": 1}}}}));
+    let (mut w, mut s) = rolled_out(
+        3,
+        json!({"spec": {"podManagementPolicy": "Parallel", "updateStrategy": {"rollingUpdate": {"maxUnavailable": 1}}}}),
+    );
     s.spec.as_mut().map(|sp| sp.pod_management_policy = Some("Parallel".into()));
     // web-0 and web-2 are broken at the old revision: both are replaced at once.
     for i in [0, 2] {

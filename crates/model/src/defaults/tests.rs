@@ -21,8 +21,10 @@ fn seed_statefulset_gets_upstream_defaults() {
     assert_eq!(spec["persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
     assert_eq!(spec["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
     let pod = &spec["template"]["spec"];
-    assert_eq!((pod["restartPolicy"].clone(), pod["dnsPolicy"].clone(), pod["terminationGracePeriodSeconds"].clone()),
-               (json!("Always"), json!("ClusterFirst"), json!(30)));
+    assert_eq!(
+        (pod["restartPolicy"].clone(), pod["dnsPolicy"].clone(), pod["terminationGracePeriodSeconds"].clone()),
+        (json!("Always"), json!("ClusterFirst"), json!(30))
+    );
     let c = &pod["containers"][0];
     assert_eq!(c["imagePullPolicy"], "Always", "untagged images are pulled always");
     assert_eq!(c["ports"][0]["protocol"], "TCP");
@@ -34,7 +36,8 @@ fn seed_statefulset_gets_upstream_defaults() {
 #[test]
 fn on_delete_gets_no_rolling_update_block() {
     let info = resources::find("apps", "v1", "statefulsets").expect("served");
-    let mut sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {"updateStrategy": {"type": "OnDelete"}}});
+    let mut sts =
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {"updateStrategy": {"type": "OnDelete"}}});
     apply_defaults(info, &mut sts).expect("decodes");
     assert_eq!(sts["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
 }
@@ -51,8 +54,14 @@ fn services_default_type_protocol_and_target_port() {
 
 #[test]
 fn image_pull_policy_follows_the_tag() {
-    for (image, want) in [("nginx", "Always"), ("nginx:latest", "Always"), ("nginx:1.25", "IfNotPresent"),
-                          ("localhost:5000/app", "Always"), ("localhost:5000/app:v1", "IfNotPresent"), ("app@sha256:abc", "IfNotPresent")] {
+    for (image, want) in [
+        ("nginx", "Always"),
+        ("nginx:latest", "Always"),
+        ("nginx:1.25", "IfNotPresent"),
+        ("localhost:5000/app", "Always"),
+        ("localhost:5000/app:v1", "IfNotPresent"),
+        ("app@sha256:abc", "IfNotPresent"),
+    ] {
         assert_eq!(image_pull_policy(image), want, "{image}");
     }
 }
@@ -63,5 +72,9 @@ fn undecodable_objects_are_bad_requests() {
     let mut bad = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {"replicas": "three"}});
     let e = apply_defaults(info, &mut bad).expect_err("replicas must be a number");
     assert_eq!(e.code, 400);
-    assert!(e.message.starts_with(r#"StatefulSet in version "v1" cannot be handled as a StatefulSet"#), "{}", e.message);
+    assert!(
+        e.message.starts_with(r#"StatefulSet in version "v1" cannot be handled as a StatefulSet"#),
+        "{}",
+        e.message
+    );
 }

@@ -62,9 +62,10 @@ pub fn list_strategy(info: &ResourceInfo, path: &[&str]) -> ListStrategy {
     }
     if let Some(root) = pod_spec_root(info)
         && let Some(rel) = path.strip_prefix(root)
-            && let Some(s) = pod_spec_list(rel) {
-                return s;
-            }
+        && let Some(s) = pod_spec_list(rel)
+    {
+        return s;
+    }
     match (info.group, info.kind, path) {
         ("", "Pod", ["status", "podIPs"]) => MergeByKey("ip"),
         ("", "Pod", ["status", "hostIPs"]) => MergeByKey("ip"),

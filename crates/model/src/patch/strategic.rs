@@ -129,7 +129,8 @@ impl Ctx<'_> {
 
     fn merge_list(&self, orig: &[Value], patch: &[Value], path: &mut Vec<String>) -> Result<Vec<Value>, PatchError> {
         // `{"$patch": "replace"}` as an element: the rest of the patch list is the new list.
-        let replace = patch.iter().any(|e| e.as_object().is_some_and(|m| m.get(PATCH) == Some(&Value::from("replace"))));
+        let replace =
+            patch.iter().any(|e| e.as_object().is_some_and(|m| m.get(PATCH) == Some(&Value::from("replace"))));
         if replace {
             let rest: Vec<Value> = patch
                 .iter()

@@ -25,9 +25,12 @@ fn smp(doc: &Value, patch: Value) -> Value {
 #[test]
 fn apply_image_change_with_set_element_order() {
     // kubectl apply's second run, and `kubectl set image`.
-    let out = smp(&web(), json!({"spec": {"template": {"spec": {
+    let out = smp(
+        &web(),
+        json!({"spec": {"template": {"spec": {
         "$setElementOrder/containers": [{"name": "nginx"}],
-        "containers": [{"image": "nginx:1.26", "name": "nginx"}]}}}}));
+        "containers": [{"image": "nginx:1.26", "name": "nginx"}]}}}}),
+    );
     let c = &out["spec"]["template"]["spec"]["containers"];
     assert_eq!(c.as_array().map(Vec::len), Some(1));
     assert_eq!(c[0]["image"], "nginx:1.26");
@@ -36,24 +39,36 @@ fn apply_image_change_with_set_element_order() {
 
 #[test]
 fn containers_add_delete_and_reorder() {
-    let added = smp(&web(), json!({"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "busybox"}]}}}}));
-    let names: Vec<Value> = (0..2).map(|i| added["spec"]["template"]["spec"]["containers"][i]["name"].clone()).collect();
+    let added =
+        smp(&web(), json!({"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "busybox"}]}}}}));
+    let names: Vec<Value> =
+        (0..2).map(|i| added["spec"]["template"]["spec"]["containers"][i]["name"].clone()).collect();
     assert_eq!(names, [json!("nginx"), json!("side")]);
-    let reordered = smp(&added, json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "nginx"}]}}}}));
+    let reordered = smp(
+        &added,
+        json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "nginx"}]}}}}),
+    );
     assert_eq!(reordered["spec"]["template"]["spec"]["containers"][0]["name"], "side");
-    let deleted = smp(&added, json!({"spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}}}));
+    let deleted =
+        smp(&added, json!({"spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}}}));
     assert_eq!(deleted["spec"]["template"]["spec"]["containers"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]
 fn env_merges_by_name_and_null_deletes() {
-    let out = smp(&web(), json!({
-        "metadata": {"labels": {"tier": null}},
-        "spec": {"template": {"spec": {"containers": [{"name": "nginx", "env": [{"name": "B", "value": "two"}, {"name": "C", "value": "3"}]}]}}}
-    }));
+    let out = smp(
+        &web(),
+        json!({
+            "metadata": {"labels": {"tier": null}},
+            "spec": {"template": {"spec": {"containers": [{"name": "nginx", "env": [{"name": "B", "value": "two"}, {"name": "C", "value": "3"}]}]}}}
+        }),
+    );
     assert_eq!(out["metadata"]["labels"], json!({"app": "nginx"}));
-    assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["env"], json!([
-        {"name": "A", "value": "1"}, {"name": "B", "value": "two"}, {"name": "C", "value": "3"}]));
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([
+        {"name": "A", "value": "1"}, {"name": "B", "value": "two"}, {"name": "C", "value": "3"}])
+    );
 }
 
 #[test]
@@ -61,22 +76,34 @@ fn rollout_undo_replaces_the_template() {
     let template = json!({"metadata": {"labels": {"app": "nginx"}},
         "spec": {"containers": [{"name": "nginx", "image": "nginx:1.24"}]}, "$patch": "replace"});
     let out = smp(&web(), json!({"spec": {"template": template}}));
-    assert_eq!(out["spec"]["template"], json!({"metadata": {"labels": {"app": "nginx"}},
-        "spec": {"containers": [{"name": "nginx", "image": "nginx:1.24"}]}}));
+    assert_eq!(
+        out["spec"]["template"],
+        json!({"metadata": {"labels": {"app": "nginx"}},
+        "spec": {"containers": [{"name": "nginx", "image": "nginx:1.24"}]}})
+    );
     assert_eq!(out["spec"]["replicas"], 2);
 }
 
 #[test]
 fn rollout_restart_adds_a_template_annotation() {
-    let out = smp(&web(), json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-22T13:18:42Z"}}}}}));
-    assert_eq!(out["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"], "2026-11-22T13:18:42Z");
+    let out = smp(
+        &web(),
+        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-22T13:18:42Z"}}}}}),
+    );
+    assert_eq!(
+        out["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+        "2026-11-22T13:18:42Z"
+    );
     assert_eq!(out["spec"]["template"]["metadata"]["labels"]["app"], "nginx");
 }
 
 #[test]
 fn lists_without_a_strategy_are_replaced_and_sets_union() {
     let doc = json!({"metadata": {"finalizers": ["a", "b"]}, "spec": {"volumeClaimTemplates": [{"metadata": {"name": "x"}}]}});
-    let out = smp(&doc, json!({"metadata": {"finalizers": ["b", "c"]}, "spec": {"volumeClaimTemplates": [{"metadata": {"name": "y"}}]}}));
+    let out = smp(
+        &doc,
+        json!({"metadata": {"finalizers": ["b", "c"]}, "spec": {"volumeClaimTemplates": [{"metadata": {"name": "y"}}]}}),
+    );
     assert_eq!(out["metadata"]["finalizers"], json!(["a", "b", "c"]));
     assert_eq!(out["spec"]["volumeClaimTemplates"], json!([{"metadata": {"name": "y"}}]));
     let out = smp(&doc, json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}));
@@ -91,14 +118,23 @@ fn retain_keys_and_unknown_directives() {
     let out = smp(&doc, json!({"spec": {"updateStrategy": {"$retainKeys": ["type"], "type": "OnDelete"}}}));
     assert_eq!(out["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
     assert!(strategic_merge_patch(sts(), &doc, &json!({"spec": {"$bogus": 1}})).is_err());
-    assert!(strategic_merge_patch(sts(), &web(), &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}})).is_err(), "merge key missing");
+    assert!(
+        strategic_merge_patch(
+            sts(),
+            &web(),
+            &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}})
+        )
+        .is_err(),
+        "merge key missing"
+    );
 }
 
 #[test]
 fn service_ports_merge_by_port() {
     let svc = resources::find("", "v1", "services").expect("served");
     let doc = json!({"spec": {"ports": [{"port": 80, "name": "web", "nodePort": 30000}]}});
-    let out = strategic_merge_patch(svc, &doc, &json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}]}})).expect("patch");
+    let out = strategic_merge_patch(svc, &doc, &json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}]}}))
+        .expect("patch");
     assert_eq!(out["spec"]["ports"], json!([{"port": 80, "name": "web", "nodePort": 30000, "targetPort": 8080}]));
 }
 

@@ -24,7 +24,11 @@ pub(crate) fn service(obj: &Value, errs: &mut Vec<FieldError>) {
         errs.push(FieldError::required("spec.externalName", ""));
     }
     if headless && (kind == "NodePort" || kind == "LoadBalancer") {
-        errs.push(FieldError::invalid("spec.clusterIPs[0]", "None", format!("may not be set to 'None' for {kind} services")));
+        errs.push(FieldError::invalid(
+            "spec.clusterIPs[0]",
+            "None",
+            format!("may not be set to 'None' for {kind} services"),
+        ));
     }
     let mut names = BTreeSet::new();
     let mut node_ports = BTreeSet::new();
@@ -48,16 +52,26 @@ pub(crate) fn service(obj: &Value, errs: &mut Vec<FieldError>) {
         one_of(p, "/protocol", &format!("{field}.protocol"), &["TCP", "UDP", "SCTP"], false, errs);
         match p.get("targetPort") {
             Some(Value::Number(n)) if n.as_i64().is_none_or(|n| !(1..=65535).contains(&n)) => {
-                errs.push(FieldError::invalid(format!("{field}.targetPort"), Value::Number(n.clone()), "must be between 1 and 65535, inclusive"))
+                errs.push(FieldError::invalid(
+                    format!("{field}.targetPort"),
+                    Value::Number(n.clone()),
+                    "must be between 1 and 65535, inclusive",
+                ))
             }
-            Some(Value::String(s)) if !s.is_empty() && (s.len() > 15 || !crate::names::is_dns1123_label(s)) => {
-                errs.push(FieldError::invalid(format!("{field}.targetPort"), s.as_str(), "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"))
-            }
+            Some(Value::String(s)) if !s.is_empty() && (s.len() > 15 || !crate::names::is_dns1123_label(s)) => errs
+                .push(FieldError::invalid(
+                    format!("{field}.targetPort"),
+                    s.as_str(),
+                    "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                )),
             _ => {}
         }
         if let Some(np) = p.get("nodePort").and_then(Value::as_i64).filter(|n| *n != 0) {
             if kind != "NodePort" && kind != "LoadBalancer" {
-                errs.push(FieldError::forbidden(format!("{field}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
+                errs.push(FieldError::forbidden(
+                    format!("{field}.nodePort"),
+                    "may not be used when `type` is 'ClusterIP'",
+                ));
             } else if !node_ports.insert((np, str_at(p, "/protocol").to_string())) {
                 errs.push(FieldError::duplicate(format!("{field}.nodePort"), np));
             }
@@ -98,10 +112,16 @@ pub(crate) fn claim_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
         None => errs.push(FieldError::required(format!("{path}.resources[storage]"), "")),
         Some(q) => match q.as_str().map(parse_quantity) {
             Some(Ok(q)) if q.millis() > 0 => {}
-            Some(Ok(_)) => {
-                errs.push(FieldError::invalid(format!("{path}.resources[storage]"), q.clone(), "must be greater than zero"))
-            }
-            _ => errs.push(FieldError::invalid(format!("{path}.resources.requests[storage]"), q.clone(), "must be a valid quantity")),
+            Some(Ok(_)) => errs.push(FieldError::invalid(
+                format!("{path}.resources[storage]"),
+                q.clone(),
+                "must be greater than zero",
+            )),
+            _ => errs.push(FieldError::invalid(
+                format!("{path}.resources.requests[storage]"),
+                q.clone(),
+                "must be a valid quantity",
+            )),
         },
     }
     one_of(spec, "/volumeMode", &format!("{path}.volumeMode"), &["Block", "Filesystem"], false, errs);
@@ -128,14 +148,21 @@ pub(crate) fn claim_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>)
             "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
         ));
     }
-    let size = |v: &Value| v.pointer("/spec/resources/requests/storage").and_then(Value::as_str).and_then(|s| parse_quantity(s).ok());
+    let size = |v: &Value| {
+        v.pointer("/spec/resources/requests/storage").and_then(Value::as_str).and_then(|s| parse_quantity(s).ok())
+    };
     if let (Some(before), Some(after)) = (size(old), size(new))
-        && after < before {
-            errs.push(FieldError::forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"));
-        }
+        && after < before
+    {
+        errs.push(FieldError::forbidden(
+            "spec.resources.requests.storage",
+            "field can not be less than status.capacity",
+        ));
+    }
 }
 
-const VOLUME_SOURCES: &[&str] = &["hostPath", "local", "nfs", "csi", "iscsi", "fc", "cephfs", "rbd", "glusterfs", "flexVolume"];
+const VOLUME_SOURCES: &[&str] =
+    &["hostPath", "local", "nfs", "csi", "iscsi", "fc", "cephfs", "rbd", "glusterfs", "flexVolume"];
 
 pub(crate) fn volume(obj: &Value, errs: &mut Vec<FieldError>) {
     let spec = obj.get("spec").unwrap_or(&Value::Null);
@@ -170,7 +197,11 @@ pub(crate) fn volume(obj: &Value, errs: &mut Vec<FieldError>) {
 }
 
 fn is_config_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 253 && k != "." && k != ".." && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    !k.is_empty()
+        && k.len() <= 253
+        && k != "."
+        && k != ".."
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
 pub(crate) fn data_keys(obj: &Value, errs: &mut Vec<FieldError>) {

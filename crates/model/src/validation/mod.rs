@@ -32,10 +32,9 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<Fie
     match (info.group, info.kind) {
         ("apps", "StatefulSet") => workloads::stateful_set_update(old, new, &mut errs),
         ("apps", "Deployment") | ("apps", "ReplicaSet") => workloads::selector_immutable(old, new, &mut errs),
-        ("apps", "ControllerRevision")
-            if old.get("data") != new.get("data") => {
-                errs.push(FieldError::immutable("data", Value::Null));
-            }
+        ("apps", "ControllerRevision") if old.get("data") != new.get("data") => {
+            errs.push(FieldError::immutable("data", Value::Null));
+        }
         ("", "Pod") => pod::pod_update(old, new, &mut errs),
         ("", "Service") => core::service_update(old, new, &mut errs),
         ("", "PersistentVolumeClaim") => core::claim_update(old, new, &mut errs),
@@ -50,10 +49,9 @@ fn kind_rules(info: &ResourceInfo, obj: &Value, errs: &mut Vec<FieldError>) {
         ("apps", "StatefulSet") => workloads::stateful_set(obj, errs),
         ("apps", "Deployment") => workloads::deployment(obj, errs),
         ("apps", "ReplicaSet") => workloads::replica_set(obj, errs),
-        ("apps", "ControllerRevision")
-            if obj.get("revision").and_then(Value::as_i64).is_some_and(|r| r < 0) => {
-                errs.push(FieldError::invalid("revision", obj["revision"].clone(), "must be greater than or equal to 0"));
-            }
+        ("apps", "ControllerRevision") if obj.get("revision").and_then(Value::as_i64).is_some_and(|r| r < 0) => {
+            errs.push(FieldError::invalid("revision", obj["revision"].clone(), "must be greater than or equal to 0"));
+        }
         ("", "Pod") => {
             if let Some(spec) = obj.get("spec") {
                 pod::pod_spec(spec, "spec", &[], errs);
@@ -65,10 +63,9 @@ fn kind_rules(info: &ResourceInfo, obj: &Value, errs: &mut Vec<FieldError>) {
         ("", "PersistentVolumeClaim") => core::claim_spec(obj.get("spec").unwrap_or(&Value::Null), "spec", errs),
         ("", "PersistentVolume") => core::volume(obj, errs),
         ("", "ConfigMap") | ("", "Secret") => core::data_keys(obj, errs),
-        ("storage.k8s.io", "StorageClass")
-            if str_at(obj, "/provisioner").is_empty() => {
-                errs.push(FieldError::required("provisioner", ""));
-            }
+        ("storage.k8s.io", "StorageClass") if str_at(obj, "/provisioner").is_empty() => {
+            errs.push(FieldError::required("provisioner", ""));
+        }
         _ => {}
     }
 }
@@ -80,7 +77,10 @@ pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
 
 /// Kinds whose names must be DNS-1123 labels rather than subdomains.
 fn name_is_label(info: &ResourceInfo) -> bool {
-    matches!((info.group, info.kind), ("", "Namespace") | ("", "Service") | ("apps", "StatefulSet") | ("apps", "Deployment"))
+    matches!(
+        (info.group, info.kind),
+        ("", "Namespace") | ("", "Service") | ("apps", "StatefulSet") | ("apps", "Deployment")
+    )
 }
 
 const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
@@ -138,13 +138,21 @@ pub(crate) fn labels(map: Option<&Value>, field: &str, errs: &mut Vec<FieldError
 /// `>= 0` for an optional integer field.
 pub(crate) fn non_negative(obj: &Value, pointer: &str, field: &str, errs: &mut Vec<FieldError>) {
     if let Some(n) = obj.pointer(pointer).and_then(Value::as_i64)
-        && n < 0 {
-            errs.push(FieldError::invalid(field, n, "must be greater than or equal to 0"));
-        }
+        && n < 0
+    {
+        errs.push(FieldError::invalid(field, n, "must be greater than or equal to 0"));
+    }
 }
 
 /// One of the allowed values (when set).
-pub(crate) fn one_of(obj: &Value, pointer: &str, field: &str, allowed: &[&str], required: bool, errs: &mut Vec<FieldError>) {
+pub(crate) fn one_of(
+    obj: &Value,
+    pointer: &str,
+    field: &str,
+    allowed: &[&str],
+    required: bool,
+    errs: &mut Vec<FieldError>,
+) {
     match obj.pointer(pointer).and_then(Value::as_str) {
         None | Some("") if required => errs.push(FieldError::required(field, "")),
         None | Some("") => {}

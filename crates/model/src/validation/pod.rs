@@ -86,25 +86,38 @@ fn container(c: &Value, path: &str, names: &mut BTreeSet<String>, errs: &mut Vec
     if str_at(c, "/image").trim().is_empty() {
         errs.push(FieldError::required(format!("{path}.image"), ""));
     }
-    one_of(c, "/imagePullPolicy", &format!("{path}.imagePullPolicy"), &["Always", "IfNotPresent", "Never"], false, errs);
+    one_of(
+        c,
+        "/imagePullPolicy",
+        &format!("{path}.imagePullPolicy"),
+        &["Always", "IfNotPresent", "Never"],
+        false,
+        errs,
+    );
     let mut port_names = BTreeSet::new();
     for (i, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let field = format!("{path}.ports[{i}]");
         match p.get("containerPort").and_then(Value::as_i64) {
             None => errs.push(FieldError::required(format!("{field}.containerPort"), "")),
-            Some(n) if !(1..=65535).contains(&n) => {
-                errs.push(FieldError::invalid(format!("{field}.containerPort"), n, "must be between 1 and 65535, inclusive"))
-            }
+            Some(n) if !(1..=65535).contains(&n) => errs.push(FieldError::invalid(
+                format!("{field}.containerPort"),
+                n,
+                "must be between 1 and 65535, inclusive",
+            )),
             _ => {}
         }
         if let Some(hp) = p.get("hostPort").and_then(Value::as_i64)
-            && !(0..=65535).contains(&hp) {
-                errs.push(FieldError::invalid(format!("{field}.hostPort"), hp, "must be between 1 and 65535, inclusive"));
-            }
+            && !(0..=65535).contains(&hp)
+        {
+            errs.push(FieldError::invalid(format!("{field}.hostPort"), hp, "must be between 1 and 65535, inclusive"));
+        }
         one_of(p, "/protocol", &format!("{field}.protocol"), PROTOCOLS, false, errs);
         let port_name = str_at(p, "/name");
         if !port_name.is_empty() {
-            if port_name.len() > 15 || !is_dns1123_label(port_name) || !port_name.chars().any(|c| c.is_ascii_lowercase()) {
+            if port_name.len() > 15
+                || !is_dns1123_label(port_name)
+                || !port_name.chars().any(|c| c.is_ascii_lowercase())
+            {
                 errs.push(FieldError::invalid(
                     format!("{field}.name"),
                     port_name,

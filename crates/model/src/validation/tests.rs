@@ -38,19 +38,25 @@ fn statefulset_create_errors() {
     v["spec"]["template"]["spec"]["containers"][0]["image"] = json!("");
     v["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
     let errs = rendered(&validate_create(i, &v));
-    assert_eq!(errs, [
-        r#"spec.template.metadata.labels: Invalid value: {"app":"other"}: `selector` does not match template `labels`"#,
-        "spec.template.spec.containers[0].image: Required value",
-        "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
-        r#"spec.podManagementPolicy: Unsupported value: "Sometimes": supported values: "OrderedReady", "Parallel""#,
-        r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#,
-    ]);
+    assert_eq!(
+        errs,
+        [
+            r#"spec.template.metadata.labels: Invalid value: {"app":"other"}: `selector` does not match template `labels`"#,
+            "spec.template.spec.containers[0].image: Required value",
+            "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+            r#"spec.podManagementPolicy: Unsupported value: "Sometimes": supported values: "OrderedReady", "Parallel""#,
+            r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#,
+        ]
+    );
     let mut v = sts();
     v["spec"].as_object_mut().map(|s| s.remove("selector"));
     assert_eq!(rendered(&validate_create(i, &v)), ["spec.selector: Required value"]);
     let mut v = sts();
     v["metadata"]["name"] = json!("Web_1");
-    assert!(rendered(&validate_create(i, &v))[0].starts_with(r#"metadata.name: Invalid value: "Web_1": a lowercase RFC 1123 label"#));
+    assert!(
+        rendered(&validate_create(i, &v))[0]
+            .starts_with(r#"metadata.name: Invalid value: "Web_1": a lowercase RFC 1123 label"#)
+    );
 }
 
 #[test]
@@ -63,7 +69,12 @@ fn statefulset_updates_only_touch_mutable_fields() {
     new["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
     assert!(validate_update(i, &old, &new).is_empty());
     new["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
-    assert_eq!(rendered(&validate_update(i, &old, &new)), ["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"]);
+    assert_eq!(
+        rendered(&validate_update(i, &old, &new)),
+        [
+            "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+        ]
+    );
 }
 
 #[test]
@@ -72,13 +83,19 @@ fn services() {
     let headless = json!({"metadata": {"name": "nginx", "namespace": "default"}, "spec": {"clusterIP": "None", "type": "ClusterIP"}});
     assert!(validate_create(i, &headless).is_empty(), "headless services may have no ports");
     let two_unnamed = json!({"metadata": {"name": "s", "namespace": "default"}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}, {"port": 81}]}});
-    assert_eq!(rendered(&validate_create(i, &two_unnamed)), ["spec.ports[0].name: Required value", "spec.ports[1].name: Required value"]);
+    assert_eq!(
+        rendered(&validate_create(i, &two_unnamed)),
+        ["spec.ports[0].name: Required value", "spec.ports[1].name: Required value"]
+    );
     let node_port_on_cluster_ip = json!({"metadata": {"name": "s", "namespace": "default"}, "spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30001}]}});
     assert_eq!(validate_create(i, &node_port_on_cluster_ip).len(), 1);
     let old = json!({"metadata": {"name": "s", "namespace": "default"}, "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.5", "ports": [{"port": 80}]}});
     let mut new = old.clone();
     new["spec"]["clusterIP"] = json!("10.96.0.6");
-    assert_eq!(rendered(&validate_update(i, &old, &new)), [r#"spec.clusterIPs[0]: Invalid value: ["10.96.0.6"]: may not change once set"#]);
+    assert_eq!(
+        rendered(&validate_update(i, &old, &new)),
+        [r#"spec.clusterIPs[0]: Invalid value: ["10.96.0.6"]: may not change once set"#]
+    );
 }
 
 #[test]
@@ -106,7 +123,8 @@ fn persistent_volumes_need_exactly_one_source() {
     let i = resources::find("", "v1", "persistentvolumes").expect("served");
     let pv = json!({"metadata": {"name": "test-0"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/mnt/test-0"}}});
     assert!(validate_create(i, &pv).is_empty());
-    let none = json!({"metadata": {"name": "x"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}});
+    let none =
+        json!({"metadata": {"name": "x"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}});
     assert_eq!(rendered(&validate_create(i, &none)), ["spec: Required value: must specify a volume type"]);
 }
 

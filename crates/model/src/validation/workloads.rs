@@ -62,7 +62,8 @@ fn int_or_percent(v: Option<&Value>, field: &str, min: i64, errs: &mut Vec<Field
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) => {
             if n.as_i64().is_none_or(|n| n < min) {
-                let detail = if min > 0 { "must be greater than or equal to 1" } else { "must be greater than or equal to 0" };
+                let detail =
+                    if min > 0 { "must be greater than or equal to 1" } else { "must be greater than or equal to 0" };
                 errs.push(FieldError::invalid(field, Value::Number(n.clone()), detail));
             }
         }
@@ -97,7 +98,12 @@ pub(crate) fn stateful_set(obj: &Value, errs: &mut Vec<FieldError>) {
             ));
         }
         "RollingUpdate" => {
-            non_negative(spec, "/updateStrategy/rollingUpdate/partition", "spec.updateStrategy.rollingUpdate.partition", errs);
+            non_negative(
+                spec,
+                "/updateStrategy/rollingUpdate/partition",
+                "spec.updateStrategy.rollingUpdate.partition",
+                errs,
+            );
             int_or_percent(
                 spec.pointer("/updateStrategy/rollingUpdate/maxUnavailable"),
                 "spec.updateStrategy.rollingUpdate.maxUnavailable",
@@ -132,7 +138,11 @@ pub(crate) fn stateful_set(obj: &Value, errs: &mut Vec<FieldError>) {
         } else if !names.insert(name.to_string()) {
             errs.push(FieldError::duplicate(field, name));
         }
-        super::core::claim_spec(t.get("spec").unwrap_or(&Value::Null), &format!("spec.volumeClaimTemplates[{i}].spec"), errs);
+        super::core::claim_spec(
+            t.get("spec").unwrap_or(&Value::Null),
+            &format!("spec.volumeClaimTemplates[{i}].spec"),
+            errs,
+        );
     }
 }
 
@@ -151,7 +161,12 @@ pub(crate) fn stateful_set_update(old: &Value, new: &Value, errs: &mut Vec<Field
     let frozen = |v: &Value| -> serde_json::Map<String, Value> {
         v.get("spec")
             .and_then(Value::as_object)
-            .map(|m| m.iter().filter(|(k, _)| !STS_MUTABLE.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !STS_MUTABLE.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     if frozen(old) != frozen(new) {
@@ -164,7 +179,10 @@ pub(crate) fn stateful_set_update(old: &Value, new: &Value, errs: &mut Vec<Field
 
 pub(crate) fn selector_immutable(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
     if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
-        errs.push(FieldError::immutable("spec.selector", new.pointer("/spec/selector").cloned().unwrap_or(Value::Null)));
+        errs.push(FieldError::immutable(
+            "spec.selector",
+            new.pointer("/spec/selector").cloned().unwrap_or(Value::Null),
+        ));
     }
 }
 
@@ -177,8 +195,18 @@ pub(crate) fn deployment(obj: &Value, errs: &mut Vec<FieldError>) {
     replicas(spec, errs);
     one_of(spec, "/strategy/type", "spec.strategy.type", &["Recreate", "RollingUpdate"], false, errs);
     if str_at(spec, "/strategy/type") == "RollingUpdate" {
-        int_or_percent(spec.pointer("/strategy/rollingUpdate/maxUnavailable"), "spec.strategy.rollingUpdate.maxUnavailable", 0, errs);
-        int_or_percent(spec.pointer("/strategy/rollingUpdate/maxSurge"), "spec.strategy.rollingUpdate.maxSurge", 0, errs);
+        int_or_percent(
+            spec.pointer("/strategy/rollingUpdate/maxUnavailable"),
+            "spec.strategy.rollingUpdate.maxUnavailable",
+            0,
+            errs,
+        );
+        int_or_percent(
+            spec.pointer("/strategy/rollingUpdate/maxSurge"),
+            "spec.strategy.rollingUpdate.maxSurge",
+            0,
+            errs,
+        );
     }
     non_negative(spec, "/progressDeadlineSeconds", "spec.progressDeadlineSeconds", errs);
     let restart = str_at(spec, "/template/spec/restartPolicy");
