@@ -543,7 +543,9 @@ fn parallel_max_unavailable_replaces_broken_old_pods_without_spending_budget() {
         3,
         json!({"spec": {"podManagementPolicy": "Parallel", "updateStrategy": {"rollingUpdate": {"maxUnavailable": 1}}}}),
     );
-    s.spec.as_mut().map(|sp| sp.pod_management_policy = Some("Parallel".into()));
+    if let Some(sp) = s.spec.as_mut() {
+        sp.pod_management_policy = Some("Parallel".into());
+    }
     // web-0 and web-2 are broken at the old revision: both are replaced at once.
     for i in [0, 2] {
         w.pods[i].status = Some(PodStatus { phase: Some("Running".into()), ..Default::default() });
@@ -563,7 +565,9 @@ fn a_broken_rollout_recovers_once_the_template_is_fixed() {
     let p = w.plan(&s, "v2");
     assert_eq!(p.wait, Some(Wait::Unhealthy(2)), "stuck at the bad revision");
     // The user reverts to v1 (upstream: stuck forever, #67250). Ordinal replaces web-2.
-    s.status.as_mut().map(|st| st.current_revision = Some("v1".into()));
+    if let Some(st) = s.status.as_mut() {
+        st.current_revision = Some("v1".into());
+    }
     let p = w.plan(&s, "v1");
     assert_eq!(deleted(&p), ["web-2"], "reverted: the bad pod is replaced");
     let p = w.plan(&s, "v3");
