@@ -24,19 +24,20 @@ pub fn init_tracing() {
 
 impl TestServer {
     pub async fn start() -> anyhow::Result<TestServer> {
-        init_tracing();
-        let dir = tempfile::tempdir()?;
-        let running = ordinal::start(Self::config(dir.path())).await?;
-        Ok(TestServer { running, dir })
+        TestServer::start_with(|_| {}).await
     }
 
     /// The API alone, without controllers: for tests of the API's own semantics on kinds a
     /// controller would otherwise write to.
     pub async fn api_only() -> anyhow::Result<TestServer> {
+        TestServer::start_with(|c| c.controllers = false).await
+    }
+
+    async fn start_with(adjust: impl FnOnce(&mut ordinal::ServerConfig)) -> anyhow::Result<TestServer> {
         init_tracing();
         let dir = tempfile::tempdir()?;
         let mut config = Self::config(dir.path());
-        config.controllers = false;
+        adjust(&mut config);
         let running = ordinal::start(config).await?;
         Ok(TestServer { running, dir })
     }
