@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod kubelet_double;
+pub mod operator;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;

@@ -33,6 +33,9 @@ enum Command {
         #[arg(long, default_value = "30000-32767")]
         node_port_range: String,
     },
+    /// Run the StatefulSet controller against any Kubernetes API (the cluster of the current
+    /// kubeconfig context, or the in-cluster service account), as an operator.
+    Operator,
     /// Measure Ordinal and print JSON lines.
     Bench {
         #[command(subcommand)]
@@ -81,6 +84,18 @@ fn main() -> anyhow::Result<()> {
                 wait_for_signal().await;
                 tracing::info!("shutting down");
                 running.stop().await;
+                Ok(())
+            }
+            Command::Operator => {
+                let client = kube::Client::try_default().await.context("connect to the cluster")?;
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    stop.cancel();
+                });
+                tracing::info!("statefulset operator running");
+                ordinal::operator::run_statefulset_controller(client, shutdown).await;
                 Ok(())
             }
             Command::Bench { which: BenchKind::Api { samples, concurrency, seconds } } => {

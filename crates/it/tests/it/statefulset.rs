@@ -219,3 +219,25 @@ async fn retention_policy_delete_removes_claims_on_scale_down_and_set_deletion()
     server.stop().await;
     Ok(())
 }
+
+/// The controller is an ordinary client: run it over HTTPS against an API server that has no
+/// controllers of its own, as `ordinal operator` runs it against any cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_runs_as_an_operator_over_https() -> anyhow::Result<()> {
+    let server = TestServer::api_only().await?;
+    let remote = server.https_client().await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let operator = tokio::spawn(controllers_statefulset(remote.clone(), shutdown.clone()));
+    let _kubelet = FakeKubelet::start(remote.clone(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(remote);
+    sets.create(&PostParams::default(), &sts_manifest("web", 2, "nginx")).await?;
+    settled(&sets, 2).await?;
+    shutdown.cancel();
+    operator.await?;
+    server.stop().await;
+    Ok(())
+}
+
+async fn controllers_statefulset(client: kube::Client, shutdown: tokio_util::sync::CancellationToken) {
+    ordinal::operator::run_statefulset_controller(client, shutdown).await;
+}
