@@ -392,65 +392,92 @@ fn history_truncation_keeps_live_revisions() {
     assert_eq!(revision::to_truncate(&s, &revs, &["web-r4", "web-r1"]), ["web-r2"]);
 }
 
-#[test]
-fn randomised_ordered_ready_never_breaks_the_invariants() {
-    // A fake kubelet makes random pods ready, fails them or deletes them, while the replica count
-    // moves; after every step: no two pods share an ordinal, and in OrderedReady no pod exists
-    // while a lower in-range ordinal is missing or was not ready when it was created.
-    let mut seed: u64 = 0x5eed;
-    let mut rand = move |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
-    };
-    let mut w = World::default();
-    let mut replicas = 3;
-    for _ in 0..2000 {
-        let s = set(replicas, "OrderedReady", json!({}));
-        let before: Vec<(String, bool)> = w
-            .pods
-            .iter()
-            .map(|p| (p.metadata.name.clone().unwrap_or_default(), pods::is_running_and_ready(p)))
-            .collect();
-        let p = w.plan(&s, "r");
-        for name in created(&p) {
-            let ordinal = parent_and_ordinal_of(&name);
-            for lower in 0..ordinal {
-                let lower_name = format!("web-{lower}");
-                assert!(
-                    before.iter().any(|(n, ready)| *n == lower_name && *ready),
-                    "created {name} while {lower_name} was missing or not ready"
-                );
+/// What the fake kubelet and the user do between syncs.
+#[derive(Debug, Clone)]
+enum Step {
+    Ready(usize),
+    Fail(usize),
+    Vanish(usize),
+    Scale(i32),
+    NewTemplate,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (0usize..8).prop_map(Step::Ready),
+        1 => (0usize..8).prop_map(Step::Fail),
+        1 => (0usize..8).prop_map(Step::Vanish),
+        2 => (0i32..6).prop_map(Step::Scale),
+        1 => Just(Step::NewTemplate),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, failure_persistence: None, ..Default::default() })]
+
+    /// For random sequences of scaling, template changes and pod failures, after every sync:
+    /// no two pods share an ordinal; in OrderedReady no pod is created while a lower in-range
+    /// ordinal is missing or not Ready; and once everything is ready again, every pod is at the
+    /// update revision.
+    #[test]
+    fn ordered_ready_invariants(steps in proptest::collection::vec(step(), 1..120)) {
+        let mut w = World::default();
+        let mut replicas = 3;
+        let mut revision = 1;
+        for st in steps {
+            let s = set(replicas, "OrderedReady", json!({}));
+            let update = format!("v{revision}");
+            let before: Vec<(String, bool)> =
+                w.pods.iter().map(|p| (p.metadata.name.clone().unwrap_or_default(), pods::is_running_and_ready(p))).collect();
+            let p = w.plan(&s, &update);
+            for name in created(&p) {
+                let ordinal = parent_and_ordinal_of(&name);
+                for lower in 0..ordinal {
+                    let lower_name = format!("web-{lower}");
+                    proptest::prop_assert!(
+                        before.iter().any(|(n, ready)| *n == lower_name && *ready),
+                        "created {} while {} was missing or not ready", name, lower_name
+                    );
+                }
             }
-        }
-        w.apply(&p);
-        match rand(10) {
-            0..=5 => {
-                if !w.pods.is_empty() {
-                    let i = rand(w.pods.len());
-                    let name = w.pods[i].metadata.name.clone().unwrap_or_default();
+            w.apply(&p);
+            match st {
+                Step::Ready(i) if !w.pods.is_empty() => {
+                    let name = w.pods[i % w.pods.len()].metadata.name.clone().unwrap_or_default();
                     w.make_ready(&name);
                 }
-            }
-            6 => {
-                if !w.pods.is_empty() {
-                    let i = rand(w.pods.len());
-                    w.pods[i].status = Some(PodStatus { phase: Some("Failed".into()), ..Default::default() });
+                Step::Fail(i) if !w.pods.is_empty() => {
+                    let n = w.pods.len();
+                    w.pods[i % n].status = Some(PodStatus { phase: Some("Failed".into()), ..Default::default() });
                 }
-            }
-            7 => {
-                if !w.pods.is_empty() {
-                    let i = rand(w.pods.len());
-                    w.pods.remove(i);
+                Step::Vanish(i) if !w.pods.is_empty() => {
+                    let n = w.pods.len();
+                    w.pods.remove(i % n);
                 }
+                Step::Scale(n) => replicas = n,
+                Step::NewTemplate => revision += 1,
+                _ => {}
             }
-            _ => replicas = rand(6) as i32,
+            let mut ordinals: Vec<i32> = w.pods.iter().map(pods::get_ordinal).collect();
+            ordinals.sort();
+            ordinals.dedup();
+            proptest::prop_assert_eq!(ordinals.len(), w.pods.len(), "two pods share an ordinal");
         }
-        let mut ordinals: Vec<i32> = w.pods.iter().map(pods::get_ordinal).collect();
-        ordinals.sort();
-        ordinals.dedup();
-        assert_eq!(ordinals.len(), w.pods.len(), "two pods share an ordinal");
+        // Let the kubelet make everything ready until the set settles.
+        let s = set(replicas, "OrderedReady", json!({}));
+        let update = format!("v{revision}");
+        for _ in 0..(4 * 8 + 8) {
+            let p = w.plan(&s, &update);
+            w.apply(&p);
+            for n in w.names() {
+                w.make_ready(&n);
+            }
+        }
+        proptest::prop_assert_eq!(w.pods.len(), replicas as usize);
+        for pod in &w.pods {
+            proptest::prop_assert_eq!(pods::revision_of(pod), update.as_str());
+        }
     }
 }
 
