@@ -91,9 +91,8 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
     let sets_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let selected = ListParams::default().labels(&selector_string(&set));
 
-    let pods: Vec<Pod> = pods_api.list(&selected).await?.items.into_iter().filter(|p| controlled_by(p, &uid)).collect();
-    let revisions: Vec<ControllerRevision> =
-        revisions_api.list(&selected).await?.items.into_iter().filter(|r| controlled_by(r, &uid)).collect();
+    let pods = claim_pods(&set, &pods_api).await?;
+    let revisions = claim_revisions(&set, &revisions_api, &selected).await?;
 
     // Settle the revisions.
     let mut collision_count = set.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
@@ -151,7 +150,12 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
         now: jiff::Timestamp::now(),
     });
 
-    let result = apply(&ctx, &set, &pods_api, &claims_api, &plan.actions).await;
+    let parallel = set.spec.as_ref().and_then(|s| s.pod_management_policy.as_deref()) == Some("Parallel");
+    let result = if parallel {
+        apply_in_batches(&ctx, &set, &pods_api, &claims_api, &plan.actions).await
+    } else {
+        apply(&ctx, &set, &pods_api, &claims_api, &plan.actions).await
+    };
 
     if logic::statefulset::status_changed(set.status.as_ref(), &plan.status) {
         let patch = json!({"status": plan.status});
@@ -176,8 +180,115 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
     })
 }
 
+/// The pods the set controls, after adopting orphans that are its members and match its
+/// selector, and releasing pods that no longer match it.
+async fn claim_pods(set: &StatefulSet, api: &Api<Pod>) -> Result<Vec<Pod>, Error> {
+    let uid = set.metadata.uid.clone().unwrap_or_default();
+    let selector = set.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+    let selector = model::selector::LabelSelector::from_k8s(&selector).ok();
+    let matches = |p: &Pod| {
+        let labels = p.metadata.labels.clone().unwrap_or_default();
+        selector.as_ref().is_some_and(|s| !s.is_empty() && s.matches(&labels))
+    };
+    let all = api.list(&ListParams::default()).await?.items;
+    let (adopt, release) = logic::statefulset::pods::claim_pods(set, &matches, &all);
+    let mut changed = Vec::new();
+    for pod in adopt {
+        let mut owners = pod.metadata.owner_references.clone().unwrap_or_default();
+        owners.push(logic::statefulset::pods::controller_ref(set));
+        changed.push(set_owners(api, pod, owners).await?);
+    }
+    for pod in release {
+        let owners: Vec<_> = pod.metadata.owner_references.iter().flatten().filter(|r| r.uid != uid).cloned().collect();
+        set_owners(api, pod, owners).await?;
+    }
+    let mut controlled: Vec<Pod> = all.into_iter().filter(|p| controlled_by(p, &uid) && matches(p)).collect();
+    for pod in changed.into_iter().flatten() {
+        controlled.retain(|p| p.metadata.name != pod.metadata.name);
+        controlled.push(pod);
+    }
+    Ok(controlled)
+}
+
+/// Rewrite owner references with a revision precondition; `None` if the pod changed meanwhile.
+async fn set_owners<K>(
+    api: &Api<K>,
+    obj: &K,
+    owners: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+) -> Result<Option<K>, Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let owners = if owners.is_empty() { serde_json::Value::Null } else { json!(owners) };
+    let patch = json!({"metadata": {"resourceVersion": obj.meta().resource_version, "ownerReferences": owners}});
+    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(updated) => Ok(Some(updated)),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The revisions the set controls, adopting orphans that match its selector (a set recreated
+/// after `--cascade=orphan` finds its history again).
+async fn claim_revisions(
+    set: &StatefulSet,
+    api: &Api<ControllerRevision>,
+    selected: &ListParams,
+) -> Result<Vec<ControllerRevision>, Error> {
+    let uid = set.metadata.uid.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for revision in api.list(selected).await?.items {
+        if controlled_by(&revision, &uid) {
+            out.push(revision);
+            continue;
+        }
+        let has_controller = revision.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true));
+        if !has_controller && set.metadata.deletion_timestamp.is_none() {
+            let mut owners = revision.metadata.owner_references.clone().unwrap_or_default();
+            owners.push(logic::statefulset::pods::controller_ref(set));
+            if let Some(adopted) = set_owners(api, &revision, owners).await? {
+                out.push(adopted);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn find<'a>(revisions: &'a [ControllerRevision], name: &str) -> Option<&'a ControllerRevision> {
     revisions.iter().find(|r| r.metadata.name.as_deref() == Some(name))
+}
+
+/// `Parallel`: upstream's slow start. Each pod with the claims before it is one unit; units run
+/// concurrently in batches of 1, 2, 4, … (at most 500), and a batch with a failure ends the sync.
+async fn apply_in_batches(
+    ctx: &Ctx,
+    set: &StatefulSet,
+    pods_api: &Api<Pod>,
+    claims_api: &Api<PersistentVolumeClaim>,
+    actions: &[Action],
+) -> Result<(), Error> {
+    let mut units: Vec<&[Action]> = Vec::new();
+    let mut start = 0;
+    for (i, action) in actions.iter().enumerate() {
+        if !matches!(action, Action::CreateClaim(_)) {
+            units.push(&actions[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < actions.len() {
+        units.push(&actions[start..]);
+    }
+    let mut batch = 1;
+    let mut rest = units.as_slice();
+    while !rest.is_empty() {
+        let (now, later) = rest.split_at(batch.min(rest.len()));
+        let results =
+            futures::future::join_all(now.iter().map(|unit| apply(ctx, set, pods_api, claims_api, unit))).await;
+        results.into_iter().collect::<Result<Vec<()>, Error>>()?;
+        rest = later;
+        batch = (batch * 2).min(500);
+    }
+    Ok(())
 }
 
 /// Apply the plan's actions in order; stop at the first failure (the next sync re-plans).
@@ -214,6 +325,13 @@ async fn apply(
                         let note = format!("create Pod {pod_name} in StatefulSet {set_name} failed error: {e}");
                         (r, "FailedCreate", note)
                     }
+                }
+            }
+            Action::RepairIdentity { name, resource_version, labels } => {
+                let patch = json!({"metadata": {"resourceVersion": resource_version, "labels": labels}});
+                match pods_api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+                    Ok(_) | Err(kube::Error::Api(_)) => continue,
+                    Err(e) => return Err(e.into()),
                 }
             }
             Action::SetClaimOwners { name, resource_version, owners } => {

@@ -241,3 +241,44 @@ async fn the_controller_runs_as_an_operator_over_https() -> anyhow::Result<()> {
 async fn controllers_statefulset(client: kube::Client, shutdown: tokio_util::sync::CancellationToken) {
     ordinal::operator::run_statefulset_controller(client, shutdown).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_pods_and_history_are_adopted_by_a_recreated_set() -> anyhow::Result<()> {
+    use kube::api::PropagationPolicy;
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let _kubelet = FakeKubelet::start(client.clone(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    sets.create(&PostParams::default(), &sts_manifest("web", 2, "nginx")).await?;
+    let first = settled(&sets, 2).await?;
+    let uids: Vec<Option<String>> =
+        pods.list(&Default::default()).await?.items.into_iter().map(|p| p.metadata.uid).collect();
+
+    let orphan = DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() };
+    sets.delete("web", &orphan).await?;
+    eventually("the set to be gone", WAIT, || async { sets.get_opt("web").await.ok()?.is_none().then_some(()) })
+        .await?;
+    eventually("pods to be orphaned", WAIT, || async {
+        let items = pods.list(&Default::default()).await.ok()?.items;
+        items.iter().all(|p| p.metadata.owner_references.clone().unwrap_or_default().is_empty()).then_some(())
+    })
+    .await?;
+
+    sets.create(&PostParams::default(), &sts_manifest("web", 2, "nginx")).await?;
+    let second = settled(&sets, 2).await?;
+    let after: Vec<Option<String>> =
+        pods.list(&Default::default()).await?.items.into_iter().map(|p| p.metadata.uid).collect();
+    assert_eq!(after, uids, "the same pods, adopted rather than recreated");
+    assert_eq!(
+        second.status.and_then(|s| s.update_revision),
+        first.status.and_then(|s| s.update_revision),
+        "the orphaned revision was adopted"
+    );
+    for p in pods.list(&Default::default()).await?.items {
+        let owner = p.metadata.owner_references.unwrap_or_default();
+        assert_eq!(owner.first().map(|o| o.uid.clone()), second.metadata.uid.clone());
+    }
+    server.stop().await;
+    Ok(())
+}

@@ -52,6 +52,8 @@ pub enum Action {
     CreatePod(Box<Pod>),
     /// Delete the pod with this name and uid.
     DeletePod { name: String, uid: String, reason: DeleteReason },
+    /// Restore a pod's identity labels (someone removed or changed them).
+    RepairIdentity { name: String, resource_version: String, labels: BTreeMap<String, String> },
     /// Rewrite a claim's owner references (retention policy).
     SetClaimOwners { name: String, resource_version: String, owners: Vec<OwnerReference> },
 }
@@ -226,6 +228,14 @@ fn run_passes(
                 }
             }
             Some(pod) => {
+                if !pods::identity_matches(input.set, pod) && !pods::is_terminating(pod) {
+                    let mut labels = pod.metadata.labels.clone().unwrap_or_default();
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    labels.insert(pods::POD_NAME_LABEL.into(), name.clone());
+                    labels.insert(pods::POD_INDEX_LABEL.into(), slot.ordinal.to_string());
+                    let resource_version = pod.metadata.resource_version.clone().unwrap_or_default();
+                    plan.actions.push(Action::RepairIdentity { name, resource_version, labels });
+                }
                 plan.actions.extend(retention::claim_updates(input.set, pod, input.claims, false));
                 if monotonic && pods::is_terminating(pod) {
                     plan.wait = Some(Wait::Terminating(slot.ordinal));

@@ -190,3 +190,46 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, revision: &str, or
         status: None,
     }
 }
+
+/// Which pods the set should adopt (matching its selector, named as its members, no controller)
+/// and release (controlled by it but no longer matching its selector) — upstream's
+/// `ClaimPods` with the `isMemberOf` filter.
+pub fn claim_pods<'a>(
+    set: &StatefulSet,
+    selector: &dyn Fn(&Pod) -> bool,
+    pods: &'a [Pod],
+) -> (Vec<&'a Pod>, Vec<&'a Pod>) {
+    let set_name = set.metadata.name.as_deref().unwrap_or("");
+    let uid = set.metadata.uid.as_deref().unwrap_or("");
+    let mut adopt = Vec::new();
+    let mut release = Vec::new();
+    if set.metadata.deletion_timestamp.is_some() {
+        return (adopt, release);
+    }
+    for pod in pods {
+        let controller = pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
+        let member =
+            pod.metadata.name.as_deref().and_then(parent_and_ordinal).is_some_and(|(parent, _)| parent == set_name);
+        match controller {
+            Some(c) if c.uid == uid => {
+                if !selector(pod) {
+                    release.push(pod);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if member && selector(pod) && pod.metadata.deletion_timestamp.is_none() {
+                    adopt.push(pod);
+                }
+            }
+        }
+    }
+    (adopt, release)
+}
+
+/// Whether an in-range pod still carries its identity (upstream `identityMatches`, label part).
+pub fn identity_matches(set: &StatefulSet, pod: &Pod) -> bool {
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    pod.metadata.namespace == set.metadata.namespace
+        && pod.metadata.labels.as_ref().and_then(|l| l.get(POD_NAME_LABEL)).map(String::as_str) == Some(name)
+}

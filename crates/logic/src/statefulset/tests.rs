@@ -72,6 +72,13 @@ impl World {
                     self.pods.push(p);
                 }
                 Action::DeletePod { name, .. } => self.pods.retain(|p| p.metadata.name.as_deref() != Some(name)),
+                Action::RepairIdentity { name, labels, .. } => {
+                    for p in &mut self.pods {
+                        if p.metadata.name.as_deref() == Some(name) {
+                            p.metadata.labels = Some(labels.clone());
+                        }
+                    }
+                }
                 Action::SetClaimOwners { name, owners, .. } => {
                     for c in &mut self.claims {
                         if c.metadata.name.as_deref() == Some(name) {
@@ -604,4 +611,33 @@ fn a_broken_rollout_recovers_once_the_template_is_fixed() {
     let p = w.plan(&s, "v3");
     assert!(deleted(&p).is_empty());
     assert_eq!(p.wait, Some(Wait::Unhealthy(2)));
+}
+
+#[test]
+fn identity_labels_are_repaired() {
+    let (mut w, s) = rolled_out(2, json!({}));
+    w.pods[1].metadata.labels.as_mut().map(|l| l.remove("statefulset.kubernetes.io/pod-name"));
+    let p = w.plan(&s, "v1");
+    let repaired: Vec<&Action> = p.actions.iter().filter(|a| matches!(a, Action::RepairIdentity { .. })).collect();
+    assert_eq!(repaired.len(), 1);
+    w.apply(&p);
+    assert!(pods::identity_matches(&s, &w.pods[1]));
+    assert!(w.plan(&s, "v1").actions.is_empty());
+}
+
+#[test]
+fn orphans_named_as_members_are_adopted_and_mismatches_released() {
+    let s = set(2, "OrderedReady", json!({}));
+    let mut orphan = pods::new_pod(&s, &World::template(&s), "r", 1);
+    orphan.metadata.owner_references = None;
+    let mut stranger = orphan.clone();
+    stranger.metadata.name = Some("other-0".into());
+    let mut drifted = pods::new_pod(&s, &World::template(&s), "r", 0);
+    drifted.metadata.labels.as_mut().map(|l| l.insert("app".into(), "else".into()));
+    let all = [orphan, stranger, drifted];
+    let selector = |p: &Pod| p.metadata.labels.as_ref().and_then(|l| l.get("app")).map(String::as_str) == Some("nginx");
+    let (adopt, release) = pods::claim_pods(&s, &selector, &all);
+    let names = |v: Vec<&Pod>| v.into_iter().filter_map(|p| p.metadata.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(adopt), ["web-1"]);
+    assert_eq!(names(release), ["web-0"]);
 }
