@@ -159,16 +159,28 @@ async fn rollout_session(version: &str) -> anyhow::Result<()> {
         history.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect();
     assert_eq!(rows[1..], ["REVISION CHANGE-CAUSE", "1 <none>", "2 upgrade to 1.26"], "{history}");
 
+    // rollout restart is a template annotation: a new revision rolls every pod.
+    k.ok(&["rollout", "restart", "sts/web"])?;
+    let out = k.ok(&["rollout", "status", "sts/web", "--timeout=60s"])?;
+    assert!(out.contains("partitioned roll out complete"), "{out}");
+    settled(&sets, 3).await?;
+    let restarted = k.ok(&[
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={.items[*].metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+    ])?;
+    assert_eq!(restarted.split_whitespace().count(), 3, "every pod carries the restart annotation: {restarted:?}");
     let out = k.ok(&["rollout", "undo", "sts/web"])?;
     assert!(out.contains("rolled back"), "{out}");
     settled(&sets, 3).await?;
     let image = k.ok(&["get", "pods", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
-    assert_eq!(image, "nginx:1.25 nginx:1.25 nginx:1.25");
+    assert_eq!(image, "nginx:1.26 nginx:1.26 nginx:1.26", "back to the revision before the restart");
+    let restarted = k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.template.metadata.annotations}"])?;
+    assert!(!restarted.contains("restartedAt"), "{restarted}");
     let history = k.ok(&["rollout", "history", "sts/web"])?;
-    assert!(
-        history.contains("\n2 ") && history.contains("\n3 ") && !history.contains("\n1 "),
-        "the old revision is renumbered:\n{history}"
-    );
+    let numbers: Vec<&str> = history.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(numbers, ["1", "3", "4"], "the undone-to revision 2 is renumbered 4:\n{history}");
     server.stop().await;
     Ok(())
 }
@@ -279,6 +291,106 @@ async fn orphaned_pods_and_history_are_adopted_by_a_recreated_set() -> anyhow::R
         let owner = p.metadata.owner_references.unwrap_or_default();
         assert_eq!(owner.first().map(|o| o.uid.clone()), second.metadata.uid.clone());
     }
+    server.stop().await;
+    Ok(())
+}
+
+fn revisions_of(pods: &[Pod]) -> Vec<String> {
+    let mut v: Vec<(String, String)> = pods
+        .iter()
+        .map(|p| {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let rev =
+                p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash").cloned()).unwrap_or_default();
+            (name, rev)
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, r)| r).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_canary_then_full_rollout_survives_a_restart() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let kubelet = FakeKubelet::start(server.client(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(server.client());
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let mut manifest = serde_json::to_value(sts_manifest("web", 3, "nginx:1.25"))?;
+    manifest["spec"]["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 2}});
+    sets.create(&PostParams::default(), &serde_json::from_value(manifest)?).await?;
+    let old = settled(&sets, 3).await?.status.and_then(|s| s.update_revision).unwrap_or_default();
+
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.26"}]}}}});
+    sets.patch("web", &PatchParams::default(), &Patch::Strategic(image)).await?;
+    let canary = eventually("the canary web-2 at the new revision", WAIT, || async {
+        let s = sets.get("web").await.ok()?;
+        let st = s.status?;
+        (st.observed_generation == s.metadata.generation
+            && st.updated_replicas == Some(1)
+            && st.ready_replicas == Some(3))
+        .then_some(st)
+    })
+    .await?;
+    let new = canary.update_revision.clone().unwrap_or_default();
+    assert_eq!(canary.current_revision.as_deref(), Some(old.as_str()), "a partitioned rollout is not complete");
+    assert_eq!(revisions_of(&pods.list(&Default::default()).await?.items), [old.clone(), old.clone(), new.clone()]);
+
+    // Release the partition, then restart the server in the middle of the rollout.
+    sets.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}})),
+    )
+    .await?;
+    drop(kubelet);
+    let server = server.restart().await?;
+    let _kubelet = FakeKubelet::start(server.client(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(server.client());
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let done = settled(&sets, 3).await?;
+    assert_eq!(done.status.and_then(|s| s.current_revision), Some(new.clone()));
+    let items = pods.list(&Default::default()).await?.items;
+    assert_eq!(items.len(), 3, "no duplicate pods");
+    assert_eq!(revisions_of(&items), [new.clone(), new.clone(), new]);
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_delete_replaces_only_deleted_pods() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let _kubelet = FakeKubelet::start(server.client(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(server.client());
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let mut manifest = serde_json::to_value(sts_manifest("web", 2, "nginx:1.25"))?;
+    manifest["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    sets.create(&PostParams::default(), &serde_json::from_value(manifest)?).await?;
+    let old = settled(&sets, 2).await?.status.and_then(|s| s.update_revision).unwrap_or_default();
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.26"}]}}}});
+    sets.patch("web", &PatchParams::default(), &Patch::Strategic(image)).await?;
+    let status = eventually("the new update revision", WAIT, || async {
+        let s = sets.get("web").await.ok()?;
+        let st = s.status?;
+        (st.observed_generation == s.metadata.generation && st.update_revision.as_deref() != Some(old.as_str()))
+            .then_some(st)
+    })
+    .await?;
+    let new = status.update_revision.unwrap_or_default();
+    assert_eq!(
+        revisions_of(&pods.list(&Default::default()).await?.items),
+        [old.clone(), old.clone()],
+        "nothing replaced"
+    );
+    let uid = pods.get("web-1").await?.metadata.uid;
+    pods.delete("web-1", &DeleteParams::default()).await?;
+    eventually("web-1 at the new revision", WAIT, || async {
+        let p = pods.get_opt("web-1").await.ok()??;
+        (p.metadata.uid != uid && revisions_of(std::slice::from_ref(&p)) == [new.clone()]).then_some(())
+    })
+    .await?;
+    pods.delete("web-0", &DeleteParams::default()).await?;
+    let done = settled(&sets, 2).await?;
+    assert_eq!(done.status.and_then(|s| s.current_revision), Some(new), "OnDelete completes (upstream #73492)");
     server.stop().await;
     Ok(())
 }
