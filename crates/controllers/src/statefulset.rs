@@ -44,7 +44,8 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let stop = shutdown.clone();
     let running = Controller::new(sets, watcher::Config::default())
         .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<ControllerRevision>::all(client), watcher::Config::default())
+        .owns(Api::<ControllerRevision>::all(client.clone()), watcher::Config::default())
+        .watches(Api::<PersistentVolumeClaim>::all(client), watcher::Config::default(), set_of_claim)
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -65,6 +66,19 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
 }
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The set a claim belongs to, from its owner references (to the set, or to one of its pods).
+fn set_of_claim(claim: PersistentVolumeClaim) -> Option<kube::runtime::reflector::ObjectRef<StatefulSet>> {
+    let ns = claim.metadata.namespace.clone()?;
+    claim.metadata.owner_references.iter().flatten().find_map(|r| {
+        let set = match r.kind.as_str() {
+            "StatefulSet" => r.name.clone(),
+            "Pod" => logic::statefulset::pods::parent_and_ordinal(&r.name)?.0.to_string(),
+            _ => return None,
+        };
+        Some(kube::runtime::reflector::ObjectRef::new(&set).within(&ns))
+    })
+}
 
 fn error_policy(_set: Arc<StatefulSet>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
     tracing::warn!(%error, "statefulset sync failed");

@@ -641,3 +641,20 @@ fn orphans_named_as_members_are_adopted_and_mismatches_released() {
     assert_eq!(names(adopt), ["web-1"]);
     assert_eq!(names(release), ["web-0"]);
 }
+
+#[test]
+fn ordinals_start_where_the_spec_says() {
+    let s = set(2, "OrderedReady", json!({"spec": {"ordinals": {"start": 5}}}));
+    let mut w = World::default();
+    let p = w.plan(&s, "r");
+    assert_eq!(created(&p), ["web-5"]);
+    w.apply(&p);
+    w.make_ready("web-5");
+    assert_eq!(created(&w.plan(&s, "r")), ["web-6"]);
+    // Moving the start condemns the low ordinal (it is removed once the new range is healthy).
+    let moved = set(2, "OrderedReady", json!({"spec": {"ordinals": {"start": 6}}}));
+    w.apply(&w.plan(&s, "r"));
+    w.make_ready("web-6");
+    let p = w.plan(&moved, "r");
+    assert_eq!(created(&p), ["web-7"]);
+}
