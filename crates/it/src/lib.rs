@@ -164,33 +164,24 @@ impl Kubectl {
 
     /// Run, require failure, return stderr.
     pub fn fails(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.run(args)?;
-        if out.status.success() {
-            bail!(
-                "kubectl {} succeeded but should have failed:\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+        check_fails(args, self.run(args)?)
     }
 
     pub fn fails_stdin(&self, args: &[&str], input: &str) -> anyhow::Result<String> {
-        let out = self.run_stdin(args, input)?;
-        if out.status.success() {
-            bail!(
-                "kubectl {} succeeded but should have failed:\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+        check_fails(args, self.run_stdin(args, input)?)
     }
 
     /// Start a long-running command (e.g. `get -w`) with piped stdout.
     pub fn spawn(&self, args: &[&str]) -> anyhow::Result<std::process::Child> {
         Ok(self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?)
     }
+}
+
+fn check_fails(args: &[&str], out: Output) -> anyhow::Result<String> {
+    if out.status.success() {
+        bail!("kubectl {} succeeded but should have failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn check_ok(args: &[&str], out: Output) -> anyhow::Result<String> {
