@@ -6,17 +6,22 @@ pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata")?.as_object()
 }
 
-/// `metadata`, created if missing.
-pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+/// The object at `obj[key]`, created (and `obj` made an object) if needed.
+pub fn object_at<'a>(obj: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
     if !obj.is_object() {
         *obj = Value::Object(Map::new());
     }
     let map = obj.as_object_mut().expect("just made an object");
-    let entry = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let entry = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
     if !entry.is_object() {
         *entry = Value::Object(Map::new());
     }
     entry.as_object_mut().expect("just made an object")
+}
+
+/// `metadata`, created if missing.
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    object_at(obj, "metadata")
 }
 
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {

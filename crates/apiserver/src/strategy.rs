@@ -8,7 +8,7 @@ use model::{ApiError, FieldError, ResourceInfo};
 use serde_json::{Map, Value, json};
 
 use crate::alloc::{AllocError, Allocators};
-use crate::object::{meta_mut, spec_part};
+use crate::object::{meta_mut, object_at, spec_part};
 
 /// Which part of an object a write addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value, part: P
             }
             if info.group.is_empty() && info.kind == "Namespace" {
                 let finalizers = old.pointer("/spec/finalizers").cloned();
-                let spec = field_object(new, "spec");
+                let spec = object_at(new, "spec");
                 match finalizers {
                     Some(f) => spec.insert("finalizers".into(), f),
                     None => spec.remove("finalizers"),
@@ -115,7 +115,7 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value, part: P
             let finalizers = new.pointer("/spec/finalizers").cloned();
             let rv = new.pointer("/metadata/resourceVersion").cloned();
             *new = old.clone();
-            let spec = field_object(new, "spec");
+            let spec = object_at(new, "spec");
             match finalizers {
                 Some(f) => spec.insert("finalizers".into(), f),
                 None => spec.remove("finalizers"),
@@ -152,17 +152,6 @@ fn remove_field(obj: &mut Value, key: &str) {
     }
 }
 
-fn field_object<'a>(obj: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
-    if !obj.is_object() {
-        *obj = Value::Object(Map::new());
-    }
-    let map = obj.as_object_mut().expect("just made an object");
-    let entry = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
-    if !entry.is_object() {
-        *entry = Value::Object(Map::new());
-    }
-    entry.as_object_mut().expect("just made an object")
-}
 
 /// Upstream's QoS classification from requests and limits.
 fn qos_class(spec: Option<&Value>) -> &'static str {
@@ -244,7 +233,7 @@ fn allocate_service_inner(
 ) -> Result<(), ApiError> {
     let name = crate::object::name(svc).to_string();
     let kind = service_type(svc).to_string();
-    let spec = field_object(svc, "spec");
+    let spec = object_at(svc, "spec");
 
     // Cluster IP.
     let requested = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
