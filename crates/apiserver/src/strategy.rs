@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use model::{ApiError, FieldError, ResourceInfo};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::alloc::{AllocError, Allocators};
 use crate::object::{meta_mut, object_at, spec_part};
