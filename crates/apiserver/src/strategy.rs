@@ -152,7 +152,6 @@ fn remove_field(obj: &mut Value, key: &str) {
     }
 }
 
-
 /// Upstream's QoS classification from requests and limits.
 fn qos_class(spec: Option<&Value>) -> &'static str {
     let containers: Vec<&Value> = ["containers", "initContainers"]

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -36,11 +38,28 @@ enum Command {
     /// Run the StatefulSet controller against any Kubernetes API (the cluster of the current
     /// kubeconfig context, or the in-cluster service account), as an operator.
     Operator,
+    /// Manage the node's images (kept in the data dir).
+    Image {
+        #[arg(long, default_value = "./ordinal-data")]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: ImageAction,
+    },
     /// Measure Ordinal and print JSON lines.
     Bench {
         #[command(subcommand)]
         which: BenchKind,
     },
+}
+
+#[derive(Subcommand)]
+enum ImageAction {
+    /// Load an OCI image-layout tar or a `docker save` tar.
+    Import { file: PathBuf },
+    /// List images: name, size, manifest digest.
+    Ls,
+    /// Remove an image (and the blobs no other image uses).
+    Rm { name: String },
 }
 
 #[derive(Subcommand)]
@@ -66,7 +85,14 @@ enum BenchKind {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ORDINAL_LOG").unwrap_or_else(|_| "info".into()))
@@ -84,6 +110,30 @@ fn main() -> anyhow::Result<()> {
                 wait_for_signal().await;
                 tracing::info!("shutting down");
                 running.stop().await;
+                Ok(())
+            }
+            Command::Image { data_dir, action } => {
+                let store = agent::image::ImageStore::open(&data_dir.join("images"))?;
+                let mut out = std::io::stdout().lock();
+                match action {
+                    ImageAction::Import { file } => {
+                        for image in store.import(&file)? {
+                            writeln!(out, "imported {} ({})", image.name, image.manifest)?;
+                        }
+                    }
+                    ImageAction::Ls => {
+                        writeln!(out, "{:<50} {:>12}  MANIFEST", "IMAGE", "SIZE")?;
+                        for image in store.list()? {
+                            writeln!(out, "{:<50} {:>12}  {}", image.name, image.size, image.manifest)?;
+                        }
+                    }
+                    ImageAction::Rm { name } => {
+                        if !store.remove(&name)? {
+                            anyhow::bail!("image {name} not found");
+                        }
+                        writeln!(out, "removed {}", agent::image::normalize(&name))?;
+                    }
+                }
                 Ok(())
             }
             Command::Operator => {
