@@ -7,11 +7,12 @@
 //!
 //! `import` reads an OCI image-layout tar (`oci-layout`, `index.json`, `blobs/`) or a
 //! `docker save` tar (`manifest.json`). Removing an image drops its name and deletes the blobs no
-//! other image uses. Unpacking layers for containers comes with the node agent's runtime.
+//! other image uses. `unpack` lays the layers out for overlayfs (see `unpack.rs`).
 
 mod names;
 #[cfg(test)]
 mod tests;
+mod unpack;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -295,6 +296,19 @@ impl ImageStore {
             working_dir: c.get("WorkingDir").and_then(Value::as_str).unwrap_or("").to_string(),
             user: c.get("User").and_then(Value::as_str).unwrap_or("").to_string(),
         })
+    }
+
+    /// Unpack the image's layers (each once) and return their directories, bottom first: the
+    /// overlayfs lower dirs of a container's root filesystem.
+    pub fn unpack(&self, image: &Image) -> Result<Vec<PathBuf>> {
+        let mut dirs = Vec::new();
+        for (i, layer) in image.layers.iter().enumerate() {
+            let id = image.diff_ids.get(i).cloned().unwrap_or_else(|| layer.clone());
+            let dir = unpack::layer_dir(&self.root, &id);
+            unpack::unpack_layer(&self.blob_path(layer)?, &dir)?;
+            dirs.push(dir);
+        }
+        Ok(dirs)
     }
 
     /// Forget an image and delete the blobs no remaining image uses. False if it was not there.
