@@ -2,3 +2,4 @@
 //! import|ls|rm`). Running pods as isolated Linux containers is issue 4's remaining work.
 
 pub mod image;
+pub mod node;

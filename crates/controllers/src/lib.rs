@@ -5,12 +5,13 @@
 pub mod gc;
 pub mod namespace;
 mod resources;
+pub mod scheduler;
 pub mod statefulset;
 
 use tokio_util::sync::CancellationToken;
 
 /// Start the controllers that run inside `ordinal server` (garbage collection, namespace
-/// cleanup, StatefulSets). Each task ends when `shutdown` is cancelled.
+/// cleanup, StatefulSets, scheduling). Each task ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
     client: kube::Client,
     shutdown: CancellationToken,
@@ -18,7 +19,8 @@ pub fn spawn_cluster_controllers(
 ) {
     tracker.spawn(logged("garbage collector", gc::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("namespace controller", namespace::run(client.clone(), shutdown.clone())));
-    tracker.spawn(logged("statefulset controller", statefulset::run(client, shutdown)));
+    tracker.spawn(logged("statefulset controller", statefulset::run(client.clone(), shutdown.clone())));
+    tracker.spawn(logged("scheduler", scheduler::run(client, shutdown)));
 }
 
 /// Log when a long-lived task ends (shutdown diagnostics).

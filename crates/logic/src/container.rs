@@ -90,14 +90,15 @@ pub fn expand(input: &str, env: &[(String, String)]) -> String {
                 continue;
             }
             if bytes[i + 1] == b'('
-                && let Some(close) = input[i + 2..].find(')') {
-                    let name = &input[i + 2..i + 2 + close];
-                    if let Some((_, v)) = env.iter().rev().find(|(k, _)| k == name) {
-                        out.push_str(v);
-                        i += close + 3;
-                        continue;
-                    }
+                && let Some(close) = input[i + 2..].find(')')
+            {
+                let name = &input[i + 2..i + 2 + close];
+                if let Some((_, v)) = env.iter().rev().find(|(k, _)| k == name) {
+                    out.push_str(v);
+                    i += close + 3;
+                    continue;
                 }
+            }
         }
         let ch = input[i..].chars().next().unwrap_or('\0');
         out.push(ch);

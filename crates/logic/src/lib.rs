@@ -3,4 +3,10 @@
 
 pub mod container;
 pub mod gc;
+pub mod schedule;
 pub mod statefulset;
+
+/// A Kubernetes quantity in milli-units (0 when malformed: validation rejects those earlier).
+pub(crate) fn quantity_of(s: &str) -> i128 {
+    model::quantity::parse_quantity(s).map(|q| q.millis()).unwrap_or(0)
+}

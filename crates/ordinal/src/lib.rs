@@ -33,8 +33,19 @@ pub struct ServerConfig {
     pub watch_history: usize,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
-    /// Run the controllers (off only to test the API's own semantics in isolation).
+    /// Run the controllers and the node agent (off only to test the API's own semantics).
     pub controllers: bool,
+    /// The Node this machine registers as.
+    pub node_name: String,
+}
+
+/// This machine's host name, lowercased (a Node name must be a DNS subdomain).
+pub fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ordinal".into())
 }
 
 impl ServerConfig {
@@ -50,6 +61,7 @@ impl ServerConfig {
             watch_history: store::StoreConfig::standard().history,
             bookmark_interval: Duration::from_secs(30),
             controllers: true,
+            node_name: default_node_name(),
         }
     }
 }
@@ -166,6 +178,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let client = kube::Client::new(apiserver::internal_service(state.clone()), "default");
     if config.controllers {
         controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks);
+        let (node_client, node_stop, node_name) = (client.clone(), shutdown.clone(), config.node_name.clone());
+        tasks.spawn(async move {
+            agent::node::run(node_client, node_stop, node_name).await;
+            tracing::debug!(task = "node agent", "stopped");
+        });
     }
 
     let host = match addr.ip() {

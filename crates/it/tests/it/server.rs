@@ -87,3 +87,35 @@ async fn acknowledged_writes_survive_a_restart() -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_registers_honestly_and_pods_wait_with_a_reason() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    let server = TestServer::start().await?;
+    let nodes: Api<Node> = Api::all(server.client());
+    let node = it::eventually("the node to register", std::time::Duration::from_secs(10), || async {
+        nodes
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|n| n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some())
+    })
+    .await?;
+    let ready = node.status.and_then(|s| s.conditions).unwrap_or_default().into_iter().find(|c| c.type_ == "Ready");
+    assert_eq!(ready.map(|c| (c.status, c.reason)), Some(("False".to_string(), Some("KubeletNotReady".to_string()))));
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let pod: Pod = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "waits"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let message = it::eventually("PodScheduled=False", std::time::Duration::from_secs(10), || async {
+        let p = pods.get("waits").await.ok()?;
+        p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")?.message
+    })
+    .await?;
+    assert_eq!(message, "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.");
+    server.stop().await;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The Node this machine is: registered at start (name, labels, capacity, addresses, system
+//! info), its status and Lease renewed as kubelet does. Until the runtime runs pods the node is
+//! honest about it: `Ready=False` with the reason, and the `node.kubernetes.io/not-ready`
+//! `NoSchedule` taint, so the scheduler leaves pods Pending and says why.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+
+fn memory_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn os_image() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim_matches('"').to_string()))
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn node_object(name: &str) -> Node {
+    let mut v = json!({
+        "metadata": {"name": name, "labels": {
+            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch(),
+            "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch()}},
+        "spec": {"taints": [{"key": NOT_READY_TAINT, "effect": "NoSchedule"}]},
+    });
+    v["status"] = status(name)["status"].clone();
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+/// The node's status now: resources, addresses, system info and the Ready condition.
+fn status(name: &str) -> serde_json::Value {
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let resources = json!({"cpu": cpus.to_string(), "memory": format!("{}Ki", memory_kib()), "pods": "110"});
+    json!({"status": {
+        "capacity": resources, "allocatable": resources,
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+        "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": kernel(), "osImage": os_image(),
+            "containerRuntimeVersion": format!("ordinal://{}", env!("CARGO_PKG_VERSION")),
+            "kubeletVersion": "v1.33.0+ordinal", "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": arch()},
+        "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+            "message": "the node agent does not run containers yet", "lastHeartbeatTime": now, "lastTransitionTime": now}]
+    }})
+}
+
+/// Register the node and keep its status and Lease fresh until `shutdown`.
+pub async fn run(client: kube::Client, shutdown: CancellationToken, name: String) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    loop {
+        if let Err(e) = heartbeat(&nodes, &leases, &name).await {
+            tracing::warn!(node = %name, error = %e, "node heartbeat failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+        }
+    }
+}
+
+async fn heartbeat(nodes: &Api<Node>, leases: &Api<Lease>, name: &str) -> kube::Result<()> {
+    if nodes.get_opt(name).await?.is_none() {
+        match nodes.create(&PostParams::default(), &node_object(name)).await {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status(name))).await?;
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}});
+    leases.patch(name, &PatchParams::apply("ordinal-node").force(), &Patch::Apply(lease)).await?;
+    Ok(())
+}

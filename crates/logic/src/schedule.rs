@@ -1,0 +1,182 @@
+//! The scheduling decision for one pod on a small set of nodes: `nodeName` honoured,
+//! `nodeSelector` against node labels, `NoSchedule`/`NoExecute` taints against tolerations,
+//! unschedulable (cordoned) nodes, and requests against what is left of allocatable CPU, memory
+//! and pod count. The message for an unschedulable pod follows the scheduler's
+//! `0/N nodes are available: …` form, so `kubectl describe pod` reads as usual.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
+
+use crate::quantity_of;
+
+/// Where the pod goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Bind(String),
+    Unschedulable(String),
+}
+
+fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
+    tolerations.iter().any(|t| {
+        let key_ok = match t.key.as_deref() {
+            None | Some("") => t.operator.as_deref() == Some("Exists"),
+            Some(k) => k == taint.key,
+        };
+        let value_ok = t.operator.as_deref() == Some("Exists")
+            || t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("");
+        let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
+        key_ok && value_ok && effect_ok
+    })
+}
+
+/// Sum of container requests for a resource, in milli-units.
+fn requested(pod: &Pod, resource: &str) -> i128 {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
+        .map(|q| quantity_of(&q.0))
+        .sum()
+}
+
+/// Decide for `pod`, given the nodes and the pods already bound to them.
+pub fn decide(pod: &Pod, nodes: &[Node], bound: &[Pod]) -> Decision {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let selector: BTreeMap<String, String> = spec.node_selector.clone().unwrap_or_default();
+    let tolerations = spec.tolerations.clone().unwrap_or_default();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut candidates: Vec<&Node> = Vec::new();
+    for node in nodes {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if let Some(wanted) = spec.node_name.as_deref().filter(|n| !n.is_empty())
+            && wanted != name
+        {
+            *reasons.entry("node(s) didn't match the requested node name".into()).or_default() += 1;
+            continue;
+        }
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            *reasons.entry("node(s) didn't match Pod's node affinity/selector".into()).or_default() += 1;
+            continue;
+        }
+        let node_spec = node.spec.clone().unwrap_or_default();
+        if node_spec.unschedulable == Some(true) {
+            *reasons.entry("node(s) were unschedulable".into()).or_default() += 1;
+            continue;
+        }
+        let blocking = node_spec
+            .taints
+            .unwrap_or_default()
+            .into_iter()
+            .find(|t| (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerates(&tolerations, t));
+        if let Some(t) = blocking {
+            let shown = format!("node(s) had untolerated taint {{{}: {}}}", t.key, t.value.unwrap_or_default());
+            *reasons.entry(shown).or_default() += 1;
+            continue;
+        }
+        let on_node: Vec<&Pod> = bound
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()))
+            .collect();
+        let allocatable = node.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
+        let mut fits = true;
+        for (resource, label) in [("cpu", "Insufficient cpu"), ("memory", "Insufficient memory")] {
+            let Some(capacity) = allocatable.get(resource).map(|q| quantity_of(&q.0)) else { continue };
+            let used: i128 = on_node.iter().map(|p| requested(p, resource)).sum();
+            if used + requested(pod, resource) > capacity {
+                *reasons.entry(label.into()).or_default() += 1;
+                fits = false;
+                break;
+            }
+        }
+        if fits
+            && let Some(max) = allocatable.get("pods").map(|q| quantity_of(&q.0) / 1000)
+            && on_node.len() as i128 >= max
+        {
+            *reasons.entry("Too many pods".into()).or_default() += 1;
+            fits = false;
+        }
+        if fits {
+            candidates.push(node);
+        }
+    }
+    // One node per machine today: the first fitting node wins (least loaded would go here).
+    match candidates.first() {
+        Some(node) => Decision::Bind(node.metadata.name.clone().unwrap_or_default()),
+        None => {
+            let detail: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            let detail =
+                if detail.is_empty() { "no nodes available to schedule pods".to_string() } else { detail.join(", ") };
+            Decision::Unschedulable(format!("0/{} nodes are available: {detail}.", nodes.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn node(extra: serde_json::Value) -> Node {
+        let mut v = json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1", "disk": "ssd"}},
+            "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "3"}}});
+        json_patch::merge(&mut v, &extra);
+        serde_json::from_value(v).expect("node")
+    }
+
+    fn pod(extra: serde_json::Value) -> Pod {
+        let mut v = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        json_patch::merge(&mut v, &extra);
+        serde_json::from_value(v).expect("pod")
+    }
+
+    #[test]
+    fn binds_to_a_fitting_node() {
+        assert_eq!(decide(&pod(json!({})), &[node(json!({}))], &[]), Decision::Bind("n1".into()));
+        let selected = pod(json!({"spec": {"nodeSelector": {"disk": "ssd"}}}));
+        assert_eq!(decide(&selected, &[node(json!({}))], &[]), Decision::Bind("n1".into()));
+    }
+
+    #[test]
+    fn explains_why_nothing_fits() {
+        let n = node(json!({}));
+        let hdd = pod(json!({"spec": {"nodeSelector": {"disk": "hdd"}}}));
+        assert_eq!(
+            decide(&hdd, std::slice::from_ref(&n), &[]),
+            Decision::Unschedulable(
+                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.".into()
+            )
+        );
+        let tainted =
+            node(json!({"spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}}));
+        assert_eq!(
+            decide(&pod(json!({})), std::slice::from_ref(&tainted), &[]),
+            Decision::Unschedulable(
+                "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.".into()
+            )
+        );
+        let tolerant =
+            pod(json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]}}));
+        assert_eq!(decide(&tolerant, &[tainted], &[]), Decision::Bind("n1".into()));
+        let big = pod(
+            json!({"spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "3"}}}]}}),
+        );
+        assert_eq!(
+            decide(&big, std::slice::from_ref(&n), &[]),
+            Decision::Unschedulable("0/1 nodes are available: 1 Insufficient cpu.".into())
+        );
+        let bound: Vec<Pod> = (0..3).map(|_| pod(json!({"spec": {"nodeName": "n1"}}))).collect();
+        assert_eq!(
+            decide(&pod(json!({})), std::slice::from_ref(&n), &bound),
+            Decision::Unschedulable("0/1 nodes are available: 1 Too many pods.".into())
+        );
+        let cordoned = node(json!({"spec": {"unschedulable": true}}));
+        assert!(matches!(decide(&pod(json!({})), &[cordoned], &[]), Decision::Unschedulable(_)));
+        assert_eq!(
+            decide(&pod(json!({})), &[], &[]),
+            Decision::Unschedulable("0/0 nodes are available: no nodes available to schedule pods.".into())
+        );
+    }
+}
