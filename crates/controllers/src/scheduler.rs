@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const RESYNC: Duration = Duration::from_secs(30);
+const SETTLE: Duration = Duration::from_millis(20);
 
 pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let nodes_api: Api<Node> = Api::all(client.clone());
@@ -48,7 +49,8 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = &mut node_watch => return,
             _ = &mut pending => return,
-            _ = changed.notified() => {}
+            // Changes arriving together are scheduled in one pass.
+            _ = changed.notified() => tokio::time::sleep(SETTLE).await,
             _ = tokio::time::sleep(RESYNC) => {}
         }
     }
@@ -64,7 +66,11 @@ async fn pass(client: &kube::Client, nodes: &Store<Node>, recorder: &Recorder) -
         .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty()))
         .cloned()
         .collect();
-    for pod in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    let pending = |p: &&Pod| {
+        p.metadata.deletion_timestamp.is_none()
+            && p.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|phase| phase == "Pending")
+    };
+    for pod in pods.iter().filter(pending) {
         let spec = pod.spec.clone().unwrap_or_default();
         if spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) {
             continue;

@@ -39,13 +39,18 @@ pub struct ServerConfig {
     pub node_name: String,
 }
 
-/// This machine's host name, lowercased (a Node name must be a DNS subdomain).
+/// This machine's host name as a valid Node name (lowercase DNS label characters).
 pub fn default_node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_ascii_lowercase())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "ordinal".into())
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let cleaned: String = raw
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .take(63)
+        .collect();
+    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    if cleaned.is_empty() { "ordinal".into() } else { cleaned }
 }
 
 impl ServerConfig {
