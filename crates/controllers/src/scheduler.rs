@@ -41,6 +41,13 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
         });
     tokio::pin!(node_watch, pending);
     let recorder = Recorder::new(client.clone(), Reporter { controller: "default-scheduler".into(), instance: None });
+    // Decide only on a complete view of the nodes.
+    let ready = nodes.wait_until_ready();
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = &mut node_watch => return,
+        _ = ready => {}
+    }
     loop {
         if let Err(e) = pass(&client, &nodes, &recorder).await {
             tracing::debug!(error = %e, "scheduling pass");

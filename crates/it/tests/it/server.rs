@@ -110,9 +110,12 @@ async fn the_node_registers_honestly_and_pods_wait_with_a_reason() -> anyhow::Re
         serde_json::json!({"metadata": {"name": "waits"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
     )?;
     pods.create(&PostParams::default(), &pod).await?;
-    let message = it::eventually("PodScheduled=False", std::time::Duration::from_secs(10), || async {
+    // The node may register after the pod is first looked at; the reason then catches up.
+    let wanted = "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.";
+    let message = it::eventually("PodScheduled=False naming the taint", std::time::Duration::from_secs(10), || async {
         let p = pods.get("waits").await.ok()?;
-        p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")?.message
+        let m = p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")?.message?;
+        (m == wanted).then_some(m)
     })
     .await?;
     assert_eq!(message, "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.");
