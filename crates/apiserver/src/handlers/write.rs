@@ -100,7 +100,7 @@ fn generated_name(prefix: &str) -> String {
 }
 
 /// Refuse new objects in a missing or terminating namespace.
-fn check_namespace_open(state: &ApiState, info: &ResourceInfo, ns: &str) -> Result<(), ApiError> {
+fn check_namespace_open(state: &ApiState, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
     if !info.namespaced {
         return Ok(());
     }
@@ -131,7 +131,7 @@ pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
     let explicit_name = !object::name(&obj).is_empty();
     model::defaults::apply_defaults(info, &mut obj)?;
     let ns = object::namespace(&obj).to_string();
-    check_namespace_open(state, info, &ns)?;
+    check_namespace_open(state, info, &ns, object::name(&obj))?;
 
     for attempt in 0..8 {
         let mut candidate = obj.clone();
