@@ -109,8 +109,8 @@ fn check_namespace_open(state: &ApiState, info: &ResourceInfo, ns: &str, name: &
     match state.store.get(&crate::path::object_key(ns_info, None, ns)) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
         Some(n) if is_deleting(&n.value) => Err(ApiError::forbidden(format!(
-            "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-            info.plural, "",
+            "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            info.plural,
         ))),
         Some(_) => Ok(()),
     }
