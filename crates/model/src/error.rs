@@ -59,6 +59,8 @@ pub enum FieldErrorType {
     Invalid,
     /// The field may not be set (or changed) here.
     Forbidden,
+    /// The value refers to something that does not exist.
+    NotFound,
     /// The value is not one of the supported values listed.
     NotSupported(Vec<String>),
     /// The value repeats one that must be unique.
@@ -76,6 +78,7 @@ impl FieldErrorType {
             FieldErrorType::Required => "FieldValueRequired",
             FieldErrorType::Invalid => "FieldValueInvalid",
             FieldErrorType::Forbidden => "FieldValueForbidden",
+            FieldErrorType::NotFound => "FieldValueNotFound",
             FieldErrorType::NotSupported(_) => "FieldValueNotSupported",
             FieldErrorType::Duplicate => "FieldValueDuplicate",
             FieldErrorType::TooLong => "FieldValueTooLong",
@@ -122,6 +125,14 @@ impl FieldError {
             detail: String::new(),
         }
     }
+    pub fn not_found(field: impl Into<String>, bad_value: impl Into<Value>) -> Self {
+        FieldError {
+            error_type: FieldErrorType::NotFound,
+            field: field.into(),
+            bad_value: Some(bad_value.into()),
+            detail: String::new(),
+        }
+    }
     pub fn duplicate(field: impl Into<String>, bad_value: impl Into<Value>) -> Self {
         FieldError {
             error_type: FieldErrorType::Duplicate,
@@ -160,6 +171,7 @@ impl FieldError {
                 }
             }
             FieldErrorType::Forbidden => with_detail("Forbidden".into()),
+            FieldErrorType::NotFound => format!("Not found: {value}"),
             FieldErrorType::NotSupported(values) => {
                 let list: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
                 format!("Unsupported value: {value}: supported values: {}", list.join(", "))
