@@ -94,6 +94,22 @@ pub fn held_by_spec_finalizers(info: &ResourceInfo, obj: &Value) -> bool {
         && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
 }
 
+/// Kinds whose upstream registry sets `ReturnDeletedObject` (pods, services, namespaces,
+/// claims, volumes, service accounts, storage classes): an immediate delete answers with the
+/// deleted object; every other kind answers with a `Status` of `Success`.
+fn returns_deleted_object(info: &ResourceInfo) -> bool {
+    matches!(
+        (info.group, info.kind),
+        ("", "Pod")
+            | ("", "Service")
+            | ("", "Namespace")
+            | ("", "PersistentVolumeClaim")
+            | ("", "PersistentVolume")
+            | ("", "ServiceAccount")
+            | ("storage.k8s.io", "StorageClass")
+    )
+}
+
 fn is_pod(info: &ResourceInfo) -> bool {
     info.group.is_empty() && info.kind == "Pod"
 }
@@ -145,6 +161,16 @@ pub fn delete(state: &ApiState, target: &Target, opts: &DeleteOptions) -> Result
         let now = jiff::Timestamp::now();
         let mut fins = finalizers(&obj);
         if is_deleting(&obj) {
+            // Upstream's namespace REST: while content is being removed, a repeated delete is a
+            // conflict rather than a no-op.
+            if held_by_spec_finalizers(info, &obj) {
+                return Err(ApiError::conflict(
+                    info.group,
+                    info.plural,
+                    &name,
+                    "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+                ));
+            }
             // A second delete may only cut a pod's grace period short (force deletion).
             let force = is_pod(info) && opts.grace_period_seconds == Some(0);
             if force && fins.is_empty() {
@@ -195,7 +221,11 @@ pub fn delete(state: &ApiState, target: &Target, opts: &DeleteOptions) -> Result
             if info.group.is_empty() && info.kind == "Service" {
                 state.release_service(&s.value, None);
             }
-            success_status(info, &s.value)
+            if returns_deleted_object(info) {
+                from_storage(info, &s.value).into_owned()
+            } else {
+                success_status(info, &s.value)
+            }
         }
         other => {
             let s = other.stored().ok_or_else(|| not_found(target))?;

@@ -159,3 +159,32 @@ async fn deleting_a_namespace_removes_its_content() -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_answers_as_upstream_registries_do() -> anyhow::Result<()> {
+    let server = TestServer::api_only().await?;
+    let client = server.client();
+    // ConfigMaps answer a finished delete with a Status naming what went.
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "c"}}))?).await?;
+    let status =
+        cms.delete("c", &DeleteParams::default()).await?.right().ok_or_else(|| anyhow::anyhow!("expected a Status"))?;
+    assert_eq!(status.details.map(|d| d.name), Some("c".to_string()));
+    // Pods (ReturnDeletedObject upstream) answer with the deleted pod.
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )?;
+    let created = pods.create(&PostParams::default(), &pod).await?;
+    let deleted =
+        pods.delete("p", &DeleteParams::default()).await?.left().ok_or_else(|| anyhow::anyhow!("expected the pod"))?;
+    assert_eq!(deleted.metadata.uid, created.metadata.uid);
+    // A namespace still being emptied refuses a second delete.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "busy"}}))?).await?;
+    namespaces.delete("busy", &DeleteParams::default()).await?;
+    let again = namespaces.delete("busy", &DeleteParams::default()).await;
+    assert!(matches!(again, Err(kube::Error::Api(ref s)) if s.code == 409), "{again:?}");
+    server.stop().await;
+    Ok(())
+}
