@@ -255,18 +255,20 @@ fn accept(headers: &HeaderMap) -> &str {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-async fn api_root(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
-    match discovery::negotiate(accept(&headers)) {
-        Some(v) => with_content_type(json_ok(&discovery::aggregated(true, v)), discovery::content_type(v)),
-        None => json_ok(&discovery::api_versions(&state.config.advertise_address)),
+/// `/api` (core) and `/apis`: aggregated discovery when the client asks for it, else legacy.
+fn root_document(core: bool, headers: &HeaderMap, legacy: impl FnOnce() -> Value) -> Response {
+    match discovery::negotiate(accept(headers)) {
+        Some(v) => with_content_type(json_ok(&discovery::aggregated(core, v)), discovery::content_type(v)),
+        None => json_ok(&legacy()),
     }
 }
 
+async fn api_root(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    root_document(true, &headers, || discovery::api_versions(&state.config.advertise_address))
+}
+
 async fn apis_root(headers: HeaderMap) -> Response {
-    match discovery::negotiate(accept(&headers)) {
-        Some(v) => with_content_type(json_ok(&discovery::aggregated(false, v)), discovery::content_type(v)),
-        None => json_ok(&discovery::api_group_list()),
-    }
+    root_document(false, &headers, discovery::api_group_list)
 }
 
 fn not_found() -> Response {

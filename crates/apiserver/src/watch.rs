@@ -24,8 +24,13 @@ use crate::path::Target;
 use crate::table::{self, TableOptions};
 
 /// How a stored change looks to a watcher with a selector.
-pub fn classify(selection: &Selection, info: &ResourceInfo, event: &store::Event) -> Option<(&'static str, Value)> {
-    let now = from_storage(info, &event.object).into_owned();
+pub fn classify<'a>(
+    selection: &Selection,
+    info: &ResourceInfo,
+    event: &'a store::Event,
+) -> Option<(&'static str, std::borrow::Cow<'a, Value>)> {
+    // Borrowed for every kind stored as served: no copy of the object per watcher and event.
+    let now = from_storage(info, &event.object);
     let matches_now = selection.matches(info, &now);
     let kind = match event.event_type {
         EventType::Added => matches_now.then_some("ADDED"),
@@ -53,17 +58,16 @@ struct Encoder {
 
 impl Encoder {
     fn event(&mut self, kind: &str, object: &Value) -> Bytes {
-        let object = match &mut self.table {
-            None => object.clone(),
+        match &mut self.table {
+            None => event_line(kind, object),
             Some(opts) => {
                 opts.now = jiff::Timestamp::now();
                 let rv = crate::object::resource_version(object).to_string();
                 let with_columns = !self.columns_sent;
                 self.columns_sent = true;
-                table::watch_table(self.info, object, &rv, with_columns, opts)
+                event_line(kind, &table::watch_table(self.info, object, &rv, with_columns, opts))
             }
-        };
-        line(&json!({"type": kind, "object": object}))
+        }
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
@@ -75,6 +79,19 @@ impl Encoder {
             &json!({"type": "BOOKMARK", "object": {"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata}}),
         )
     }
+}
+
+/// `{"type":…,"object":…}` and a newline, serialising the object in place (no copy).
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct WatchEvent<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut buf = serde_json::to_vec(&WatchEvent { kind, object }).unwrap_or_default();
+    buf.push(b'\n');
+    Bytes::from(buf)
 }
 
 fn line(v: &Value) -> Bytes {

@@ -243,8 +243,10 @@ pub fn resolv_conf(pod: &Pod, cluster_dns: &str, cluster_domain: &str, host_reso
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
     let host_network = spec.host_network.unwrap_or(false);
-    let (mut servers, mut searches, mut options): (Vec<String>, Vec<String>, Vec<String>) = match policy {
-        "ClusterFirst" if !host_network => (
+    // ClusterFirst on the host network falls back to the node's settings, as kubelet does.
+    let cluster = policy == "ClusterFirstWithHostNet" || (policy == "ClusterFirst" && !host_network);
+    let (mut servers, mut searches, mut options): (Vec<String>, Vec<String>, Vec<String>) = if cluster {
+        (
             vec![cluster_dns.to_string()],
             vec![
                 format!("{namespace}.svc.{cluster_domain}"),
@@ -252,31 +254,21 @@ pub fn resolv_conf(pod: &Pod, cluster_dns: &str, cluster_domain: &str, host_reso
                 cluster_domain.to_string(),
             ],
             vec!["ndots:5".to_string()],
-        ),
-        "ClusterFirstWithHostNet" => (
-            vec![cluster_dns.to_string()],
-            vec![
-                format!("{namespace}.svc.{cluster_domain}"),
-                format!("svc.{cluster_domain}"),
-                cluster_domain.to_string(),
-            ],
-            vec!["ndots:5".to_string()],
-        ),
-        "None" => (Vec::new(), Vec::new(), Vec::new()),
-        // Default (and ClusterFirst with hostNetwork): the node's own resolver settings.
-        _ => {
-            let mut s = (Vec::new(), Vec::new(), Vec::new());
-            for line in host_resolv_conf.lines() {
-                let mut words = line.split_whitespace();
-                match words.next() {
-                    Some("nameserver") => s.0.extend(words.map(str::to_string)),
-                    Some("search") => s.1 = words.map(str::to_string).collect(),
-                    Some("options") => s.2.extend(words.map(str::to_string)),
-                    _ => {}
-                }
+        )
+    } else if policy == "None" {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let mut s = (Vec::new(), Vec::new(), Vec::new());
+        for line in host_resolv_conf.lines() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("nameserver") => s.0.extend(words.map(str::to_string)),
+                Some("search") => s.1 = words.map(str::to_string).collect(),
+                Some("options") => s.2.extend(words.map(str::to_string)),
+                _ => {}
             }
-            s
         }
+        s
     };
     if let Some(config) = spec.dns_config {
         for ns in config.nameservers.unwrap_or_default() {

@@ -1,7 +1,5 @@
 //! `get` and `list`, as JSON or as a Table.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use http::{HeaderMap, StatusCode};
 use model::selector::{FieldSelector, LabelSelector};
@@ -40,7 +38,7 @@ impl Selection {
 
     pub fn matches(&self, info: &ResourceInfo, obj: &Value) -> bool {
         if let Some(l) = &self.labels
-            && !l.matches(&labels_of(obj))
+            && !l.matches_object(obj)
         {
             return false;
         }
@@ -51,13 +49,6 @@ impl Selection {
         }
         true
     }
-}
-
-pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
-    obj.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-        .unwrap_or_default()
 }
 
 pub fn table_options(output: Output) -> Option<TableOptions> {
