@@ -24,9 +24,17 @@ use serde_json::Value;
 use crate::quantity::parse_quantity;
 use crate::{ApiError, ResourceInfo, typed};
 
+/// What defaulting learned about the body on the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Defaulted {
+    /// Fields the kind's schema does not declare (they are not in the defaulted object), found
+    /// by the same decode, so strict field validation costs no second round trip.
+    pub unknown_fields: Vec<String>,
+}
+
 /// Fill in defaults for an object of kind `info`, in place. Errors only when the object does
 /// not decode into its kind's type (400 BadRequest).
-pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<Defaulted, ApiError> {
     match (info.group, info.kind) {
         ("", "Namespace") => edit(info, obj, namespace),
         ("", "Node") => edit(info, obj, node),
@@ -47,7 +55,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiErr
         ("discovery.k8s.io", "EndpointSlice") => edit(info, obj, endpoint_slice),
         ("coordination.k8s.io", "Lease") => edit(info, obj, |_: &mut k8s_openapi::api::coordination::v1::Lease| Ok(())),
         ("events.k8s.io", "Event") => edit(info, obj, |_: &mut k8s_openapi::api::events::v1::Event| Ok(())),
-        _ => Ok(()),
+        _ => Ok(Defaulted::default()),
     }
 }
 
@@ -77,10 +85,11 @@ fn edit<T: DeserializeOwned + Serialize>(
     info: &ResourceInfo,
     obj: &mut Value,
     defaulter: impl FnOnce(&mut T) -> Outcome,
-) -> Result<(), ApiError> {
+) -> Result<Defaulted, ApiError> {
     let given = typed::without_nulls(info, obj);
     let mut object: T = typed::decode(info, &given)?;
     let decoded = typed::encode(&object)?;
+    let unknown_fields = crate::schema::unknown_between(&given, &decoded);
     defaulter(&mut object).map_err(|detail| typed::decode_error(info, &detail))?;
     let mut out = typed::encode(&object)?;
     if let (Value::Object(g), Value::Object(d), Value::Object(o)) = (&given, &decoded, &mut out) {
@@ -94,7 +103,7 @@ fn edit<T: DeserializeOwned + Serialize>(
         });
     }
     *obj = out;
-    Ok(())
+    Ok(Defaulted { unknown_fields })
 }
 
 /// Remove from `out` the members absent from `given` that the decode alone produced (`decoded`

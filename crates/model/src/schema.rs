@@ -19,8 +19,13 @@ use crate::{ResourceInfo, typed};
 /// all: that is reported by the decode itself (a 400 from defaulting).
 pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
     let Some(Ok(known)) = typed::round_trip(info, obj) else { return Vec::new() };
+    unknown_between(obj, &known)
+}
+
+/// Unknown field paths of `given`, against its own typed round trip `known`.
+pub(crate) fn unknown_between(given: &Value, known: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk(obj, &known, String::new(), &mut out);
+    walk(given, known, String::new(), &mut out);
     out
 }
 

@@ -68,13 +68,9 @@ fn check_namespace(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Strict, Warn or Ignore unknown fields.
-fn check_fields(info: &ResourceInfo, obj: &Value, opts: WriteOptions) -> Result<Vec<String>, ApiError> {
-    if opts.field_validation == FieldValidation::Ignore {
-        return Ok(Vec::new());
-    }
-    let unknown = model::schema::unknown_fields(info, obj);
-    if unknown.is_empty() {
+/// Strict, Warn or Ignore the unknown fields a body had.
+fn judge_unknown(unknown: Vec<String>, opts: WriteOptions) -> Result<Vec<String>, ApiError> {
+    if opts.field_validation == FieldValidation::Ignore || unknown.is_empty() {
         return Ok(Vec::new());
     }
     let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
@@ -123,13 +119,12 @@ pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
     }
     check_type(info, &mut obj)?;
     check_namespace(target, &mut obj)?;
-    let warnings = check_fields(info, &obj, opts)?;
+    let warnings = judge_unknown(model::defaults::apply_defaults(info, &mut obj)?.unknown_fields, opts)?;
     if !object::resource_version(&obj).is_empty() {
         return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
     }
     let generate = object::meta_str(&obj, "generateName").to_string();
     let explicit_name = !object::name(&obj).is_empty();
-    model::defaults::apply_defaults(info, &mut obj)?;
     let ns = object::namespace(&obj).to_string();
     check_namespace_open(state, info, &ns, object::name(&obj))?;
 
@@ -320,8 +315,7 @@ fn part_of(target: &Target) -> Part {
 pub fn update(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOptions) -> Result<Written, ApiError> {
     let info = target.info;
     check_type(info, &mut obj)?;
-    let warnings = check_fields(info, &obj, opts)?;
-    model::defaults::apply_defaults(info, &mut obj)?;
+    let warnings = judge_unknown(model::defaults::apply_defaults(info, &mut obj)?.unknown_fields, opts)?;
     write_update(state, target, part_of(target), opts, warnings, move |_| Ok(obj))
 }
 
@@ -382,10 +376,12 @@ pub fn patch(
     let part = part_of(target);
     let result = write_update(state, target, part, opts, Vec::new(), |current| {
         let mut patched = apply_patch(info, &content_type, current, &body)?;
-        warnings = check_fields(info, &patched, opts)?;
-        if part == Part::Main {
-            model::defaults::apply_defaults(info, &mut patched)?;
-        }
+        let unknown = if part == Part::Main {
+            model::defaults::apply_defaults(info, &mut patched)?.unknown_fields
+        } else {
+            model::schema::unknown_fields(info, &patched)
+        };
+        warnings = judge_unknown(unknown, opts)?;
         // A patch keeps the stored revision unless it names one (then it is a precondition).
         if object::resource_version(&patched).is_empty() {
             let rv = object::resource_version(current).to_string();

@@ -294,3 +294,21 @@ fn undecodable_objects_are_bad_requests_naming_the_field() {
         e.message
     );
 }
+
+#[test]
+fn defaulting_reports_the_unknown_fields_it_drops() {
+    let mut obj = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {"k": "v"}, "dta": {"k": "v"}});
+    let defaulted = apply_defaults(info("", "configmaps"), &mut obj).expect("decodes");
+    assert_eq!(defaulted.unknown_fields, ["dta"]);
+    assert!(obj.get("dta").is_none());
+    assert_eq!(
+        crate::schema::unknown_fields(
+            info("", "configmaps"),
+            &serde_json::json!({"apiVersion": "v1",
+        "kind": "ConfigMap", "dta": {}})
+        ),
+        ["dta"],
+        "the same answer as the standalone check"
+    );
+}
