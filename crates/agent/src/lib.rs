@@ -1,5 +1,7 @@
-//! The node agent: a kubelet for one machine. Today: the image store (`ordinal image
-//! import|ls|rm`). Running pods as isolated Linux containers is issue 4's remaining work.
+//! The node agent: a kubelet for one machine. It registers the Node, keeps images
+//! (`image`), runs pods as isolated Linux containers through a runtime (`runtime`), and keeps
+//! their status true (`kubelet`).
 
 pub mod image;
 pub mod node;
+pub mod runtime;

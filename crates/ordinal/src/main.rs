@@ -86,6 +86,19 @@ enum BenchKind {
 }
 
 fn main() {
+    // The node agent re-executes this binary as a container's shim and as the exec helper. They
+    // must stay single-threaded (they fork), so they are dispatched before anything else starts.
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("__shim") if args.len() == 3 => {
+            std::process::exit(agent::runtime::shim::main(std::path::Path::new(&args[2])));
+        }
+        Some("__exec") if args.len() > 5 && args[4] == "--" => {
+            let argv = args[5..].to_vec();
+            std::process::exit(agent::runtime::shim::exec_main(std::path::Path::new(&args[2]), args[3] == "1", argv));
+        }
+        _ => {}
+    }
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);

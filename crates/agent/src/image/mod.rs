@@ -9,6 +9,7 @@
 //! `docker save` tar (`manifest.json`). Removing an image drops its name and deletes the blobs no
 //! other image uses. `unpack` lays the layers out for overlayfs (see `unpack.rs`).
 
+mod build;
 mod names;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+pub use build::{build_from_dir, busybox_rootfs};
 pub use names::normalize;
 
 #[derive(Debug, thiserror::Error)]

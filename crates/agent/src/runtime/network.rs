@@ -1,0 +1,438 @@
+//! Pod networking: one Linux bridge whose address is the pod CIDR's gateway, a network namespace
+//! and a veth pair per pod, and an address manager that never hands out an address in use and
+//! remembers its leases across restarts.
+//!
+//! Namespaces are kept by bind-mounting their `nsfs` files into the pod's directory (as
+//! `ip netns` does), so no process has to hold them. They are made on a short-lived thread: a
+//! thread may enter new network, UTS and IPC namespaces without touching the rest of the server.
+//! Netlink sockets belong to the namespace of the thread that opens them, so that thread keeps
+//! one socket opened before it moved (the host side) and one opened after (the pod side).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use futures::TryStreamExt;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("netlink: {what}: {message}")]
+    Netlink { what: String, message: String },
+    #[error("no free address left in {0}")]
+    Exhausted(String),
+    #[error("the namespace thread panicked")]
+    Thread,
+}
+
+type Result<T, E = NetError> = std::result::Result<T, E>;
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetError {
+    let what = what.into();
+    move |source| NetError::Io { what, source }
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> NetError {
+    let what = what.into();
+    move |source| NetError::Sys { what, source }
+}
+
+fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
+    let what = what.into();
+    move |e| NetError::Netlink { what, message: e.to_string() }
+}
+
+/// An IPv4 network: address and prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    fn size(&self) -> u32 {
+        1u32.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0)
+    }
+
+    fn base(&self) -> u32 {
+        u32::from(self.addr) & !(self.size().wrapping_sub(1))
+    }
+
+    /// The first host address: the bridge's, the pods' default gateway.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.base() + 1)
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & !(self.size().wrapping_sub(1)) == self.base()
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Address leases, persisted as `ipam.json`. Allocation continues after the last address handed
+/// out (wrapping), so a freed address is not reused while others are free.
+#[derive(Debug)]
+pub struct Ipam {
+    path: PathBuf,
+    cidr: Cidr,
+    state: Mutex<Leases>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Leases {
+    /// Offset of the last address handed out.
+    last: u32,
+    /// Address → owner (the pod's uid).
+    leases: BTreeMap<Ipv4Addr, String>,
+}
+
+impl Ipam {
+    pub fn open(path: &Path, cidr: Cidr) -> Result<Ipam> {
+        let state = match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Leases::default(),
+            Err(e) => return Err(NetError::Io { what: format!("read {}", path.display()), source: e }),
+        };
+        Ok(Ipam { path: path.to_path_buf(), cidr, state: Mutex::new(state) })
+    }
+
+    /// The owner's address: its existing lease, or the next free one.
+    pub fn allocate(&self, owner: &str) -> Result<Ipv4Addr> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((ip, _)) = state.leases.iter().find(|(ip, o)| o.as_str() == owner && self.cidr.contains(**ip)) {
+            return Ok(*ip);
+        }
+        let size = self.cidr.size();
+        // Offsets 0 (network), 1 (gateway) and size-1 (broadcast) are never handed out.
+        for step in 1..size {
+            let offset = (state.last + step) % size;
+            if offset < 2 || offset == size - 1 {
+                continue;
+            }
+            let ip = Ipv4Addr::from(self.cidr.base() + offset);
+            if let std::collections::btree_map::Entry::Vacant(e) = state.leases.entry(ip) {
+                e.insert(owner.to_string());
+                state.last = offset;
+                self.save(&state)?;
+                return Ok(ip);
+            }
+        }
+        Err(NetError::Exhausted(self.cidr.to_string()))
+    }
+
+    pub fn release(&self, owner: &str) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let before = state.leases.len();
+        state.leases.retain(|_, o| o != owner);
+        if state.leases.len() != before {
+            self.save(&state)?;
+        }
+        Ok(())
+    }
+
+    /// Owners holding a lease.
+    pub fn owners(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.leases.values().cloned().collect()
+    }
+
+    fn save(&self, state: &Leases) -> Result<()> {
+        let tmp = self.path.with_extension("partial");
+        let bytes = serde_json::to_vec_pretty(state).unwrap_or_default();
+        fs::write(&tmp, bytes).map_err(io("write ipam"))?;
+        fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io("sync ipam"))?;
+        fs::rename(&tmp, &self.path).map_err(io("rename ipam"))
+    }
+}
+
+/// The namespaces a pod's containers share, as files.
+pub const SHARED_NAMESPACES: [&str; 3] = ["ipc", "uts", "net"];
+
+/// Everything needed to wire one pod.
+#[derive(Debug, Clone)]
+pub struct PodNet {
+    /// Directory holding the namespace files.
+    pub ns_dir: PathBuf,
+    pub hostname: String,
+    pub ip: Ipv4Addr,
+    pub cidr: Cidr,
+    pub bridge: String,
+    /// Host-side name of the veth pair.
+    pub host_veth: String,
+}
+
+/// Run `f` on a fresh thread with its own current-thread tokio runtime (for rtnetlink).
+fn on_thread<T: Send + 'static>(
+    f: impl FnOnce(&tokio::runtime::Runtime) -> Result<T> + Send + 'static,
+) -> impl Future<Output = Result<T>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name("ordinal-netns".into()).spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(io("netns runtime"))
+            .and_then(|rt| f(&rt));
+        let _ = tx.send(result);
+    });
+    async move {
+        spawned.map_err(io("spawn netns thread"))?;
+        rx.await.map_err(|_| NetError::Thread)?
+    }
+}
+
+fn connect() -> Result<Handle> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(io("netlink socket"))?;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
+async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
+    match handle.link().get().match_name(name.to_string()).execute().try_next().await {
+        Ok(Some(link)) => Ok(Some(link.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(nl(format!("find link {name}"))(e)),
+    }
+}
+
+/// Make sure the bridge exists, is up and carries the gateway address.
+pub async fn ensure_bridge(bridge: String, cidr: Cidr) -> Result<()> {
+    on_thread(move |rt| {
+        rt.block_on(async {
+            let handle = connect()?;
+            let index = match link_index(&handle, &bridge).await? {
+                Some(i) => i,
+                None => {
+                    handle.link().add(LinkBridge::new(&bridge).build()).execute().await.map_err(nl("add bridge"))?;
+                    link_index(&handle, &bridge).await?.ok_or_else(|| NetError::Netlink {
+                        what: "add bridge".into(),
+                        message: format!("{bridge} missing after creation"),
+                    })?
+                }
+            };
+            let gateway = IpAddr::V4(cidr.gateway());
+            let has_address = handle
+                .address()
+                .get()
+                .set_link_index_filter(index)
+                .execute()
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(nl("list bridge addresses"))?
+                .iter()
+                .any(|a| {
+                    a.attributes.iter().any(|attr| {
+                        matches!(attr, rtnetlink::packet_route::address::AddressAttribute::Address(ip) if *ip == gateway)
+                    })
+                });
+            if !has_address {
+                handle.address().add(index, gateway, cidr.prefix).execute().await.map_err(nl("address bridge"))?;
+            }
+            handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(nl("bridge up"))
+        })
+    })
+    .await
+}
+
+/// Remove the bridge (when the server stops its pods and leaves nothing behind).
+pub async fn remove_bridge(bridge: String) -> Result<()> {
+    on_thread(move |rt| {
+        rt.block_on(async {
+            let handle = connect()?;
+            if let Some(index) = link_index(&handle, &bridge).await? {
+                handle.link().del(index).execute().await.map_err(nl("delete bridge"))?;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Create the pod's namespaces (hostname set), keep them as files, and wire its network.
+/// Idempotent per directory: an existing sandbox is left as it is.
+pub async fn create_sandbox(net: PodNet) -> Result<()> {
+    if SHARED_NAMESPACES.iter().all(|k| is_ns_mount(&net.ns_dir.join(k))) {
+        return Ok(());
+    }
+    on_thread(move |rt| {
+        fs::create_dir_all(&net.ns_dir).map_err(io("create namespace dir"))?;
+        let host_ns = fs::File::open("/proc/thread-self/ns/net").map_err(io("open host netns"))?;
+        let host = rt.block_on(async { connect() })?;
+        unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)
+            .map_err(sys("unshare net+uts+ipc"))?;
+        nix::unistd::sethostname(&net.hostname).map_err(sys("sethostname"))?;
+        for kind in SHARED_NAMESPACES {
+            let target = net.ns_dir.join(kind);
+            fs::File::create(&target).map_err(io(format!("create {}", target.display())))?;
+            let source = format!("/proc/thread-self/ns/{kind}");
+            mount(Some(source.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(sys(format!("keep {kind} namespace")))?;
+        }
+        rt.block_on(async {
+            let pod = connect()?;
+            pod.link().add(LinkVeth::new("eth0", &net.host_veth).build()).execute().await.map_err(nl("add veth"))?;
+            pod.link()
+                .set(LinkUnspec::new_with_name(&net.host_veth).setns_by_fd(host_ns.as_raw_fd()).build())
+                .execute()
+                .await
+                .map_err(nl("move veth to the host"))?;
+            for name in ["lo", "eth0"] {
+                let index = link_index(&pod, name)
+                    .await?
+                    .ok_or_else(|| NetError::Netlink { what: "pod link".into(), message: format!("{name} missing") })?;
+                if name == "eth0" {
+                    pod.address()
+                        .add(index, IpAddr::V4(net.ip), net.cidr.prefix)
+                        .execute()
+                        .await
+                        .map_err(nl("address eth0"))?;
+                }
+                pod.link()
+                    .set(LinkUnspec::new_with_index(index).up().build())
+                    .execute()
+                    .await
+                    .map_err(nl("link up"))?;
+            }
+            let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(net.cidr.gateway()).build();
+            pod.route().add(route).execute().await.map_err(nl("default route"))?;
+
+            let bridge = link_index(&host, &net.bridge).await?.ok_or_else(|| NetError::Netlink {
+                what: "attach veth".into(),
+                message: format!("bridge {} missing", net.bridge),
+            })?;
+            let veth = link_index(&host, &net.host_veth).await?.ok_or_else(|| NetError::Netlink {
+                what: "attach veth".into(),
+                message: format!("{} missing on the host", net.host_veth),
+            })?;
+            host.link()
+                .set(LinkUnspec::new_with_index(veth).controller(bridge).up().build())
+                .execute()
+                .await
+                .map_err(nl("attach veth to the bridge"))
+        })
+    })
+    .await
+}
+
+/// Is `path` a kept namespace (a mount of an nsfs file)?
+pub fn is_ns_mount(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
+/// Delete the pod's veth (its peer goes with it) and drop the namespace files; the namespaces
+/// end when nothing else holds them.
+pub async fn remove_sandbox(ns_dir: PathBuf, host_veth: String) -> Result<()> {
+    on_thread(move |rt| {
+        rt.block_on(async {
+            let host = connect()?;
+            if let Some(index) = link_index(&host, &host_veth).await? {
+                match host.link().del(index).execute().await {
+                    Ok(()) => {}
+                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
+                    Err(e) => return Err(nl("delete veth")(e)),
+                }
+            }
+            Ok(())
+        })?;
+        release_namespaces(&ns_dir)
+    })
+    .await
+}
+
+/// Unmount and delete the namespace files in `ns_dir` (synchronous; also used by cleanup).
+pub fn release_namespaces(ns_dir: &Path) -> Result<()> {
+    for kind in SHARED_NAMESPACES {
+        let path = ns_dir.join(kind);
+        if is_ns_mount(&path) {
+            umount2(&path, MntFlags::MNT_DETACH).map_err(sys(format!("unmount {}", path.display())))?;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(NetError::Io { what: format!("remove {}", path.display()), source: e }),
+        }
+    }
+    Ok(())
+}
+
+/// The host-side veth name of a pod: stable, unique per pod uid, within IFNAMSIZ.
+pub fn host_veth_name(pod_uid: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(pod_uid.as_bytes());
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("veth{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(s: &str, prefix: u8) -> Cidr {
+        Cidr { addr: s.parse().expect("ip"), prefix }
+    }
+
+    #[test]
+    fn gateway_and_membership() {
+        let c = cidr("10.244.3.7", 16);
+        assert_eq!(c.gateway(), Ipv4Addr::new(10, 244, 0, 1));
+        assert!(c.contains(Ipv4Addr::new(10, 244, 255, 1)));
+        assert!(!c.contains(Ipv4Addr::new(10, 245, 0, 1)));
+    }
+
+    #[test]
+    fn leases_are_unique_sticky_not_reused_early_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ipam.json");
+        let ipam = Ipam::open(&path, cidr("10.9.0.0", 29)).expect("open");
+        // A /29 has 8 addresses: network, gateway and broadcast are never handed out.
+        let a = ipam.allocate("a").expect("a");
+        assert_eq!(a, Ipv4Addr::new(10, 9, 0, 2));
+        assert_eq!(ipam.allocate("a").expect("again"), a, "an owner keeps its address");
+        let b = ipam.allocate("b").expect("b");
+        assert_ne!(a, b);
+        ipam.release("a").expect("release");
+        let c = ipam.allocate("c").expect("c");
+        assert_ne!(c, a, "a freed address is not handed out while fresh ones remain");
+        drop(ipam);
+        let reopened = Ipam::open(&path, cidr("10.9.0.0", 29)).expect("reopen");
+        assert_eq!(reopened.allocate("b").expect("b"), b, "leases survive a restart");
+        let mut seen = vec![b, c];
+        for owner in ["d", "e", "f"] {
+            let ip = reopened.allocate(owner).expect(owner);
+            assert!(!seen.contains(&ip), "{ip} handed out twice");
+            seen.push(ip);
+        }
+        assert!(matches!(reopened.allocate("g"), Err(NetError::Exhausted(_))));
+        assert!(!seen.contains(&Ipv4Addr::new(10, 9, 0, 7)), "broadcast never handed out");
+    }
+
+    #[test]
+    fn veth_names_fit_ifnamsiz() {
+        let name = host_veth_name("0b6f0f9e-6a1c-4a83-9e41-2ad4b3a8c7f1");
+        assert!(name.len() <= 15);
+        assert_ne!(name, host_veth_name("another"));
+    }
+}

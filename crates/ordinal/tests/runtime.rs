@@ -1,0 +1,174 @@
+//! The native runtime on its own, as root: a busybox image built from Debian's `busybox-static`,
+//! a pod sandbox with its own hostname and IP on a test bridge, containers with exit codes, logs,
+//! exec and signals, and nothing left behind. (Beside the binary: the shim is this binary.)
+
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agent::image::{ImageConfig, ImageStore};
+use agent::runtime::cgroup::Limits;
+use agent::runtime::network::Cidr;
+use agent::runtime::{ContainerRef, ContainerState, Native, NativeConfig, Runtime, StartRequest, spec};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Removes everything the runtime made, even when the test fails.
+struct Cleanup(NativeConfig);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        Native::reset_blocking(&self.0);
+    }
+}
+
+fn config(dir: &Path) -> NativeConfig {
+    let n = std::process::id() % 200 + 20;
+    NativeConfig {
+        root: dir.join("pods"),
+        helper: PathBuf::from(env!("CARGO_BIN_EXE_ordinal")),
+        bridge: format!("ordrt{n}"),
+        pod_cidr: Cidr { addr: Ipv4Addr::new(10, 251, n as u8, 0), prefix: 24 },
+        cgroup_parent: format!("ordinal-rt-test-{}", std::process::id()),
+        log_max_bytes: 1 << 20,
+        log_max_files: 2,
+    }
+}
+
+fn busybox_layers(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    anyhow::ensure!(Path::new(BUSYBOX).exists(), "{BUSYBOX} is missing: apt-get install busybox-static");
+    let rootfs = dir.join("rootfs");
+    agent::image::busybox_rootfs(Path::new(BUSYBOX), &rootfs)?;
+    let tar = dir.join("busybox.tar");
+    let config = ImageConfig { cmd: vec!["sh".into()], env: vec!["PATH=/bin".into()], ..Default::default() };
+    agent::image::build_from_dir(&rootfs, "localhost/busybox:test", &config, &tar)?;
+    let store = ImageStore::open(&dir.join("images"))?;
+    let image = store.import(&tar)?.remove(0);
+    Ok(store.unpack(&image)?)
+}
+
+fn request(uid: &str, name: &str, layers: &[PathBuf], argv: &[&str]) -> StartRequest {
+    StartRequest {
+        container: ContainerRef { pod_uid: uid.into(), name: name.into(), attempt: 0 },
+        id: format!("default/web-0/{name}"),
+        layers: layers.to_vec(),
+        mounts: Vec::new(),
+        process: spec::Process {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec![("GREETING".into(), "hello from the pod".into())],
+            cwd: "/work".into(),
+            user: String::new(),
+            stdin: false,
+            stdin_once: false,
+            tty: false,
+        },
+        limits: Limits::default(),
+    }
+}
+
+async fn exited(rt: &Native, c: &ContainerRef) -> anyhow::Result<(i32, Option<String>)> {
+    tokio::time::timeout(Duration::from_secs(20), rt.wait(c)).await?;
+    match rt.state(c) {
+        ContainerState::Exited { record, start_error, .. } => Ok((record.exit_code, start_error)),
+        other => anyhow::bail!("{c:?} not exited: {other:?}"),
+    }
+}
+
+/// What the shim said, for failure messages.
+fn shim_log(rt: &Native, c: &ContainerRef) -> String {
+    let dir = rt.config().root.join(&c.pod_uid).join("containers").join(&c.name).join(c.attempt.to_string());
+    std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn containers_get_their_own_hostname_ip_root_and_logs() -> anyhow::Result<()> {
+    anyhow::ensure!(nix::unistd::geteuid().is_root(), "the runtime test needs root");
+    let dir = tempfile::tempdir()?;
+    let layers = busybox_layers(dir.path())?;
+    let config = config(dir.path());
+    let _cleanup = Cleanup(config.clone());
+    let rt = Native::init(config.clone()).await?;
+
+    let uid = "2f0c4a9e-0000-4000-8000-000000000001";
+    let ip = rt.create_sandbox(uid, "web-0").await?;
+    assert!(config.pod_cidr.contains(ip) && ip != config.pod_cidr.gateway(), "{ip}");
+
+    // A container that reports what it sees and fails with a code of its own.
+    let once = request(uid, "report", &layers, &["sh", "-c", "hostname; pwd; echo $GREETING; echo oops >&2; exit 3"]);
+    rt.start(once.clone()).await?;
+    assert_eq!(exited(&rt, &once.container).await?, (3, None), "{}", shim_log(&rt, &once.container));
+    let log = std::fs::read_to_string(rt.log_path(&once.container))?;
+    let lines: Vec<(&str, &str)> = log
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            let _time = parts.next();
+            let stream = parts.next().unwrap_or("");
+            let _tag = parts.next();
+            (stream, parts.next().unwrap_or(""))
+        })
+        .collect();
+    assert!(lines.contains(&("stdout", "web-0")), "{log}");
+    assert!(lines.contains(&("stdout", "/work")), "{log}");
+    assert!(lines.contains(&("stdout", "hello from the pod")), "{log}");
+    assert!(lines.contains(&("stderr", "oops")), "{log}");
+
+    // A missing binary is a start failure with the reason.
+    let missing = request(uid, "missing", &layers, &["no-such-binary"]);
+    rt.start(missing.clone()).await?;
+    let (code, reason) = exited(&rt, &missing.container).await?;
+    assert_eq!(code, spec::START_FAILURE);
+    assert!(reason.unwrap_or_default().contains("executable file not found"));
+
+    // A server in the pod, reached from the host over the bridge.
+    let server = request(uid, "server", &layers, &["sh", "-c", "while true; do echo hello | nc -l -p 8080; done"]);
+    rt.start(server.clone()).await?;
+    let mut reply = String::new();
+    for _ in 0..200 {
+        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&(ip, 8080).into(), Duration::from_millis(200)) {
+            s.read_to_string(&mut reply)?;
+            if !reply.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reply.trim(), "hello");
+
+    // exec sees the same hostname and network; its exit code comes back.
+    let out = rt.exec_command(&server.container, &["hostname".into()], false).output().await?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "web-0");
+    let out = rt.exec_command(&server.container, &["sh".into(), "-c".into(), "exit 7".into()], false).output().await?;
+    assert_eq!(out.status.code(), Some(7));
+    let out = rt.exec_command(&server.container, &["cat".into(), "/proc/1/cmdline".into()], false).output().await?;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("__shim"), "PID 1 is the container's init");
+
+    // SIGTERM reaches the workload through init; the exit code says which signal.
+    rt.signal(&server.container, nix::sys::signal::Signal::SIGTERM)?;
+    assert_eq!(exited(&rt, &server.container).await?.0, 143);
+
+    // An attached client feeds stdin and reads the output.
+    let mut cat = request(uid, "cat", &layers, &["sh", "-c", "read line; echo got:$line"]);
+    cat.process.stdin = true;
+    cat.process.stdin_once = true;
+    rt.start(cat.clone()).await?;
+    let stream = rt.attach(&cat.container).await?;
+    let mut stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    stream.write_all(&spec::frame::encode(spec::frame::STDIN, b"ping\n"))?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf)?;
+    let frames = spec::frame::decode(&mut buf);
+    assert_eq!(frames, vec![(spec::frame::STDOUT, b"got:ping\n".to_vec())]);
+    assert_eq!(exited(&rt, &cat.container).await?.0, 0);
+
+    let ns_dir = config.root.join(uid).join("ns");
+    assert!(agent::runtime::network::is_ns_mount(&ns_dir.join("net")));
+    rt.remove_sandbox(uid).await?;
+    assert!(!ns_dir.exists(), "namespace files removed");
+    let links = std::process::Command::new("ip").args(["-o", "link"]).output()?;
+    let veth = agent::runtime::network::host_veth_name(uid);
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(&veth), "veth removed");
+    Ok(())
+}
