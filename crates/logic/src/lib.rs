@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod gc;
+pub mod pod_status;
 pub mod schedule;
 pub mod statefulset;
 
