@@ -3,5 +3,6 @@
 //! their status true (`kubelet`).
 
 pub mod image;
+pub mod kubelet;
 pub mod node;
 pub mod runtime;

@@ -1,7 +1,8 @@
 //! The Node this machine is: registered at start (name, labels, capacity, addresses, system
-//! info), its status and Lease renewed as kubelet does. Until the runtime runs pods the node is
-//! honest about it: `Ready=False` with the reason, and the `node.kubernetes.io/not-ready`
-//! `NoSchedule` taint, so the scheduler leaves pods Pending and says why.
+//! info), its status and Lease renewed as kubelet does. When the node cannot run pods (not
+//! root, no runtime) it says so: `Ready=False` with the reason, and the
+//! `node.kubernetes.io/not-ready` `NoSchedule` taint, so the scheduler leaves pods Pending and
+//! says why.
 
 use std::time::Duration;
 
@@ -43,39 +44,62 @@ fn arch() -> &'static str {
     }
 }
 
-fn node_object(name: &str) -> Node {
+/// Whether the node can run pods, and its address.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// Ok, or why pods cannot run here.
+    pub ready: Result<(), String>,
+    pub internal_ip: String,
+}
+
+fn node_object(name: &str, health: &Health) -> Node {
     let mut v = json!({
         "metadata": {"name": name, "labels": {
             "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch(),
             "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch()}},
-        "spec": {"taints": [{"key": NOT_READY_TAINT, "effect": "NoSchedule"}]},
+        "spec": {"taints": taints(health)},
     });
-    v["status"] = status(name)["status"].clone();
+    v["status"] = status(name, health)["status"].clone();
     serde_json::from_value(v).unwrap_or_default()
 }
 
+fn taints(health: &Health) -> serde_json::Value {
+    match health.ready {
+        Ok(()) => json!([]),
+        Err(_) => json!([{"key": NOT_READY_TAINT, "effect": "NoSchedule"}]),
+    }
+}
+
 /// The node's status now: resources, addresses, system info and the Ready condition.
-fn status(name: &str) -> serde_json::Value {
+fn status(name: &str, health: &Health) -> serde_json::Value {
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let resources = json!({"cpu": cpus.to_string(), "memory": format!("{}Ki", memory_kib()), "pods": "110"});
     json!({"status": {
         "capacity": resources, "allocatable": resources,
-        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+        "addresses": [{"type": "InternalIP", "address": health.internal_ip}, {"type": "Hostname", "address": name}],
         "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": kernel(), "osImage": os_image(),
             "containerRuntimeVersion": format!("ordinal://{}", env!("CARGO_PKG_VERSION")),
             "kubeletVersion": "v1.33.0+ordinal", "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": arch()},
-        "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
-            "message": "the node agent does not run containers yet", "lastHeartbeatTime": now, "lastTransitionTime": now}]
+        "conditions": [ready_condition(health, &now)]
     }})
 }
 
+fn ready_condition(health: &Health, now: &str) -> serde_json::Value {
+    match &health.ready {
+        Ok(()) => json!({"type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}),
+        Err(why) => json!({"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+            "message": why, "lastHeartbeatTime": now, "lastTransitionTime": now}),
+    }
+}
+
 /// Register the node and keep its status and Lease fresh until `shutdown`.
-pub async fn run(client: kube::Client, shutdown: CancellationToken, name: String) {
+pub async fn run(client: kube::Client, shutdown: CancellationToken, name: String, health: Health) {
     let nodes: Api<Node> = Api::all(client.clone());
     let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     loop {
-        if let Err(e) = heartbeat(&nodes, &leases, &name).await {
+        if let Err(e) = heartbeat(&nodes, &leases, &name, &health).await {
             tracing::warn!(node = %name, error = %e, "node heartbeat failed");
         }
         tokio::select! {
@@ -85,14 +109,30 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken, name: String
     }
 }
 
-async fn heartbeat(nodes: &Api<Node>, leases: &Api<Lease>, name: &str) -> kube::Result<()> {
-    if nodes.get_opt(name).await?.is_none() {
-        match nodes.create(&PostParams::default(), &node_object(name)).await {
+async fn heartbeat(nodes: &Api<Node>, leases: &Api<Lease>, name: &str, health: &Health) -> kube::Result<()> {
+    match nodes.get_opt(name).await? {
+        None => match nodes.create(&PostParams::default(), &node_object(name, health)).await {
             Ok(_) | Err(kube::Error::Api(_)) => {}
             Err(e) => return Err(e),
+        },
+        Some(node) => {
+            // The not-ready taint follows readiness; other taints (the user's) stay.
+            let current = node.spec.and_then(|s| s.taints).unwrap_or_default();
+            let has = current.iter().any(|t| t.key == NOT_READY_TAINT);
+            if has == health.ready.is_ok() {
+                let mut kept: Vec<serde_json::Value> = current
+                    .iter()
+                    .filter(|t| t.key != NOT_READY_TAINT)
+                    .filter_map(|t| serde_json::to_value(t).ok())
+                    .collect();
+                if health.ready.is_err() {
+                    kept.push(json!({"key": NOT_READY_TAINT, "effect": "NoSchedule"}));
+                }
+                nodes.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": kept}}))).await?;
+            }
         }
     }
-    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status(name))).await?;
+    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status(name, health))).await?;
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
         "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}});

@@ -192,8 +192,7 @@ pub fn pod_status(
     let initialized = init.iter().all(|c| matches!(&c.state, State::Terminated(t) if t.exit_code == 0));
     let containers_ready = initialized && !containers.is_empty() && containers.iter().all(ContainerView::is_ready);
     let gates_ok = readiness_gates_ok(pod);
-    let not_ready_names: Vec<&str> =
-        containers.iter().filter(|c| !c.is_ready()).map(|c| c.name.as_str()).collect();
+    let not_ready_names: Vec<&str> = containers.iter().filter(|c| !c.is_ready()).map(|c| c.name.as_str()).collect();
     let unready_message = format!("containers with unready status: [{}]", not_ready_names.join(" "));
     let uninit: Vec<&str> = init
         .iter()

@@ -37,6 +37,48 @@ pub struct ServerConfig {
     pub controllers: bool,
     /// The Node this machine registers as.
     pub node_name: String,
+    /// Run pods on this machine (None: the node registers but runs nothing, for API tests).
+    pub pods: Option<PodSettings>,
+}
+
+/// How this machine runs pods.
+#[derive(Debug, Clone)]
+pub struct PodSettings {
+    /// The binary re-executed as container shim and exec helper (this one, normally).
+    pub helper: PathBuf,
+    pub pod_cidr: agent::runtime::network::Cidr,
+    pub bridge: String,
+    /// cgroup path (under each hierarchy) for pods.
+    pub cgroup_parent: String,
+    pub cluster_domain: String,
+    /// Stop every pod and remove their traces when the server stops.
+    pub stop_pods_on_exit: bool,
+}
+
+impl PodSettings {
+    /// `ordinal server`'s defaults.
+    pub fn standard() -> anyhow::Result<PodSettings> {
+        Ok(PodSettings {
+            helper: std::env::current_exe().context("locate the ordinal binary")?,
+            pod_cidr: agent::runtime::network::Cidr { addr: Ipv4Addr::new(10, 244, 0, 0), prefix: 16 },
+            bridge: "ordinal0".into(),
+            cgroup_parent: "ordinal".into(),
+            cluster_domain: "cluster.local".into(),
+            stop_pods_on_exit: false,
+        })
+    }
+
+    fn native(&self, data_dir: &Path) -> agent::runtime::NativeConfig {
+        agent::runtime::NativeConfig {
+            root: data_dir.join("pods"),
+            helper: self.helper.clone(),
+            bridge: self.bridge.clone(),
+            pod_cidr: self.pod_cidr,
+            cgroup_parent: self.cgroup_parent.clone(),
+            log_max_bytes: 10 << 20,
+            log_max_files: 5,
+        }
+    }
 }
 
 /// This machine's host name as a valid Node name (lowercase DNS label characters).
@@ -67,6 +109,7 @@ impl ServerConfig {
             bookmark_interval: Duration::from_secs(30),
             controllers: true,
             node_name: default_node_name(),
+            pods: None,
         }
     }
 }
@@ -80,6 +123,8 @@ pub struct Running {
     pub state: Arc<ApiState>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Set when pods are to be stopped and cleaned away at stop.
+    reset_pods: Option<agent::runtime::NativeConfig>,
 }
 
 impl std::fmt::Debug for Running {
@@ -100,6 +145,9 @@ impl Running {
         if waited.is_err() {
             tracing::error!(running = self.tasks.len(), "tasks still running 10s after shutdown");
             self.tasks.wait().await;
+        }
+        if let Some(native) = self.reset_pods {
+            let _ = tokio::task::spawn_blocking(move || agent::runtime::Native::reset_blocking(&native)).await;
         }
     }
 
@@ -183,12 +231,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let client = kube::Client::new(apiserver::internal_service(state.clone()), "default");
     if config.controllers {
         controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks);
+        let health = start_node_agent(&config, client.clone(), shutdown.clone(), &tasks).await;
         let (node_client, node_stop, node_name) = (client.clone(), shutdown.clone(), config.node_name.clone());
         tasks.spawn(async move {
-            agent::node::run(node_client, node_stop, node_name).await;
+            agent::node::run(node_client, node_stop, node_name, health).await;
             tracing::debug!(task = "node agent", "stopped");
         });
     }
+    let reset_pods =
+        config.pods.as_ref().filter(|p| p.stop_pods_on_exit && config.controllers).map(|p| p.native(&config.data_dir));
 
     let host = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -208,7 +259,52 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         "serving; kubeconfig written to {}",
         kubeconfig.display()
     );
-    Ok(Running { addr, kubeconfig, client, state, shutdown, tasks })
+    Ok(Running { addr, kubeconfig, client, state, shutdown, tasks, reset_pods })
+}
+
+/// Start the runtime and the kubelet if this server runs pods; the node's health either way.
+async fn start_node_agent(
+    config: &ServerConfig,
+    client: kube::Client,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> agent::node::Health {
+    let Some(pods) = &config.pods else {
+        return agent::node::Health {
+            ready: Err("this server was started without a container runtime".into()),
+            internal_ip: "127.0.0.1".into(),
+        };
+    };
+    let gateway = pods.pod_cidr.gateway().to_string();
+    let runtime = match agent::runtime::Native::init(pods.native(&config.data_dir)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "the node cannot run pods");
+            return agent::node::Health {
+                ready: Err(format!("container runtime not ready: {e}")),
+                internal_ip: gateway,
+            };
+        }
+    };
+    let images = match agent::image::ImageStore::open(&config.data_dir.join("images")) {
+        Ok(i) => i,
+        Err(e) => {
+            return agent::node::Health { ready: Err(format!("image store: {e}")), internal_ip: gateway };
+        }
+    };
+    let kubelet_config = agent::kubelet::KubeletConfig {
+        node_name: config.node_name.clone(),
+        cluster_domain: pods.cluster_domain.clone(),
+        cluster_dns: gateway.clone(),
+        host_ip: gateway.clone(),
+        host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    };
+    let kubelet = Arc::new(agent::kubelet::Kubelet::new(client, Arc::new(runtime), images, kubelet_config));
+    tasks.spawn(async move {
+        agent::kubelet::run(kubelet, shutdown).await;
+        tracing::debug!(task = "kubelet", "stopped");
+    });
+    agent::node::Health { ready: Ok(()), internal_ip: gateway }
 }
 
 async fn compactor(store: store::Store, every: Duration, shutdown: CancellationToken) {

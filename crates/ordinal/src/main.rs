@@ -34,6 +34,22 @@ enum Command {
         /// Range NodePorts come from.
         #[arg(long, default_value = "30000-32767")]
         node_port_range: String,
+        /// Network pod IPs come from (the bridge takes the first address).
+        #[arg(long, default_value = "10.244.0.0/16")]
+        pod_cidr: String,
+        /// Name of the pods' bridge.
+        #[arg(long, default_value = "ordinal0")]
+        bridge: String,
+        /// The cluster's DNS domain.
+        #[arg(long, default_value = "cluster.local")]
+        cluster_domain: String,
+        /// When the server stops, stop its pods and remove every trace of them (by default pods
+        /// keep running and are picked up again at the next start).
+        #[arg(long)]
+        stop_pods_on_exit: bool,
+        /// Serve the API and controllers only; run no pods on this machine.
+        #[arg(long)]
+        no_pods: bool,
     },
     /// Run the StatefulSet controller against any Kubernetes API (the cluster of the current
     /// kubeconfig context, or the in-cluster service account), as an operator.
@@ -56,6 +72,23 @@ enum Command {
 enum ImageAction {
     /// Load an OCI image-layout tar or a `docker save` tar.
     Import { file: PathBuf },
+    /// Build a one-layer image from a directory and import it (or write it with --output).
+    Build {
+        /// The root filesystem.
+        dir: PathBuf,
+        /// Image name, e.g. localhost/busybox:1.35.
+        #[arg(long)]
+        tag: String,
+        /// Write the OCI image-layout tar here instead of importing it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// The image's environment (KEY=VALUE), repeatable.
+        #[arg(long)]
+        env: Vec<String>,
+        /// The image's command (Cmd).
+        #[arg(last = true)]
+        cmd: Vec<String>,
+    },
     /// List images: name, size, manifest digest.
     Ls,
     /// Remove an image (and the blobs no other image uses).
@@ -114,8 +147,28 @@ fn run() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Server { data_dir, listen, allow_remote, service_cidr, node_port_range } => {
+            Command::Server {
+                data_dir,
+                listen,
+                allow_remote,
+                service_cidr,
+                node_port_range,
+                pod_cidr,
+                bridge,
+                cluster_domain,
+                stop_pods_on_exit,
+                no_pods,
+            } => {
                 let mut config = ordinal::ServerConfig::new(data_dir, listen);
+                if !no_pods {
+                    let mut pods = ordinal::PodSettings::standard()?;
+                    let (addr, prefix) = ordinal::parse_cidr(&pod_cidr).context("--pod-cidr")?;
+                    pods.pod_cidr = agent::runtime::network::Cidr { addr, prefix };
+                    pods.bridge = bridge;
+                    pods.cluster_domain = cluster_domain;
+                    pods.stop_pods_on_exit = stop_pods_on_exit;
+                    config.pods = Some(pods);
+                }
                 config.allow_remote = allow_remote;
                 config.service_cidr = ordinal::parse_cidr(&service_cidr).context("--service-cidr")?;
                 config.node_port_range = ordinal::parse_port_range(&node_port_range).context("--node-port-range")?;
@@ -132,6 +185,23 @@ fn run() -> anyhow::Result<()> {
                     ImageAction::Import { file } => {
                         for image in store.import(&file)? {
                             writeln!(out, "imported {} ({})", image.name, image.manifest)?;
+                        }
+                    }
+                    ImageAction::Build { dir, tag, output, env, cmd } => {
+                        let config = agent::image::ImageConfig { cmd, env, ..Default::default() };
+                        let (path, _keep) = match output {
+                            Some(p) => (p, None),
+                            None => {
+                                let tmp = tempfile::NamedTempFile::new()?;
+                                (tmp.path().to_path_buf(), Some(tmp))
+                            }
+                        };
+                        let digest = agent::image::build_from_dir(&dir, &tag, &config, &path)?;
+                        if _keep.is_some() {
+                            store.import(&path)?;
+                            writeln!(out, "built and imported {} ({digest})", agent::image::normalize(&tag))?;
+                        } else {
+                            writeln!(out, "wrote {} ({digest}) to {}", tag, path.display())?;
                         }
                     }
                     ImageAction::Ls => {

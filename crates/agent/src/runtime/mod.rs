@@ -104,6 +104,10 @@ pub trait Runtime: Send + Sync + 'static {
     fn log_path(&self, container: &ContainerRef) -> PathBuf;
     /// Pods (by uid) that have state on this node.
     fn pods(&self) -> Vec<String>;
+    /// The pod's own directory on this node (volumes, `/etc` files).
+    fn pod_dir(&self, pod_uid: &str) -> PathBuf;
+    /// Names of the containers that have runs on this node.
+    fn containers_of(&self, pod_uid: &str) -> Vec<String>;
     /// Runs (attempt numbers) of a container that exist, oldest first.
     fn attempts(&self, pod_uid: &str, name: &str) -> Vec<u32>;
     /// Forget a finished run's state (its log stays until the pod goes).
@@ -153,10 +157,6 @@ impl Native {
 
     pub fn config(&self) -> &NativeConfig {
         &self.config
-    }
-
-    fn pod_dir(&self, pod_uid: &str) -> PathBuf {
-        self.config.root.join(pod_uid)
     }
 
     fn state_dir(&self, c: &ContainerRef) -> PathBuf {
@@ -210,6 +210,7 @@ impl Native {
                 }
             }
             let _ = network::release_namespaces(&pod.path().join("ns"));
+            unmount_all(&pod.path());
             let veth = network::host_veth_name(&pod.file_name().to_string_lossy());
             let _ = std::process::Command::new("ip").args(["link", "del", &veth]).stderr(Stdio::null()).status();
         }
@@ -253,6 +254,7 @@ impl Runtime for Native {
         }
         self.ipam.release(pod_uid)?;
         let dir = self.pod_dir(pod_uid);
+        unmount_all(&dir);
         tokio::task::spawn_blocking(move || fs::remove_dir_all(&dir))
             .await
             .map_err(|e| RuntimeError::Start(e.to_string()))?
@@ -399,6 +401,19 @@ impl Runtime for Native {
         pods
     }
 
+    fn pod_dir(&self, pod_uid: &str) -> PathBuf {
+        self.config.root.join(pod_uid)
+    }
+
+    fn containers_of(&self, pod_uid: &str) -> Vec<String> {
+        fs::read_dir(self.pod_dir(pod_uid).join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect()
+    }
+
     fn attempts(&self, pod_uid: &str, name: &str) -> Vec<u32> {
         let dir = self.pod_dir(pod_uid).join("containers").join(name);
         let mut attempts: Vec<u32> = fs::read_dir(dir)
@@ -422,5 +437,17 @@ impl Runtime for Native {
             let _ = fs::remove_dir_all(dir);
         })
         .await;
+    }
+}
+
+/// Unmount whatever the pod mounted on the host (memory-backed emptyDirs) under `pod_dir`.
+pub fn unmount_all(pod_dir: &std::path::Path) {
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else { return };
+    let prefix = pod_dir.to_string_lossy().to_string();
+    let mut points: Vec<&str> =
+        mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&prefix)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
     }
 }

@@ -44,7 +44,8 @@ fn waiting(reason: &str) -> State {
 #[test]
 fn phases_follow_kubelet() {
     let p = |policy: &str, states: Vec<State>| {
-        let views: Vec<ContainerView> = states.into_iter().enumerate().map(|(i, s)| view(&format!("c{i}"), s)).collect();
+        let views: Vec<ContainerView> =
+            states.into_iter().enumerate().map(|(i, s)| view(&format!("c{i}"), s)).collect();
         phase(&pod(policy), &[], &views)
     };
     assert_eq!(p("Always", vec![waiting("ContainerCreating")]), "Pending");
@@ -77,7 +78,12 @@ fn init_containers_gate_the_pod() {
 
 #[test]
 fn readiness_and_conditions() {
-    let facts = PodFacts { pod_ip: "10.244.0.5".into(), host_ip: "10.244.0.1".into(), start_time: "t".into(), sandbox_ready: true };
+    let facts = PodFacts {
+        pod_ip: "10.244.0.5".into(),
+        host_ip: "10.244.0.1".into(),
+        start_time: "t".into(),
+        sandbox_ready: true,
+    };
     let status = pod_status(&pod("Always"), &[], &[view("app", running(false))], &facts, "now");
     let cond = |s: &Value, t: &str| s["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == t).cloned());
     assert_eq!(cond(&status, "Ready").map(|c| c["status"].clone()), Some(json!("False")));
@@ -86,7 +92,10 @@ fn readiness_and_conditions() {
         Some(json!("containers with unready status: [app]"))
     );
     assert_eq!(status["podIP"], "10.244.0.5");
-    assert_eq!(cond(&status, "PodScheduled").map(|c| c["lastTransitionTime"].clone()), Some(json!("2026-01-01T00:00:00Z")));
+    assert_eq!(
+        cond(&status, "PodScheduled").map(|c| c["lastTransitionTime"].clone()),
+        Some(json!("2026-01-01T00:00:00Z"))
+    );
 
     let ready = pod_status(&pod("Always"), &[], &[view("app", running(true))], &facts, "later");
     assert_eq!(cond(&ready, "Ready").map(|c| c["status"].clone()), Some(json!("True")));
