@@ -23,6 +23,7 @@ mod watch;
 pub mod discovery;
 pub mod openapi;
 pub mod serve;
+pub mod streams;
 pub mod table;
 pub mod tls;
 
@@ -71,6 +72,8 @@ pub struct ApiState {
     ready: AtomicBool,
     /// Cancelled at shutdown: ends open watches.
     pub shutdown: CancellationToken,
+    /// The node agent's logs, exec and attach, once it runs.
+    pub pod_streams: std::sync::OnceLock<Arc<dyn streams::PodStreams>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -99,7 +102,14 @@ impl ApiState {
                 let _ = alloc.claim_port(p);
             }
         }
-        Ok(Arc::new(ApiState { store, config, alloc: Mutex::new(alloc), ready: AtomicBool::new(false), shutdown }))
+        Ok(Arc::new(ApiState {
+            store,
+            config,
+            alloc: Mutex::new(alloc),
+            ready: AtomicBool::new(false),
+            shutdown,
+            pod_streams: std::sync::OnceLock::new(),
+        }))
     }
 
     fn give_back(&self, taken: strategy::Taken) {

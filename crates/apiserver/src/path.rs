@@ -12,6 +12,12 @@ pub enum Sub {
     Finalize,
     /// `pods/{name}/binding`
     Binding,
+    /// `pods/{name}/log`
+    Log,
+    /// `pods/{name}/exec`
+    Exec,
+    /// `pods/{name}/attach`
+    Attach,
 }
 
 /// What a resource request addresses.
@@ -106,6 +112,9 @@ fn parse_sub(info: &ResourceInfo, sub: &str) -> Result<Sub, ApiError> {
         "scale" if info.has_scale() => Ok(Sub::Scale),
         "finalize" if info.plural == "namespaces" && info.group.is_empty() => Ok(Sub::Finalize),
         "binding" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Binding),
+        "log" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Log),
+        "exec" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Exec),
+        "attach" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Attach),
         _ => Err(ApiError::path_not_found()),
     }
 }

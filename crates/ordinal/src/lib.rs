@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod kubelet_double;
 pub mod operator;
+mod streams;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -231,7 +232,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let client = kube::Client::new(apiserver::internal_service(state.clone()), "default");
     if config.controllers {
         controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks);
-        let health = start_node_agent(&config, client.clone(), shutdown.clone(), &tasks).await;
+        let health = start_node_agent(&config, &state, client.clone(), shutdown.clone(), &tasks).await;
         let (node_client, node_stop, node_name) = (client.clone(), shutdown.clone(), config.node_name.clone());
         tasks.spawn(async move {
             agent::node::run(node_client, node_stop, node_name, health).await;
@@ -265,6 +266,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
 /// Start the runtime and the kubelet if this server runs pods; the node's health either way.
 async fn start_node_agent(
     config: &ServerConfig,
+    api: &ApiState,
     client: kube::Client,
     shutdown: CancellationToken,
     tasks: &TaskTracker,
@@ -299,7 +301,9 @@ async fn start_node_agent(
         host_ip: gateway.clone(),
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
-    let kubelet = Arc::new(agent::kubelet::Kubelet::new(client, Arc::new(runtime), images, kubelet_config));
+    let runtime = Arc::new(runtime);
+    let _ = api.pod_streams.set(Arc::new(streams::NodeStreams { runtime: runtime.clone() }));
+    let kubelet = Arc::new(agent::kubelet::Kubelet::new(client, runtime, images, kubelet_config));
     tasks.spawn(async move {
         agent::kubelet::run(kubelet, shutdown).await;
         tracing::debug!(task = "kubelet", "stopped");

@@ -39,6 +39,11 @@ impl Params {
         Ok(Params { pairs })
     }
 
+    /// Every value of a repeated parameter, in order.
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
@@ -128,11 +133,25 @@ pub async fn resource(State(state): State<Arc<ApiState>>, req: Request) -> Respo
 }
 
 async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
-    let (parts, body) = req.into_parts();
-    let Some(target) = path::parse(parts.uri.path())? else {
+    let Some(target) = path::parse(req.uri().path())? else {
         return Err(ApiError::path_not_found().into());
     };
-    let params = Params::parse(parts.uri.query())?;
+    let params = Params::parse(req.uri().query())?;
+    if matches!(target.sub, Some(Sub::Log | Sub::Exec | Sub::Attach)) {
+        let allowed = match target.sub {
+            Some(Sub::Log) => req.method() == Method::GET,
+            _ => req.method() == Method::GET || req.method() == Method::POST,
+        };
+        if !allowed {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on {}",
+                req.uri().path()
+            ))
+            .into());
+        }
+        return crate::streams::serve(state, target, params, req).await;
+    }
+    let (parts, body) = req.into_parts();
     let headers = parts.headers;
     let method = parts.method;
 
