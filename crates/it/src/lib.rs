@@ -13,6 +13,66 @@ use anyhow::{Context, bail};
 pub struct TestServer {
     pub running: ordinal::Running,
     pub dir: tempfile::TempDir,
+    /// Set when the server runs real pods: removes every trace of them, even if the test fails.
+    pods: Option<PodsGuard>,
+}
+
+/// Cleans away containers, namespaces, veths, cgroups and the bridge of a pod-running server.
+struct PodsGuard {
+    settings: ordinal::PodSettings,
+    native: agent::runtime::NativeConfig,
+}
+
+impl Drop for PodsGuard {
+    fn drop(&mut self) {
+        agent::runtime::Native::reset_blocking(&self.native);
+    }
+}
+
+/// The test image: Debian's static busybox with an applet link per command.
+pub const TEST_IMAGE: &str = "localhost/busybox:test";
+
+/// The `ordinal` binary beside this test binary (the node agent re-executes it as container
+/// shim); `cargo test --workspace` builds it.
+pub fn ordinal_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(Path::parent).context("test binary location")?;
+    let bin = dir.join("ordinal");
+    if !bin.is_file() {
+        bail!("{} is missing: build it first (cargo build -p ordinal, or run cargo test --workspace)", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Pod settings unique to this test server: its own bridge, /24 and cgroup parent.
+fn pod_settings() -> anyhow::Result<ordinal::PodSettings> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 200 + 10;
+    let mut settings = ordinal::PodSettings::standard()?;
+    settings.helper = ordinal_binary()?;
+    settings.pod_cidr =
+        agent::runtime::network::Cidr { addr: std::net::Ipv4Addr::new(10, 252, n as u8, 0), prefix: 24 };
+    settings.bridge = format!("ordit{n}");
+    settings.cgroup_parent = format!("ordinal-it-{}-{n}", std::process::id());
+    settings.stop_pods_on_exit = true;
+    Ok(settings)
+}
+
+/// Build the test image from `/bin/busybox` into the data dir's image store.
+pub fn import_test_image(data_dir: &Path) -> anyhow::Result<()> {
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        bail!("/bin/busybox is missing: the pod tests need Debian's busybox-static (apt-get install busybox-static)");
+    }
+    let scratch = tempfile::tempdir()?;
+    let rootfs = scratch.path().join("rootfs");
+    agent::image::busybox_rootfs(busybox, &rootfs)?;
+    let tar = scratch.path().join("image.tar");
+    let config =
+        agent::image::ImageConfig { cmd: vec!["sh".into()], env: vec!["PATH=/bin".into()], ..Default::default() };
+    agent::image::build_from_dir(&rootfs, TEST_IMAGE, &config, &tar)?;
+    agent::image::ImageStore::open(&data_dir.join("images"))?.import(&tar)?;
+    Ok(())
 }
 
 pub fn init_tracing() {
@@ -39,7 +99,23 @@ impl TestServer {
         let mut config = Self::config(dir.path());
         adjust(&mut config);
         let running = ordinal::start(config).await?;
-        Ok(TestServer { running, dir })
+        Ok(TestServer { running, dir, pods: None })
+    }
+
+    /// A server whose node runs real pods (as root), with the test image imported.
+    pub async fn with_pods() -> anyhow::Result<TestServer> {
+        init_tracing();
+        if !nix::unistd::geteuid().is_root() {
+            bail!("the pod tests run containers and need root");
+        }
+        let dir = tempfile::tempdir()?;
+        let mut config = Self::config(dir.path());
+        import_test_image(&config.data_dir)?;
+        let settings = pod_settings()?;
+        let guard = PodsGuard { native: settings.native_config(&config.data_dir), settings: settings.clone() };
+        config.pods = Some(settings);
+        let running = ordinal::start(config).await?;
+        Ok(TestServer { running, dir, pods: Some(guard) })
     }
 
     fn config(dir: &Path) -> ordinal::ServerConfig {
@@ -49,12 +125,19 @@ impl TestServer {
         config
     }
 
-    /// Stop and start again on the same data dir (a new port).
+    /// Stop and start again on the same data dir (a new port). Pods keep running across it.
     pub async fn restart(self) -> anyhow::Result<TestServer> {
-        let TestServer { running, dir } = self;
-        running.stop().await;
-        let running = ordinal::start(Self::config(dir.path())).await?;
-        Ok(TestServer { running, dir })
+        let TestServer { running, dir, pods } = self;
+        let mut config = Self::config(dir.path());
+        if let Some(guard) = &pods {
+            // Stop without stopping pods, as a crash would; the guard still cleans up at the end.
+            running.stop_keeping_pods().await;
+            config.pods = Some(guard.settings.clone());
+        } else {
+            running.stop().await;
+        }
+        let running = ordinal::start(config).await?;
+        Ok(TestServer { running, dir, pods })
     }
 
     pub async fn stop(self) {
@@ -77,6 +160,49 @@ impl TestServer {
     pub fn kubectl(&self, version: &str) -> anyhow::Result<Kubectl> {
         Kubectl::new(version, &self.running.kubeconfig, self.dir.path())
     }
+
+    /// Once no pods are left: no pod directories, no veths on the bridge, no pod cgroups.
+    pub async fn assert_nothing_left_behind(&self) -> anyhow::Result<()> {
+        let Some(guard) = &self.pods else { return Ok(()) };
+        let native = guard.native.clone();
+        eventually("pod traces removed", Duration::from_secs(20), || {
+            let native = native.clone();
+            async move { leftovers(&native).is_empty().then_some(()) }
+        })
+        .await
+        .with_context(|| format!("left behind: {:?}", leftovers(&guard.native)))
+    }
+}
+
+/// What a pod-running server still holds for pods: directories, bridge ports, cgroups.
+fn leftovers(native: &agent::runtime::NativeConfig) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&native.root).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.push(format!("pod dir {}", entry.path().display()));
+        }
+    }
+    if let Ok(out) = Command::new("ip").args(["-o", "link", "show", "master", &native.bridge]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            found.push(format!("bridge port {line}"));
+        }
+    }
+    for controller in ["memory", "cpu", "pids", ""] {
+        let dir = Path::new("/sys/fs/cgroup").join(controller).join(&native.cgroup_parent);
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                found.push(format!("cgroup {}", entry.path().display()));
+            }
+        }
+    }
+    found
+}
+
+/// What a command run under a terminal printed, and how it exited.
+#[derive(Debug)]
+pub struct TerminalOutput {
+    pub code: Option<i32>,
+    pub text: String,
 }
 
 /// Wait until `check` returns `Some`, polling every few milliseconds, for at most `timeout`.
@@ -169,6 +295,55 @@ impl Kubectl {
 
     pub fn fails_stdin(&self, args: &[&str], input: &str) -> anyhow::Result<String> {
         check_fails(args, self.run_stdin(args, input)?)
+    }
+
+    /// Run under a pseudo-terminal (as a user at a shell would), typing `lines` once kubectl has
+    /// attached; for `run -it` and `exec -it`.
+    pub fn run_in_terminal(&self, args: &[&str], lines: &[&str]) -> anyhow::Result<TerminalOutput> {
+        use std::io::{Read, Write};
+        let pty = nix::pty::openpty(None, None)?;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::from(pty.slave.try_clone()?))
+            .stdout(Stdio::from(pty.slave.try_clone()?))
+            .stderr(Stdio::from(pty.slave))
+            .spawn()?;
+        let mut reader = std::fs::File::from(pty.master.try_clone()?);
+        let mut writer = std::fs::File::from(pty.master);
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut text = String::new();
+        let mut typed = false;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+                    text.push_str(&String::from_utf8_lossy(&chunk));
+                }
+                return Ok(TerminalOutput { code: status.code(), text });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("kubectl {} did not finish within 60s; it printed:\n{text}", args.join(" "));
+            }
+            if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            // kubectl says this once it is attached; typed lines wait in the terminal until read.
+            if !typed && text.contains("If you don't see a command prompt") {
+                for line in lines {
+                    writer.write_all(format!("{line}\r").as_bytes())?;
+                }
+                typed = true;
+            }
+        }
     }
 
     /// Start a long-running command (e.g. `get -w`) with piped stdout.

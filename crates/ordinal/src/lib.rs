@@ -69,7 +69,8 @@ impl PodSettings {
         })
     }
 
-    fn native(&self, data_dir: &Path) -> agent::runtime::NativeConfig {
+    /// The runtime's settings for a data dir.
+    pub fn native_config(&self, data_dir: &Path) -> agent::runtime::NativeConfig {
         agent::runtime::NativeConfig {
             root: data_dir.join("pods"),
             helper: self.helper.clone(),
@@ -150,6 +151,13 @@ impl Running {
         if let Some(native) = self.reset_pods {
             let _ = tokio::task::spawn_blocking(move || agent::runtime::Native::reset_blocking(&native)).await;
         }
+    }
+
+    /// Stop the server but leave its pods running, as a crash would (they are picked up again
+    /// at the next start).
+    pub async fn stop_keeping_pods(mut self) {
+        self.reset_pods = None;
+        self.stop().await;
     }
 
     /// Resolves when shutdown has been requested.
@@ -239,8 +247,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             tracing::debug!(task = "node agent", "stopped");
         });
     }
-    let reset_pods =
-        config.pods.as_ref().filter(|p| p.stop_pods_on_exit && config.controllers).map(|p| p.native(&config.data_dir));
+    let reset_pods = config
+        .pods
+        .as_ref()
+        .filter(|p| p.stop_pods_on_exit && config.controllers)
+        .map(|p| p.native_config(&config.data_dir));
 
     let host = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -278,7 +289,7 @@ async fn start_node_agent(
         };
     };
     let gateway = pods.pod_cidr.gateway().to_string();
-    let runtime = match agent::runtime::Native::init(pods.native(&config.data_dir)).await {
+    let runtime = match agent::runtime::Native::init(pods.native_config(&config.data_dir)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "the node cannot run pods");

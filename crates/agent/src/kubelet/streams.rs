@@ -128,10 +128,10 @@ pub async fn exec<R: Runtime>(
             while let Some(i) = in_rx.recv().await {
                 match i {
                     Input::Stdin(data) => {
-                        if let Some(w) = child_in.as_mut() {
-                            if w.write_all(&data).await.is_err() {
-                                child_in = None;
-                            }
+                        if let Some(w) = child_in.as_mut()
+                            && w.write_all(&data).await.is_err()
+                        {
+                            child_in = None;
                         }
                     }
                     Input::CloseStdin => child_in = None,

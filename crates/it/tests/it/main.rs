@@ -5,6 +5,7 @@ mod bad_input;
 mod deletion;
 mod kubectl;
 mod patch;
+mod pods;
 mod server;
 mod statefulset;
 mod watch;

@@ -1,0 +1,361 @@
+//! Real pods, driven by real kubectl: the seed StatefulSet with the test image, stable identity
+//! and per-pod network, readiness ordering, logs, exec and attach over both streaming protocols,
+//! restarts and crash loops, OOM kills, graceful termination, restarts of the server, and
+//! nothing left behind.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use it::{TEST_IMAGE, TestServer, eventually};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::watcher;
+
+const OLDEST: &str = "1.27";
+const NEWEST: &str = "1.33";
+
+fn seed_statefulset(replicas: u32) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: nginx
+  labels: {{app: nginx}}
+spec:
+  ports: [{{port: 80, name: web}}]
+  clusterIP: None
+  selector: {{app: nginx}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: nginx
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: nginx}}
+  template:
+    metadata:
+      labels: {{app: nginx}}
+    spec:
+      containers:
+      - name: nginx
+        image: {TEST_IMAGE}
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && echo serving $(hostname) && sleep 0.3 && exec httpd -f -p 80 -h /www"]
+        ports: [{{containerPort: 80, name: web}}]
+        readinessProbe:
+          httpGet: {{path: /index.html, port: web}}
+          periodSeconds: 1
+"#
+    )
+}
+
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_ip(pod: &Pod) -> String {
+    pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default()
+}
+
+async fn running_pod(pods: &Api<Pod>, name: &str) -> anyhow::Result<Pod> {
+    eventually(&format!("{name} Ready"), Duration::from_secs(60), || async {
+        pods.get_opt(name).await.ok().flatten().filter(ready)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let (old, new) = (server.kubectl(OLDEST)?, server.kubectl(NEWEST)?);
+
+    // Record, in order, which pods existed and whether they were ready.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<BTreeMap<String, bool>>::new()));
+    let record = seen.clone();
+    let watch_pods = pods.clone();
+    let recorder = tokio::spawn(async move {
+        let mut state: BTreeMap<String, bool> = BTreeMap::new();
+        let mut events = Box::pin(watcher(watch_pods, watcher::Config::default()));
+        while let Some(Ok(event)) = events.next().await {
+            match event {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                    state.insert(p.metadata.name.clone().unwrap_or_default(), ready(&p));
+                }
+                watcher::Event::Delete(p) => {
+                    state.remove(&p.metadata.name.unwrap_or_default());
+                }
+                _ => continue,
+            }
+            if let Ok(mut s) = record.lock() {
+                s.push(state.clone());
+            }
+        }
+    });
+
+    new.ok_stdin(&["apply", "-f", "-"], &seed_statefulset(3))?;
+    new.ok(&["rollout", "status", "sts/web", "--timeout=90s"])?;
+    recorder.abort();
+    // OrderedReady: each pod appeared only once the one before it was Running and Ready.
+    let history = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    for (earlier, later) in [("web-0", "web-1"), ("web-1", "web-2")] {
+        let first = history.iter().find(|s| s.contains_key(later)).cloned().unwrap_or_default();
+        assert_eq!(first.get(earlier), Some(&true), "{later} appeared before {earlier} was ready: {first:?}");
+    }
+
+    // Stable identity: the hostname is the pod name, with kubectl 1.27 (SPDY) and 1.33 (WebSocket).
+    for (k, name) in [(&old, "web-0"), (&new, "web-1"), (&new, "web-2")] {
+        assert_eq!(k.ok(&["exec", name, "--", "hostname"])?.trim(), name);
+    }
+    let out = new.ok(&["exec", "web-0", "--", "cat", "/etc/hosts"])?;
+    assert!(out.contains("web-0.nginx.default.svc.cluster.local"), "{out}");
+    let resolv = new.ok(&["exec", "web-0", "--", "cat", "/etc/resolv.conf"])?;
+    assert!(resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), "{resolv}");
+    assert!(resolv.contains("options ndots:5"), "{resolv}");
+
+    // Each pod has its own IP, and pods reach each other.
+    let mut ips = Vec::new();
+    for name in ["web-0", "web-1", "web-2"] {
+        ips.push(pod_ip(&pods.get(name).await?));
+    }
+    assert!(ips.iter().all(|ip| !ip.is_empty()));
+    assert_eq!(ips.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "{ips:?}");
+    let fetch = format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc {} 80", ips[1]);
+    let page = new.ok(&["exec", "web-0", "--", "sh", "-c", &fetch])?;
+    assert!(page.contains("200 OK") && page.trim_end().ends_with("web-1"), "{page}");
+
+    // Logs, and exec exit codes through both protocols.
+    assert_eq!(new.ok(&["logs", "web-0"])?.trim(), "serving web-0");
+    assert_eq!(
+        old.ok(&["logs", "web-1", "--timestamps"])?.split_once(' ').map(|(_, l)| l.trim().to_string()),
+        Some("serving web-1".into())
+    );
+    for k in [&old, &new] {
+        let out = k.run(&["exec", "web-2", "--", "sh", "-c", "echo to-stderr >&2; exit 3"])?;
+        assert_eq!(out.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("to-stderr"));
+        assert_eq!(k.ok_stdin(&["exec", "-i", "web-2", "--", "cat"], "piped\n")?, "piped\n");
+    }
+
+    // A deleted pod comes back with the same name, a new uid and a new IP.
+    let before = pods.get("web-1").await?;
+    new.ok(&["delete", "pod", "web-1"])?;
+    let after = eventually("a new web-1", Duration::from_secs(60), || async {
+        pods.get_opt("web-1").await.ok().flatten().filter(|p| p.metadata.uid != before.metadata.uid && ready(p))
+    })
+    .await?;
+    assert_ne!(pod_ip(&after), pod_ip(&before), "a recreated pod gets a fresh address");
+    assert_eq!(new.ok(&["exec", "web-1", "--", "hostname"])?.trim(), "web-1");
+
+    new.ok(&["delete", "sts", "web"])?;
+    eventually("pods gone", Duration::from_secs(60), || async {
+        pods.list(&Default::default()).await.ok().filter(|l| l.items.is_empty())
+    })
+    .await?;
+    let bridge_ok = server.assert_nothing_left_behind().await;
+    server.stop().await;
+    bridge_ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_crash_loops_oom_and_completion_read_as_kubectl_shows_them() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let new = server.kubectl(NEWEST)?;
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: crasher}}
+spec:
+  containers:
+  - {{name: app, image: {TEST_IMAGE}, command: ["sh", "-c", "echo boom; exit 1"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: done}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {{name: app, image: {TEST_IMAGE}, command: ["sh", "-c", "echo finished"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: failed}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {{name: app, image: {TEST_IMAGE}, command: ["sh", "-c", "exit 2"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hog}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: {TEST_IMAGE}
+    command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"]
+    resources: {{limits: {{memory: 32Mi}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: missing}}
+spec:
+  containers:
+  - {{name: app, image: "localhost/not-imported:1"}}
+"#
+    );
+    new.ok_stdin(&["apply", "-f", "-"], &manifest)?;
+    let status = |name: &'static str| {
+        let pods = pods.clone();
+        async move { pods.get_opt(name).await.ok().flatten().and_then(|p| p.status) }
+    };
+    // Completed and Error, as kubectl prints them.
+    eventually("done Succeeded, failed Failed", Duration::from_secs(30), || async {
+        let a = status("done").await?.phase?;
+        let b = status("failed").await?.phase?;
+        (a == "Succeeded" && b == "Failed").then_some(())
+    })
+    .await?;
+    let table = new.ok(&["get", "pods", "done", "failed", "--no-headers"])?;
+    assert!(table.lines().any(|l| l.starts_with("done") && l.contains("Completed")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("failed") && l.contains("Error")), "{table}");
+    assert_eq!(new.ok(&["logs", "done"])?, "finished\n");
+
+    // The memory hog is OOM-killed by its cgroup.
+    let hog = eventually("hog OOMKilled", Duration::from_secs(30), || async {
+        let s = status("hog").await?;
+        let t = s.container_statuses?.first()?.state.clone()?.terminated?;
+        Some(t)
+    })
+    .await?;
+    assert_eq!((hog.reason.as_deref(), hog.exit_code), (Some("OOMKilled"), 137));
+
+    // A crashing container restarts at once, then backs off: CrashLoopBackOff.
+    let crash = eventually("crasher in CrashLoopBackOff", Duration::from_secs(40), || async {
+        let c = status("crasher").await?.container_statuses?.first()?.clone();
+        let waiting = c.state.clone()?.waiting?;
+        (waiting.reason.as_deref() == Some("CrashLoopBackOff")).then_some(c)
+    })
+    .await?;
+    assert!(crash.restart_count >= 1);
+    assert_eq!(crash.last_state.and_then(|s| s.terminated).map(|t| t.exit_code), Some(1));
+    let table = new.ok(&["get", "pod", "crasher", "--no-headers"])?;
+    assert!(table.contains("CrashLoopBackOff"), "{table}");
+    assert_eq!(new.ok(&["logs", "crasher", "--previous"])?, "boom\n");
+    let events = new.ok(&["get", "events", "--field-selector", "involvedObject.name=crasher"])?;
+    assert!(events.contains("BackOff"), "{events}");
+
+    // An image that is not on the node: ErrImagePull, then ImagePullBackOff, with the reason.
+    let waiting = eventually("missing image reported", Duration::from_secs(30), || async {
+        let w = status("missing").await?.container_statuses?.first()?.state.clone()?.waiting?;
+        w.reason.as_deref().is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff").then_some(w)
+    })
+    .await?;
+    assert!(waiting.message.unwrap_or_default().contains("localhost/not-imported:1"));
+
+    new.ok(&["delete", "pods", "--all"])?;
+    let clean = server.assert_nothing_left_behind().await;
+    server.stop().await;
+    clean
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_is_graceful_and_run_it_rm_works_with_both_protocols() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let new = server.kubectl(NEWEST)?;
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: polite}}
+spec:
+  containers:
+  - {{name: app, image: {TEST_IMAGE}, command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.05; done"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: stubborn}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {{name: app, image: {TEST_IMAGE}, command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"]}}
+"#
+    );
+    new.ok_stdin(&["apply", "-f", "-"], &manifest)?;
+    running_pod(&pods, "polite").await?;
+    running_pod(&pods, "stubborn").await?;
+    // SIGTERM ends the polite one at once; the stubborn one is killed when its 2s are up.
+    let started = Instant::now();
+    new.ok(&["delete", "pod", "polite"])?;
+    let polite = started.elapsed();
+    let started = Instant::now();
+    new.ok(&["delete", "pod", "stubborn"])?;
+    let stubborn = started.elapsed();
+    assert!(polite < Duration::from_secs(2), "polite pod took {polite:?}");
+    assert!(stubborn >= Duration::from_secs(2) && stubborn < Duration::from_secs(8), "stubborn pod took {stubborn:?}");
+
+    // `kubectl run -it --rm`: a terminal, typed commands, the exit code, the pod removed.
+    for (version, code) in [(OLDEST, 0), (NEWEST, 3)] {
+        let k = server.kubectl(version)?;
+        let name = format!("t{}", version.replace('.', ""));
+        let out = k.run_in_terminal(
+            &["run", "-it", "--rm", "--restart=Never", &format!("--image={TEST_IMAGE}"), &name, "--", "sh"],
+            &["echo inside-$(hostname)", &format!("exit {code}")],
+        )?;
+        assert_eq!(out.code, Some(code), "kubectl {version}: {}", out.text);
+        assert!(out.text.contains(&format!("inside-{name}")), "kubectl {version}: {}", out.text);
+        eventually("the run pod removed", Duration::from_secs(30), || async {
+            pods.get_opt(&name).await.ok().and_then(|p| p.is_none().then_some(()))
+        })
+        .await?;
+    }
+    let clean = server.assert_nothing_left_behind().await;
+    server.stop().await;
+    clean
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_keep_running_across_a_server_restart() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    let new = server.kubectl(NEWEST)?;
+    new.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: keeper}}\nspec:\n  containers:\n  - {{name: app, image: {TEST_IMAGE}, command: [\"sh\", \"-c\", \"echo up; while true; do sleep 1; done\"]}}\n"
+        ),
+    )?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let before = running_pod(&pods, "keeper").await?;
+    let server = server.restart().await?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let new = server.kubectl(NEWEST)?;
+    // Found again: same container, no restart, exec and logs still work.
+    let after = running_pod(&pods, "keeper").await?;
+    let status = after.status.clone().unwrap_or_default();
+    let container = status.container_statuses.unwrap_or_default().first().cloned().unwrap_or_default();
+    assert_eq!(container.restart_count, 0);
+    let started = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.clone())
+    };
+    assert_eq!(started(&after), started(&before), "the same run, not a new one");
+    assert_eq!(pod_ip(&after), pod_ip(&before));
+    assert_eq!(new.ok(&["exec", "keeper", "--", "hostname"])?.trim(), "keeper");
+    assert_eq!(new.ok(&["logs", "keeper"])?, "up\n");
+    new.ok(&["delete", "pod", "keeper", "--grace-period=1"])?;
+    let clean = server.assert_nothing_left_behind().await;
+    server.stop().await;
+    clean
+}
