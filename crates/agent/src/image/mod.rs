@@ -11,6 +11,7 @@
 
 mod build;
 mod names;
+mod pull;
 #[cfg(test)]
 mod tests;
 mod unpack;
@@ -26,6 +27,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use build::{build_from_dir, busybox_rootfs};
 pub use names::normalize;
+pub use pull::{PullError, RegistryConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -86,6 +88,9 @@ pub struct ImageConfig {
 struct Refs {
     images: Vec<Image>,
 }
+
+/// Serialises read-modify-write of `refs.json` within this process (pulls run concurrently).
+static REFS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The store; cheap to construct, all state on disk.
 #[derive(Debug, Clone)]
@@ -209,14 +214,20 @@ impl ImageStore {
         } else {
             return Err(ImageError::UnknownFormat(archive_path.to_path_buf()));
         };
-        let mut refs = self.refs()?;
         for image in &images {
-            refs.images.retain(|i| i.name != image.name);
-            refs.images.push(image.clone());
+            self.record(image.clone())?;
         }
-        refs.images.sort_by(|a, b| a.name.cmp(&b.name));
-        self.save_refs(&refs)?;
         Ok(images)
+    }
+
+    /// Name an image whose blobs are in the store (replacing what the name meant before).
+    fn record(&self, image: Image) -> Result<()> {
+        let _guard = REFS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut refs = self.refs()?;
+        refs.images.retain(|i| i.name != image.name);
+        refs.images.push(image);
+        refs.images.sort_by(|a, b| a.name.cmp(&b.name));
+        self.save_refs(&refs)
     }
 
     fn import_oci(&self, archive: &Archive) -> Result<Vec<Image>> {
