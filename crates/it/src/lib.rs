@@ -104,6 +104,11 @@ impl TestServer {
 
     /// A server whose node runs real pods (as root), with the test image imported.
     pub async fn with_pods() -> anyhow::Result<TestServer> {
+        TestServer::with_pods_and(|_| Ok(())).await
+    }
+
+    /// As `with_pods`, after `prepare` has seen the data dir (to write settings files).
+    pub async fn with_pods_and(prepare: impl FnOnce(&Path) -> std::io::Result<()>) -> anyhow::Result<TestServer> {
         init_tracing();
         if !nix::unistd::geteuid().is_root() {
             bail!("the pod tests run containers and need root");
@@ -111,6 +116,7 @@ impl TestServer {
         let dir = tempfile::tempdir()?;
         let mut config = Self::config(dir.path());
         import_test_image(&config.data_dir)?;
+        prepare(&config.data_dir)?;
         let settings = pod_settings()?;
         let guard = PodsGuard { native: settings.native_config(&config.data_dir), settings: settings.clone() };
         config.pods = Some(settings);
@@ -142,6 +148,11 @@ impl TestServer {
 
     pub async fn stop(self) {
         self.running.stop().await;
+    }
+
+    /// The server's data directory.
+    pub fn running_data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     /// The in-process client.

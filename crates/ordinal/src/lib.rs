@@ -311,6 +311,7 @@ async fn start_node_agent(
         cluster_dns: gateway.clone(),
         host_ip: gateway.clone(),
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        registries: config.data_dir.join("registries.json"),
     };
     let runtime = Arc::new(runtime);
     let _ = api.pod_streams.set(Arc::new(streams::NodeStreams { runtime: runtime.clone() }));

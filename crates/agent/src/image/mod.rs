@@ -27,7 +27,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use build::{build_from_dir, busybox_rootfs};
 pub use names::normalize;
-pub use pull::{PullError, RegistryConfig};
+pub use pull::{PullError, RegistryConfig, install_crypto_provider};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

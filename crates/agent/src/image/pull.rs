@@ -48,6 +48,12 @@ impl RegistryConfig {
     }
 }
 
+/// Make `ring` the process's TLS crypto provider (the one the API server uses) unless one is set:
+/// the registry client is built without a provider of its own.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// `docker.io/library/busybox:1.35` → (`docker.io`, `library/busybox`, tag or digest).
 fn split(normalized: &str) -> (String, String, String) {
     let (registry, rest) = normalized.split_once('/').unwrap_or(("docker.io", normalized));
@@ -88,6 +94,7 @@ impl ImageStore {
 
     async fn pull_from(&self, target: &str, name: &str, config: &RegistryConfig) -> Result<Image, PullError> {
         let reference: Reference = target.parse().map_err(|e| PullError::Registry(format!("{e}")))?;
+        install_crypto_provider();
         let client = Client::new(ClientConfig {
             protocol: ClientProtocol::HttpsExcept(config.insecure.clone()),
             ..Default::default()
@@ -101,7 +108,9 @@ impl ImageStore {
         for layer in &manifest.layers {
             let path = self.blob_path(&layer.digest)?;
             if !path.exists() {
-                let partial = path.with_extension("download");
+                static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = DOWNLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let partial = path.with_extension(format!("download-{}-{n}", std::process::id()));
                 let file = tokio::fs::File::create(&partial).await.map_err(io(&partial))?;
                 let mut writer = tokio::io::BufWriter::new(file);
                 client

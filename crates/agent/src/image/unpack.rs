@@ -4,8 +4,9 @@
 //! `.wh..wh..opq` → the `trusted.overlay.opaque` xattr on its directory). Containers then stack
 //! the layer directories as overlay lower dirs and share them.
 //!
-//! A layer directory counts only once its `.unpacked` marker exists; a half-unpacked one (a
-//! crash) is removed and unpacked again.
+//! A layer is unpacked into a private staging directory and renamed into place, so a layer
+//! directory, once it exists, is complete; concurrent unpacks of one layer (two pods of one
+//! image) do not interfere, and a crash leaves only a staging directory behind.
 
 use std::ffi::CString;
 use std::fs;
@@ -15,18 +16,30 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{ImageError, Result, io};
 
-const MARKER: &str = ".unpacked";
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
 /// Unpack one layer blob (gzip or plain tar) into `dir`, unless already done.
 pub(super) fn unpack_layer(blob: &Path, dir: &Path) -> Result<()> {
-    if dir.join(MARKER).exists() {
+    if dir.exists() {
         return Ok(());
     }
-    if dir.exists() {
-        fs::remove_dir_all(dir).map_err(io(dir))?;
+    static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let staging = dir.with_extension(format!("staging-{}-{n}", std::process::id()));
+    let result = unpack_into(blob, &staging).and_then(|()| match fs::rename(&staging, dir) {
+        Ok(()) => Ok(()),
+        // Another unpack of the same layer finished first: use its result.
+        Err(_) if dir.exists() => Ok(()),
+        Err(e) => Err(ImageError::Io { path: dir.to_path_buf(), source: e }),
+    });
+    if staging.exists() {
+        let _ = fs::remove_dir_all(&staging);
     }
+    result
+}
+
+fn unpack_into(blob: &Path, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     let mut file = fs::File::open(blob).map_err(io(blob))?;
     let mut magic = [0u8; 2];
@@ -55,7 +68,7 @@ pub(super) fn unpack_layer(blob: &Path, dir: &Path) -> Result<()> {
             entry.unpack_in(dir).map_err(io(dir))?;
         }
     }
-    fs::write(dir.join(MARKER), b"").map_err(io(dir))
+    Ok(())
 }
 
 /// An overlayfs whiteout: a character device with device number 0/0.

@@ -37,6 +37,8 @@ pub struct KubeletConfig {
     pub host_ip: String,
     /// The host's `/etc/resolv.conf` (for `dnsPolicy: Default`).
     pub host_resolv_conf: String,
+    /// Registry mirrors and insecure registries (`registries.json`; may be absent).
+    pub registries: std::path::PathBuf,
 }
 
 /// The kubelet's shared parts.
@@ -46,13 +48,15 @@ pub struct Kubelet<R: Runtime> {
     pub images: ImageStore,
     pub config: KubeletConfig,
     recorder: Recorder,
+    /// One pull at a time: concurrent pods of one image wait for the first pull.
+    pulls: tokio::sync::Mutex<()>,
 }
 
 impl<R: Runtime> Kubelet<R> {
     pub fn new(client: kube::Client, runtime: Arc<R>, images: ImageStore, config: KubeletConfig) -> Kubelet<R> {
         let reporter = Reporter { controller: "kubelet".into(), instance: Some(config.node_name.clone()) };
         let recorder = Recorder::new(client.clone(), reporter);
-        Kubelet { client, runtime, images, config, recorder }
+        Kubelet { client, runtime, images, config, recorder, pulls: tokio::sync::Mutex::new(()) }
     }
 }
 

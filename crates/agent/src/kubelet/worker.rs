@@ -287,6 +287,18 @@ impl<R: Runtime> Worker<R> {
                 }
             }
         }
+        // A failed pull reads ErrImagePull once, then ImagePullBackOff while it waits.
+        if self.tracks.values().any(|t| t.waiting.as_ref().is_some_and(|w| w.0 == "ErrImagePull")) {
+            wake = wake.min(Duration::from_secs(1));
+            self.report(pod).await;
+            for t in self.tracks.values_mut() {
+                if let Some(w) = t.waiting.as_mut().filter(|w| w.0 == "ErrImagePull") {
+                    w.0 = "ImagePullBackOff".into();
+                    w.1 = format!("Back-off pulling image: {}", w.1);
+                }
+            }
+            return wake;
+        }
         self.report(pod).await;
         wake.max(Duration::from_millis(10))
     }
@@ -316,38 +328,8 @@ impl<R: Runtime> Worker<R> {
         let name = c.name.clone();
         let image_name = c.image.clone().unwrap_or_default();
         let attempt = self.tracks.get(&name).and_then(|t| t.attempt).map(|a| a + 1).unwrap_or(0);
-        // The image.
-        let image = match self.k.images.get(&image_name) {
-            Ok(Some(image)) => image,
-            Ok(None) | Err(_) => {
-                let pull_policy = c.image_pull_policy.clone().unwrap_or_default();
-                let (reason, message) = if pull_policy == "Never" {
-                    (
-                        "ErrImageNeverPull",
-                        format!("Container image \"{}\" is not present with pull policy of Never", image_name),
-                    )
-                } else {
-                    let t = self.tracks.entry(name.clone()).or_default();
-                    t.pull_failures += 1;
-                    let reason = if t.pull_failures > 1 { "ImagePullBackOff" } else { "ErrImagePull" };
-                    (
-                        reason,
-                        format!(
-                            "Failed to pull image \"{}\": not present on this node (import it with `ordinal image import`)",
-                            image_name
-                        ),
-                    )
-                };
-                let t = self.tracks.entry(name.clone()).or_default();
-                let changed = t.waiting.as_ref().map(|w| w.1.as_str()) != Some(message.as_str());
-                t.waiting = Some((reason.to_string(), message.clone()));
-                t.next_start = Some(Instant::now() + pod_status::backoff(t.pull_failures as i32 - 1));
-                if changed {
-                    self.event(pod, true, "Failed", message).await;
-                }
-                return;
-            }
-        };
+        // The image: pulled as the pull policy says.
+        let Some(image) = self.ensure_image(pod, c, &image_name).await else { return };
         let image_config = match self.k.images.config(&image) {
             Ok(cfg) => cfg,
             Err(e) => {
@@ -416,10 +398,6 @@ impl<R: Runtime> Worker<R> {
             },
             limits: limits(c),
         };
-        if attempt == 0 {
-            self.event(pod, false, "Pulled", format!("Container image \"{image_name}\" already present on machine"))
-                .await;
-        }
         let started = self.k.runtime.start(request).await;
         // Forget older runs; the one before this stays for `lastState`.
         if attempt >= 2 {
@@ -462,6 +440,75 @@ impl<R: Runtime> Worker<R> {
                 t.waiting = Some(("CreateContainerError".into(), message));
                 t.next_start = Some(Instant::now() + Duration::from_secs(5));
             }
+        }
+    }
+
+    /// The container's image, pulled if the policy says so; None (and the waiting reason set)
+    /// when it cannot be had yet.
+    async fn ensure_image(&mut self, pod: &Pod, c: &Container, image_name: &str) -> Option<crate::image::Image> {
+        let policy = c.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
+        let present = self.k.images.get(image_name).ok().flatten();
+        let first_run = self.tracks.get(&c.name).and_then(|t| t.attempt).is_none();
+        let pull = match policy.as_str() {
+            "Always" => true,
+            "Never" => false,
+            _ => present.is_none(),
+        };
+        if !pull {
+            return match present {
+                Some(image) => {
+                    if first_run {
+                        let note = format!("Container image \"{image_name}\" already present on machine");
+                        self.event(pod, false, "Pulled", note).await;
+                    }
+                    Some(image)
+                }
+                None => {
+                    let message = format!("Container image \"{image_name}\" is not present with pull policy of Never");
+                    self.image_failed(pod, c, "ErrImageNeverPull", message).await;
+                    None
+                }
+            };
+        }
+        self.event(pod, false, "Pulling", format!("Pulling image \"{image_name}\"")).await;
+        let waited = std::time::Instant::now();
+        let kubelet = self.k.clone();
+        let one_at_a_time = kubelet.pulls.lock().await;
+        let started = std::time::Instant::now();
+        let registries = crate::image::RegistryConfig::load(&kubelet.config.registries).unwrap_or_default();
+        let pulled = kubelet.images.pull(image_name, &registries).await;
+        drop(one_at_a_time);
+        match pulled {
+            Ok(image) => {
+                let note = format!(
+                    "Successfully pulled image \"{image_name}\" in {:.3}s ({:.3}s including waiting). Image size: {} bytes.",
+                    started.elapsed().as_secs_f64(),
+                    waited.elapsed().as_secs_f64(),
+                    image.size
+                );
+                self.event(pod, false, "Pulled", note).await;
+                if let Some(t) = self.tracks.get_mut(&c.name) {
+                    t.pull_failures = 0;
+                }
+                Some(image)
+            }
+            Err(e) => {
+                let message = format!("Failed to pull image \"{image_name}\": {e}");
+                self.image_failed(pod, c, "ErrImagePull", message).await;
+                None
+            }
+        }
+    }
+
+    /// Record an image failure: the waiting reason, an event, and back-off before the next try.
+    async fn image_failed(&mut self, pod: &Pod, c: &Container, reason: &str, message: String) {
+        let t = self.tracks.entry(c.name.clone()).or_default();
+        t.pull_failures += 1;
+        let changed = t.waiting.as_ref().map(|w| w.1.as_str()) != Some(message.as_str());
+        t.waiting = Some((reason.to_string(), message.clone()));
+        t.next_start = Some(Instant::now() + pod_status::backoff(t.pull_failures as i32 - 1));
+        if changed {
+            self.event(pod, true, "Failed", message).await;
         }
     }
 

@@ -6,6 +6,7 @@ mod deletion;
 mod kubectl;
 mod patch;
 mod pods;
+mod registry;
 mod server;
 mod statefulset;
 mod watch;
