@@ -359,3 +359,119 @@ async fn pods_keep_running_across_a_server_restart() -> anyhow::Result<()> {
     server.stop().await;
     clean
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_env_volumes_shared_namespaces_hooks_and_liveness() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let k = server.kubectl(NEWEST)?;
+    let host_dir = server.dir.path().join("host-data");
+    std::fs::create_dir_all(&host_dir)?;
+    std::fs::write(host_dir.join("from-host"), "host file\n")?;
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{mode: fast, greeting: hello}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: s3cret}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: full
+  labels: {{tier: demo}}
+spec:
+  initContainers:
+  - name: prepare
+    image: {TEST_IMAGE}
+    command: ["sh", "-c", "echo prepared-by-init > /work/ready"]
+    volumeMounts: [{{name: scratch, mountPath: /work}}]
+  containers:
+  - name: main
+    image: {TEST_IMAGE}
+    command: ["sh", "-c", "while true; do echo pong | nc -l -p 7000; done"]
+    env:
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+    - {{name: MODE, valueFrom: {{configMapKeyRef: {{name: settings, key: mode}}}}}}
+    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}}}
+    - {{name: COMBINED, value: "$(POD_NAME)-$(MODE)"}}
+    volumeMounts:
+    - {{name: scratch, mountPath: /work}}
+    - {{name: config, mountPath: /etc/settings}}
+    - {{name: secret, mountPath: /etc/creds}}
+    - {{name: host, mountPath: /host, readOnly: true}}
+    - {{name: scratch, mountPath: /sub, subPath: nested}}
+    - {{name: info, mountPath: /etc/podinfo}}
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "echo started > /work/post-start"]}}
+  - name: sidecar
+    image: {TEST_IMAGE}
+    command: ["sh", "-c", "touch /tmp/alive; while true; do sleep 0.2; done"]
+    volumeMounts: [{{name: scratch, mountPath: /shared}}]
+    livenessProbe:
+      exec: {{command: ["cat", "/tmp/alive"]}}
+      periodSeconds: 1
+      failureThreshold: 1
+  volumes:
+  - {{name: scratch, emptyDir: {{}}}}
+  - {{name: config, configMap: {{name: settings}}}}
+  - {{name: secret, secret: {{secretName: creds}}}}
+  - {{name: host, hostPath: {{path: {host}, type: Directory}}}}
+  - name: info
+    downwardAPI:
+      items:
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+"#,
+        host = host_dir.display()
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &manifest)?;
+    let pod = running_pod(&pods, "full").await?;
+    let sh = |container: &str, script: &str| -> anyhow::Result<String> {
+        Ok(k.ok(&["exec", "full", "-c", container, "--", "sh", "-c", script])?.trim().to_string())
+    };
+    // The init container ran first, into the shared emptyDir; postStart ran too.
+    assert_eq!(sh("main", "cat /work/ready")?, "prepared-by-init");
+    assert_eq!(sh("sidecar", "cat /shared/post-start")?, "started");
+    // Environment from the downward API, a config map, a secret and $(VAR) expansion.
+    assert_eq!(sh("main", "echo $POD_NAME $MODE $PASSWORD $COMBINED")?, "full fast s3cret full-fast");
+    assert_eq!(sh("main", "echo $POD_IP")?, pod_ip(&pod));
+    // Volumes: config map and secret files, a read-only hostPath, a subPath, downward API files.
+    assert_eq!(sh("main", "cat /etc/settings/greeting; echo; cat /etc/creds/password")?, "hello\ns3cret");
+    assert_eq!(sh("main", "cat /host/from-host")?, "host file");
+    let denied = k.run(&["exec", "full", "-c", "main", "--", "sh", "-c", "echo x > /host/new"])?;
+    assert!(!denied.status.success(), "a readOnly mount refuses writes");
+    sh("main", "echo deep > /sub/file")?;
+    assert_eq!(sh("sidecar", "cat /shared/nested/file")?, "deep");
+    assert_eq!(sh("main", "cat /etc/podinfo/labels")?, "tier=\"demo\"");
+    // Containers of a pod share the network (and hostname): the sidecar reaches main on localhost.
+    assert_eq!(sh("sidecar", "nc 127.0.0.1 7000 </dev/null")?, "pong");
+    assert_eq!(sh("sidecar", "hostname")?, "full");
+    // Each container has its own root: main's files are not in the sidecar.
+    assert!(!k.run(&["exec", "full", "-c", "sidecar", "--", "ls", "/etc/settings"])?.status.success());
+
+    // A failing liveness probe restarts the container (and only it).
+    sh("sidecar", "rm /tmp/alive")?;
+    let restarted = eventually("sidecar restarted by its liveness probe", Duration::from_secs(30), || async {
+        let p = pods.get_opt("full").await.ok().flatten()?;
+        let statuses = p.status?.container_statuses?;
+        let sidecar = statuses.iter().find(|c| c.name == "sidecar")?;
+        let main = statuses.iter().find(|c| c.name == "main")?;
+        (sidecar.restart_count >= 1 && sidecar.ready && main.restart_count == 0).then_some(())
+    })
+    .await;
+    restarted?;
+    let events = k.ok(&["get", "events", "--field-selector", "involvedObject.name=full"])?;
+    assert!(events.contains("Liveness probe failed"), "{events}");
+    assert!(events.contains("failed liveness probe, will be restarted"), "{events}");
+
+    k.ok(&["delete", "pod", "full", "--grace-period=1"])?;
+    let clean = server.assert_nothing_left_behind().await;
+    server.stop().await;
+    clean
+}
