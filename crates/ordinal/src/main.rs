@@ -40,6 +40,9 @@ enum Command {
         /// Name of the pods' bridge.
         #[arg(long, default_value = "ordinal0")]
         bridge: String,
+        /// cgroup path (under each hierarchy) for the pods' cgroups.
+        #[arg(long, default_value = "ordinal")]
+        cgroup_parent: String,
         /// The cluster's DNS domain.
         #[arg(long, default_value = "cluster.local")]
         cluster_domain: String,
@@ -155,6 +158,7 @@ fn run() -> anyhow::Result<()> {
                 node_port_range,
                 pod_cidr,
                 bridge,
+                cgroup_parent,
                 cluster_domain,
                 stop_pods_on_exit,
                 no_pods,
@@ -165,6 +169,7 @@ fn run() -> anyhow::Result<()> {
                     let (addr, prefix) = ordinal::parse_cidr(&pod_cidr).context("--pod-cidr")?;
                     pods.pod_cidr = agent::runtime::network::Cidr { addr, prefix };
                     pods.bridge = bridge;
+                    pods.cgroup_parent = cgroup_parent;
                     pods.cluster_domain = cluster_domain;
                     pods.stop_pods_on_exit = stop_pods_on_exit;
                     config.pods = Some(pods);

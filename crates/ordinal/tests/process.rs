@@ -22,6 +22,8 @@ fn spawn(data_dir: &Path, port: u16) -> anyhow::Result<Server> {
         .args(["server", "--data-dir"])
         .arg(data_dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        // This test is about the store: no pods, so no bridge or cgroups to leave behind.
+        .arg("--no-pods")
         .env("ORDINAL_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
