@@ -95,6 +95,7 @@ impl ApiBench {
             .args(["server", "--data-dir"])
             .arg(&data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--no-pods")
             .env("ORDINAL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -317,4 +318,210 @@ impl StsBench {
         emit("parallel_scale_up", p, wait_ready(&api, "parallel", p, limit).await?);
         Ok(())
     }
+}
+
+
+/// `ordinal bench pods`: real containers. A server process with its own bridge runs `pods` pods
+/// of a busybox image (built from Debian's `busybox-static`), all created at once; prints
+/// create → Running and → Ready latency percentiles, containers started per second, deletion
+/// time, and the server's RSS with no pods and with all of them.
+#[derive(Debug, Clone)]
+pub struct PodsBench {
+    pub pods: usize,
+}
+
+impl PodsBench {
+    pub async fn run(&self) -> anyhow::Result<()> {
+        if !nix::unistd::geteuid().is_root() {
+            bail!("bench pods runs containers and needs root");
+        }
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.is_file() {
+            bail!("/bin/busybox is missing: apt-get install busybox-static");
+        }
+        let scratch = tempfile_dir()?;
+        let result = self.run_in(&scratch, busybox).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    async fn run_in(&self, scratch: &Path, busybox: &Path) -> anyhow::Result<()> {
+        let data_dir = scratch.join("data");
+        let rootfs = scratch.join("rootfs");
+        agent::image::busybox_rootfs(busybox, &rootfs)?;
+        let tar = scratch.join("image.tar");
+        let config = agent::image::ImageConfig { env: vec!["PATH=/bin".into()], ..Default::default() };
+        agent::image::build_from_dir(&rootfs, "localhost/busybox:bench", &config, &tar)?;
+        agent::image::ImageStore::open(&data_dir.join("images"))?.import(&tar)?;
+
+        let port = free_port()?;
+        let native = agent::runtime::NativeConfig {
+            root: data_dir.join("pods"),
+            helper: std::env::current_exe()?,
+            bridge: "ordbench0".into(),
+            pod_cidr: agent::runtime::network::Cidr { addr: std::net::Ipv4Addr::new(10, 254, 0, 0), prefix: 22 },
+            cgroup_parent: format!("ordinal-bench-{}", std::process::id()),
+            log_max_bytes: 1 << 20,
+            log_max_files: 2,
+        };
+        let child = Command::new(std::env::current_exe()?)
+            .args(["server", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--stop-pods-on-exit"])
+            .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
+            .args(["--pod-cidr", &native.pod_cidr.to_string()])
+            .env("ORDINAL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start ordinal server")?;
+        let mut server = ServerProcess { child };
+        let pid = server.child.id();
+        let result = self.measure(&data_dir, pid).await;
+        // A clean stop removes the pods; then make sure nothing is left either way.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = server.child.wait();
+        agent::runtime::Native::reset_blocking(&native);
+        result
+    }
+
+    async fn measure(&self, data_dir: &Path, pid: u32) -> anyhow::Result<()> {
+        use k8s_openapi::api::core::v1::{Node, Pod};
+        let kubeconfig = data_dir.join("kubeconfig");
+        let started = Instant::now();
+        let client = loop {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("server did not become ready within 30s");
+            }
+            if kubeconfig.exists()
+                && let Ok(client) = client_for(&kubeconfig).await
+            {
+                let req = http::Request::get("/readyz").body(Vec::new())?;
+                if client.request_text(req).await.is_ok_and(|t| t == "ok") {
+                    break client;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let nodes: Api<Node> = Api::all(client.clone());
+        loop {
+            let ready = nodes.list(&ListParams::default()).await?.items.iter().any(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            });
+            if ready {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the node did not become Ready: is this machine able to run containers?");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rss_idle = rss_kib(pid).unwrap_or(0);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+
+        // Watch first, so every transition is seen.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool, bool, Instant)>();
+        let watch_api = pods.clone();
+        let watching = tokio::spawn(async move {
+            let mut events = Box::pin(kube::runtime::watcher(watch_api, Default::default()));
+            while let Some(Ok(event)) = events.next().await {
+                if let kube::runtime::watcher::Event::Apply(p) = event {
+                    let status = p.status.clone().unwrap_or_default();
+                    let running = status.phase.as_deref() == Some("Running");
+                    let ready = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+                    if tx.send((p.metadata.name.unwrap_or_default(), running, ready, Instant::now())).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut created: std::collections::BTreeMap<String, Instant> = Default::default();
+        let begin = Instant::now();
+        let mut creating = futures::stream::iter((0..self.pods).map(|i| {
+            let pods = pods.clone();
+            async move {
+                let name = format!("bench-{i}");
+                let pod: Pod = serde_json::from_value(json!({
+                    "metadata": {"name": name},
+                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "localhost/busybox:bench",
+                        "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+                        "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}]}
+                }))?;
+                let at = Instant::now();
+                pods.create(&PostParams::default(), &pod).await?;
+                anyhow::Ok((name, at))
+            }
+        }))
+        .buffer_unordered(16);
+        while let Some(r) = creating.next().await {
+            let (name, at) = r?;
+            created.insert(name, at);
+        }
+        let mut running: std::collections::BTreeMap<String, Instant> = Default::default();
+        let mut ready: std::collections::BTreeMap<String, Instant> = Default::default();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while ready.len() < self.pods {
+            let Ok(Some((name, is_running, is_ready, at))) =
+                tokio::time::timeout_at(deadline.into(), rx.recv()).await
+            else {
+                bail!("only {} of {} pods Ready within 300s ({} Running)", ready.len(), self.pods, running.len());
+            };
+            if is_running {
+                running.entry(name.clone()).or_insert(at);
+            }
+            if is_ready {
+                ready.entry(name).or_insert(at);
+            }
+        }
+        let all_running = running.values().max().copied().unwrap_or(begin);
+        let rss_loaded = rss_kib(pid).unwrap_or(0);
+        let latencies = |to: &std::collections::BTreeMap<String, Instant>| -> Vec<f64> {
+            to.iter()
+                .filter_map(|(name, at)| created.get(name).map(|c| at.duration_since(*c).as_secs_f64() * 1000.0))
+                .collect()
+        };
+        emit_pods("create_to_running", latencies(&running));
+        emit_pods("create_to_ready", latencies(&ready));
+        let span = all_running.duration_since(begin).as_secs_f64();
+        println!(
+            "{}",
+            json!({"bench": "pods", "metric": "containers_started_per_second", "unit": "1/s", "n": self.pods,
+                   "value": round(self.pods as f64 / span.max(1e-9)), "span_ms": round(span * 1000.0)})
+        );
+        println!("{}", json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": 0, "value": rss_idle}));
+        println!("{}", json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": self.pods, "value": rss_loaded}));
+
+        // Delete them all: graceful (SIGTERM, trapped), until the API has none left.
+        let begin = Instant::now();
+        pods.delete_collection(&kube::api::DeleteParams::default(), &ListParams::default()).await?;
+        loop {
+            if pods.list(&ListParams::default()).await?.items.is_empty() {
+                break;
+            }
+            if begin.elapsed() > Duration::from_secs(300) {
+                bail!("pods not deleted within 300s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!(
+            "{}",
+            json!({"bench": "pods", "metric": "delete_all", "unit": "ms", "n": self.pods,
+                   "value": round(begin.elapsed().as_secs_f64() * 1000.0)})
+        );
+        watching.abort();
+        Ok(())
+    }
+}
+
+fn emit_pods(metric: &str, mut samples_ms: Vec<f64>) {
+    samples_ms.sort_by(|a, b| a.total_cmp(b));
+    let line = json!({
+        "bench": "pods", "metric": metric, "unit": "ms", "n": samples_ms.len(),
+        "p50": round(percentile(&samples_ms, 0.50)), "p99": round(percentile(&samples_ms, 0.99)),
+        "max": round(samples_ms.last().copied().unwrap_or(0.0)),
+    });
+    println!("{line}");
 }

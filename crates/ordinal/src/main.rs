@@ -112,6 +112,11 @@ enum BenchKind {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Real pods: create → Running/Ready latency, containers per second, RSS (needs root).
+    Pods {
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+    },
     /// StatefulSet controller: scale-up and rolling-update times with instantly ready pods.
     Sts {
         #[arg(long, default_value_t = 100)]
@@ -245,6 +250,7 @@ fn run() -> anyhow::Result<()> {
                 .run()
                 .await
             }
+            Command::Bench { which: BenchKind::Pods { pods } } => ordinal::bench::PodsBench { pods }.run().await,
             Command::Bench { which: BenchKind::Sts { ordered, parallel } } => {
                 ordinal::bench::StsBench { ordered_replicas: ordered, parallel_replicas: parallel }.run().await
             }

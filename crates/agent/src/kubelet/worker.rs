@@ -199,7 +199,10 @@ impl<R: Runtime> Worker<R> {
         }
         if self.ip.is_none() {
             let hostname = logic::container::hostname(pod);
-            match self.k.runtime.create_sandbox(&self.uid, &hostname).await {
+            let began = Instant::now();
+            let sandbox = self.k.runtime.create_sandbox(&self.uid, &hostname).await;
+            tracing::debug!(pod = %self.uid, ms = began.elapsed().as_secs_f64() * 1000.0, "sandbox");
+            match sandbox {
                 Ok(ip) => {
                     self.ip = Some(ip);
                     self.sandbox_error = None;
@@ -398,7 +401,9 @@ impl<R: Runtime> Worker<R> {
             },
             limits: limits(c),
         };
+        let began = Instant::now();
         let started = self.k.runtime.start(request).await;
+        tracing::debug!(pod = %self.uid, container = %name, ms = began.elapsed().as_secs_f64() * 1000.0, "start");
         // Forget older runs; the one before this stays for `lastState`.
         if attempt >= 2 {
             self.k.runtime.remove_container(&self.cref(&name, attempt - 2)).await;
