@@ -150,6 +150,11 @@ impl TestServer {
         self.running.stop().await;
     }
 
+    /// The pods' bridge, when this server runs pods.
+    pub fn pod_bridge(&self) -> Option<String> {
+        self.pods.as_ref().map(|g| g.native.bridge.clone())
+    }
+
     /// The server's data directory.
     pub fn running_data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

@@ -258,7 +258,6 @@ pub fn pod_status(
         "hostIP": facts.host_ip,
         "hostIPs": [{"ip": facts.host_ip}],
         "containerStatuses": containers.iter().map(status_json).collect::<Vec<_>>(),
-        "qosClass": qos_class(pod),
     });
     if !facts.start_time.is_empty() {
         status["startTime"] = json!(facts.start_time);
@@ -288,34 +287,4 @@ fn readiness_gates_ok(pod: &Pod) -> bool {
     let gates = pod.spec.as_ref().and_then(|s| s.readiness_gates.clone()).unwrap_or_default();
     let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
     gates.iter().all(|g| conditions.iter().any(|c| c.type_ == g.condition_type && c.status == "True"))
-}
-
-/// Guaranteed, Burstable or BestEffort, from requests and limits (as the API server computes it).
-pub fn qos_class(pod: &Pod) -> &'static str {
-    let Some(spec) = pod.spec.as_ref() else { return "BestEffort" };
-    let all: Vec<_> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &all {
-        let resources = c.resources.clone().unwrap_or_default();
-        let requests = resources.requests.unwrap_or_default();
-        let limits = resources.limits.unwrap_or_default();
-        if !requests.is_empty() || !limits.is_empty() {
-            any = true;
-        }
-        for r in ["cpu", "memory"] {
-            match (requests.get(r), limits.get(r)) {
-                (_, None) => guaranteed = false,
-                (Some(q), Some(l)) if crate::quantity_of(&q.0) != crate::quantity_of(&l.0) => guaranteed = false,
-                _ => {}
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
 }

@@ -76,6 +76,24 @@ async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
+/// A client once the server answers `/readyz` (polled: the server is another process).
+async fn ready_client(kubeconfig: &Path, started: Instant) -> anyhow::Result<kube::Client> {
+    loop {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("server did not become ready within 30s");
+        }
+        if kubeconfig.exists()
+            && let Ok(client) = client_for(kubeconfig).await
+        {
+            let req = http::Request::get("/readyz").body(Vec::new())?;
+            if client.request_text(req).await.is_ok_and(|t| t == "ok") {
+                return Ok(client);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 impl ApiBench {
     pub async fn run(&self) -> anyhow::Result<()> {
         let scratch = tempfile_dir()?;
@@ -103,21 +121,7 @@ impl ApiBench {
             .context("start ordinal server")?;
         let server = ServerProcess { child };
         let pid = server.child.id();
-        let kubeconfig = data_dir.join("kubeconfig");
-        let client = loop {
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("server did not become ready within 30s");
-            }
-            if kubeconfig.exists()
-                && let Ok(client) = client_for(&kubeconfig).await
-            {
-                let req = http::Request::get("/readyz").body(Vec::new())?;
-                if client.request_text(req).await.is_ok_and(|t| t == "ok") {
-                    break client;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
+        let client = ready_client(&data_dir.join("kubeconfig"), started).await?;
         let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
         println!("{}", json!({"bench": "api", "metric": "start_to_readyz", "unit": "ms", "value": round(ready_ms)}));
 
@@ -320,7 +324,6 @@ impl StsBench {
     }
 }
 
-
 /// `ordinal bench pods`: real containers. A server process with its own bridge runs `pods` pods
 /// of a busybox image (built from Debian's `busybox-static`), all created at once; prints
 /// create → Running and → Ready latency percentiles, containers started per second, deletion
@@ -387,22 +390,8 @@ impl PodsBench {
 
     async fn measure(&self, data_dir: &Path, pid: u32) -> anyhow::Result<()> {
         use k8s_openapi::api::core::v1::{Node, Pod};
-        let kubeconfig = data_dir.join("kubeconfig");
         let started = Instant::now();
-        let client = loop {
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("server did not become ready within 30s");
-            }
-            if kubeconfig.exists()
-                && let Ok(client) = client_for(&kubeconfig).await
-            {
-                let req = http::Request::get("/readyz").body(Vec::new())?;
-                if client.request_text(req).await.is_ok_and(|t| t == "ok") {
-                    break client;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
+        let client = ready_client(&data_dir.join("kubeconfig"), started).await?;
         let nodes: Api<Node> = Api::all(client.clone());
         loop {
             let ready = nodes.list(&ListParams::default()).await?.items.iter().any(|n| {
@@ -431,7 +420,8 @@ impl PodsBench {
                 if let kube::runtime::watcher::Event::Apply(p) = event {
                     let status = p.status.clone().unwrap_or_default();
                     let running = status.phase.as_deref() == Some("Running");
-                    let ready = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+                    let ready =
+                        status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
                     if tx.send((p.metadata.name.unwrap_or_default(), running, ready, Instant::now())).is_err() {
                         return;
                     }
@@ -464,8 +454,7 @@ impl PodsBench {
         let mut ready: std::collections::BTreeMap<String, Instant> = Default::default();
         let deadline = Instant::now() + Duration::from_secs(300);
         while ready.len() < self.pods {
-            let Ok(Some((name, is_running, is_ready, at))) =
-                tokio::time::timeout_at(deadline.into(), rx.recv()).await
+            let Ok(Some((name, is_running, is_ready, at))) = tokio::time::timeout_at(deadline.into(), rx.recv()).await
             else {
                 bail!("only {} of {} pods Ready within 300s ({} Running)", ready.len(), self.pods, running.len());
             };
@@ -492,7 +481,10 @@ impl PodsBench {
                    "value": round(self.pods as f64 / span.max(1e-9)), "span_ms": round(span * 1000.0)})
         );
         println!("{}", json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": 0, "value": rss_idle}));
-        println!("{}", json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": self.pods, "value": rss_loaded}));
+        println!(
+            "{}",
+            json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": self.pods, "value": rss_loaded})
+        );
 
         // Delete them all: graceful (SIGTERM, trapped), until the API has none left.
         let begin = Instant::now();

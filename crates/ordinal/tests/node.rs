@@ -2,23 +2,18 @@
 //! (same run, restart count unchanged); `--stop-pods-on-exit` leaves nothing behind; and a
 //! server that is not root still serves, with the node NotReady and pods Pending saying why.
 
+mod common;
+
+use common::{Server, ready_client};
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::Api;
 use kube::api::PostParams;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Removes whatever the pods left, even when the test fails.
 struct Cleanup(agent::runtime::NativeConfig);
@@ -57,24 +52,6 @@ fn spawn(data: &Path, port: u16, native: &agent::runtime::NativeConfig, extra: &
         .stderr(Stdio::null())
         .spawn()?;
     Ok(Server(child))
-}
-
-async fn ready_client(data: &Path) -> anyhow::Result<kube::Client> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let kubeconfig = data.join("kubeconfig");
-    loop {
-        if kubeconfig.exists() {
-            let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
-            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-            let client = kube::Client::try_from(config)?;
-            let probe = http::Request::get("/readyz").body(Vec::new())?;
-            if client.request_text(probe).await.is_ok_and(|t| t == "ok") {
-                return Ok(client);
-            }
-        }
-        anyhow::ensure!(Instant::now() < deadline, "server not ready after 30s");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> anyhow::Result<T> {

@@ -1,21 +1,15 @@
 //! The real binary as a process: `kill -9` in the middle of a stream of writes loses none that
 //! were acknowledged. (This lives beside the binary because it needs `CARGO_BIN_EXE_ordinal`.)
 
+mod common;
+
+use common::{Server, ready_client};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn spawn(data_dir: &Path, port: u16) -> anyhow::Result<Server> {
     let child = Command::new(env!("CARGO_BIN_EXE_ordinal"))
@@ -29,24 +23,6 @@ fn spawn(data_dir: &Path, port: u16) -> anyhow::Result<Server> {
         .stderr(Stdio::null())
         .spawn()?;
     Ok(Server(child))
-}
-
-async fn ready_client(data_dir: &Path) -> anyhow::Result<kube::Client> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let kubeconfig = data_dir.join("kubeconfig");
-    loop {
-        if kubeconfig.exists() {
-            let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
-            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-            let client = kube::Client::try_from(config)?;
-            let probe = http::Request::get("/readyz").body(Vec::new())?;
-            if client.request_text(probe).await.is_ok_and(|t| t == "ok") {
-                return Ok(client);
-            }
-        }
-        anyhow::ensure!(Instant::now() < deadline, "server not ready after 30s");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]

@@ -220,6 +220,7 @@ async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
 
 /// Make sure the bridge exists, is up and carries the gateway address.
 pub async fn ensure_bridge(bridge: String, cidr: Cidr) -> Result<()> {
+    let bridge_name = bridge.clone();
     on_thread(move |rt| {
         rt.block_on(async {
             let handle = connect()?;
@@ -254,7 +255,22 @@ pub async fn ensure_bridge(bridge: String, cidr: Cidr) -> Result<()> {
             handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(nl("bridge up"))
         })
     })
-    .await
+    .await?;
+    guard_uplink(&bridge_name)
+}
+
+/// Pod traffic must never leave through the machine's uplink: the kernel routes a packet on
+/// only if forwarding is on for the interface it arrived on, so forwarding is switched off on
+/// the bridge (pod-to-pod traffic is bridged, not routed, and host-to-pod is local: both stay).
+/// This holds even where the host forwards between its other interfaces.
+fn guard_uplink(bridge: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding");
+    fs::write(&path, "0").map_err(io(format!("write {path}")))
+}
+
+/// Whether the bridge's traffic is kept on this machine (forwarding off on the bridge).
+pub fn uplink_guarded(bridge: &str) -> bool {
+    fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding")).is_ok_and(|v| v.trim() == "0")
 }
 
 /// Remove the bridge (when the server stops its pods and leaves nothing behind).

@@ -119,6 +119,9 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
     assert!(resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), "{resolv}");
     assert!(resolv.contains("options ndots:5"), "{resolv}");
 
+    // Pod traffic is kept on this machine: the bridge does not forward to the uplink.
+    assert!(agent::runtime::network::uplink_guarded(&server.pod_bridge().unwrap_or_default()));
+
     // Each pod has its own IP, and pods reach each other.
     let mut ips = Vec::new();
     for name in ["web-0", "web-1", "web-2"] {

@@ -136,17 +136,9 @@ fn restart_rules_and_backoff() {
 }
 
 #[test]
-fn reasons_and_qos() {
+fn reasons() {
     assert_eq!(Terminated::reason_for(137, true, false), "OOMKilled");
     assert_eq!(Terminated::reason_for(128, false, true), "StartError");
     assert_eq!(Terminated::reason_for(1, false, false), "Error");
-    assert_eq!(qos_class(&pod("Always")), "BestEffort");
-    let guaranteed: Pod = serde_json::from_value(json!({"spec": {"containers": [{"name": "a",
-        "resources": {"limits": {"cpu": "1", "memory": "64Mi"}, "requests": {"cpu": "1000m", "memory": "64Mi"}}}]}}))
-    .expect("pod");
-    assert_eq!(qos_class(&guaranteed), "Guaranteed");
-    let burstable: Pod = serde_json::from_value(json!({"spec": {"containers": [{"name": "a",
-        "resources": {"limits": {"memory": "64Mi"}}}]}}))
-    .expect("pod");
-    assert_eq!(qos_class(&burstable), "Burstable");
+    assert_eq!(Terminated::reason_for(0, false, false), "Completed");
 }
