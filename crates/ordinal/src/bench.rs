@@ -366,6 +366,7 @@ impl PodsBench {
             cgroup_parent: format!("ordinal-bench-{}", std::process::id()),
             log_max_bytes: 1 << 20,
             log_max_files: 2,
+            masquerade: false,
         };
         let child = Command::new(std::env::current_exe()?)
             .args(["server", "--data-dir"])

@@ -54,6 +54,8 @@ pub struct PodSettings {
     pub cluster_domain: String,
     /// Stop every pod and remove their traces when the server stops.
     pub stop_pods_on_exit: bool,
+    /// Outbound NAT for pods (otherwise their traffic never leaves this machine).
+    pub masquerade: bool,
 }
 
 impl PodSettings {
@@ -66,6 +68,7 @@ impl PodSettings {
             cgroup_parent: "ordinal".into(),
             cluster_domain: "cluster.local".into(),
             stop_pods_on_exit: false,
+            masquerade: false,
         })
     }
 
@@ -79,6 +82,7 @@ impl PodSettings {
             cgroup_parent: self.cgroup_parent.clone(),
             log_max_bytes: 10 << 20,
             log_max_files: 5,
+            masquerade: self.masquerade,
         }
     }
 }

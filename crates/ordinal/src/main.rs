@@ -50,6 +50,10 @@ enum Command {
         /// keep running and are picked up again at the next start).
         #[arg(long)]
         stop_pods_on_exit: bool,
+        /// Let pods reach addresses beyond this machine, masqueraded (nftables; turns on IPv4
+        /// forwarding, restored when the server stops with --stop-pods-on-exit).
+        #[arg(long)]
+        masquerade: bool,
         /// Serve the API and controllers only; run no pods on this machine.
         #[arg(long)]
         no_pods: bool,
@@ -166,6 +170,7 @@ fn run() -> anyhow::Result<()> {
                 cgroup_parent,
                 cluster_domain,
                 stop_pods_on_exit,
+                masquerade,
                 no_pods,
             } => {
                 let mut config = ordinal::ServerConfig::new(data_dir, listen);
@@ -177,6 +182,7 @@ fn run() -> anyhow::Result<()> {
                     pods.cgroup_parent = cgroup_parent;
                     pods.cluster_domain = cluster_domain;
                     pods.stop_pods_on_exit = stop_pods_on_exit;
+                    pods.masquerade = masquerade;
                     config.pods = Some(pods);
                 }
                 config.allow_remote = allow_remote;

@@ -36,6 +36,7 @@ fn native(data: &Path) -> agent::runtime::NativeConfig {
         cgroup_parent: format!("ordinal-node-test-{}", std::process::id()),
         log_max_bytes: 1 << 20,
         log_max_files: 2,
+        masquerade: false,
     }
 }
 

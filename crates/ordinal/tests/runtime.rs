@@ -33,6 +33,7 @@ fn config(dir: &Path) -> NativeConfig {
         cgroup_parent: format!("ordinal-rt-test-{}", std::process::id()),
         log_max_bytes: 1 << 20,
         log_max_files: 2,
+        masquerade: false,
     }
 }
 
@@ -170,5 +171,89 @@ async fn containers_get_their_own_hostname_ip_root_and_logs() -> anyhow::Result<
     let links = std::process::Command::new("ip").args(["-o", "link"]).output()?;
     let veth = agent::runtime::network::host_veth_name(uid);
     assert!(!String::from_utf8_lossy(&links.stdout).contains(&veth), "veth removed");
+    Ok(())
+}
+
+/// A network namespace standing for "the world beyond this machine": reached from the host
+/// through a veth, with a TCP server in it. Removed when dropped.
+struct Outside {
+    ns: String,
+    server: std::process::Child,
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let status = std::process::Command::new("ip").args(args).status()?;
+    anyhow::ensure!(status.success(), "ip {} failed", args.join(" "));
+    Ok(())
+}
+
+fn outside(n: u32) -> anyhow::Result<Outside> {
+    let ns = format!("ordout{n}");
+    let host_end = format!("ordoh{n}");
+    let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).stderr(std::process::Stdio::null()).status();
+    ip(&["netns", "add", &ns])?;
+    // From here on the namespace (and the veth inside it) goes away with `Outside`.
+    let server = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, BUSYBOX, "nc", "-ll", "-p", "9000", "-e", BUSYBOX, "echo", "from-outside"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let outside = Outside { ns: ns.clone(), server };
+    ip(&["link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+    ip(&["addr", "add", "198.51.100.1/30", "dev", &host_end])?;
+    ip(&["link", "set", &host_end, "up"])?;
+    ip(&["-n", &ns, "addr", "add", "198.51.100.2/30", "dev", "eth0"])?;
+    ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+    ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+    Ok(outside)
+}
+
+#[tokio::test]
+async fn pod_traffic_leaves_the_machine_only_with_masquerade() -> anyhow::Result<()> {
+    anyhow::ensure!(nix::unistd::geteuid().is_root(), "the runtime test needs root");
+    let dir = tempfile::tempdir()?;
+    let layers = busybox_layers(dir.path())?;
+    let mut config = config(dir.path());
+    // Its own bridge, addresses and cgroups: the other test's cleanup must not touch this one.
+    config.bridge = format!("{}m", config.bridge);
+    config.cgroup_parent = format!("{}-nat", config.cgroup_parent);
+    config.pod_cidr.addr = std::net::Ipv4Addr::new(10, 250, config.pod_cidr.addr.octets()[2], 0);
+    let forward_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")?;
+    let _cleanup = Cleanup(config.clone());
+    let _outside = outside(std::process::id() % 1000)?;
+
+    let rt = Native::init(config.clone()).await?;
+    let uid = "2f0c4a9e-0000-4000-8000-000000000002";
+    rt.create_sandbox(uid, "nat-0").await?;
+    let pod = request(uid, "app", &layers, &["sh", "-c", "while true; do sleep 1; done"]);
+    rt.start(pod.clone()).await?;
+    let reach = async |rt: &Native| -> anyhow::Result<String> {
+        let argv = ["nc", "-w", "2", "198.51.100.2", "9000"].map(String::from);
+        let out = rt.exec_command(&pod.container, &argv, false).stdin(std::process::Stdio::null()).output().await?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    // By default the bridge does not forward: nothing leaves.
+    assert!(agent::runtime::network::uplink_guarded(&config.bridge));
+    assert_eq!(reach(&rt).await?, "");
+
+    // With masquerade the same pod reaches the outside, behind the host's address.
+    let mut nat = config.clone();
+    nat.masquerade = true;
+    let rt_nat = Native::init(nat).await?;
+    assert_eq!(reach(&rt_nat).await?, "from-outside");
+    // Back to the default: the rule goes and kernel forwarding is as it was found.
+    let _ = Native::init(config.clone()).await?;
+    assert_eq!(reach(&rt).await?, "");
+    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")?, forward_before);
+    rt.signal(&pod.container, nix::sys::signal::Signal::SIGKILL)?;
+    rt.remove_sandbox(uid).await?;
     Ok(())
 }

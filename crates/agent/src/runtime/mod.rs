@@ -127,6 +127,8 @@ pub struct NativeConfig {
     pub cgroup_parent: String,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    /// Masquerade pod traffic to addresses beyond this machine (off: it never leaves).
+    pub masquerade: bool,
 }
 
 /// Ordinal's own runtime.
@@ -147,6 +149,12 @@ impl Native {
         }
         fs::create_dir_all(&config.root).map_err(io("create the pods directory"))?;
         network::ensure_bridge(config.bridge.clone(), config.pod_cidr).await?;
+        if config.masquerade {
+            network::enable_masquerade(&config.bridge, config.pod_cidr, &config.root)?;
+        } else {
+            network::remove_masquerade_restoring(&config.bridge, &config.root);
+            network::guard_uplink(&config.bridge)?;
+        }
         let ipam = Ipam::open(&config.root.join("ipam.json"), config.pod_cidr)?;
         let cgroups = Cgroups::detect(&config.cgroup_parent);
         if cgroups.is_none() {
@@ -192,8 +200,8 @@ impl Native {
     /// veths, cgroups, the bridge and the pods directory. Blocking; for `--stop-pods` at server
     /// stop and for test cleanup.
     pub fn reset_blocking(config: &NativeConfig) {
-        let Ok(pods) = fs::read_dir(&config.root) else { return };
-        for pod in pods.flatten() {
+        let pods = fs::read_dir(&config.root).into_iter().flatten().flatten();
+        for pod in pods {
             let containers = pod.path().join("containers");
             for name in fs::read_dir(&containers).into_iter().flatten().flatten() {
                 for attempt in fs::read_dir(name.path()).into_iter().flatten().flatten() {
@@ -217,6 +225,7 @@ impl Native {
         if let Some(cgroups) = Cgroups::detect(&config.cgroup_parent) {
             cgroups.remove_all();
         }
+        network::remove_masquerade_restoring(&config.bridge, &config.root);
         let _ = std::process::Command::new("ip").args(["link", "del", &config.bridge]).stderr(Stdio::null()).status();
         let _ = fs::remove_dir_all(&config.root);
     }

@@ -256,16 +256,81 @@ pub async fn ensure_bridge(bridge: String, cidr: Cidr) -> Result<()> {
         })
     })
     .await?;
-    guard_uplink(&bridge_name)
+    set_forwarding(&bridge_name, false)
 }
 
 /// Pod traffic must never leave through the machine's uplink: the kernel routes a packet on
 /// only if forwarding is on for the interface it arrived on, so forwarding is switched off on
 /// the bridge (pod-to-pod traffic is bridged, not routed, and host-to-pod is local: both stay).
 /// This holds even where the host forwards between its other interfaces.
-fn guard_uplink(bridge: &str) -> Result<()> {
+pub fn guard_uplink(bridge: &str) -> Result<()> {
+    remove_masquerade(bridge);
+    set_forwarding(bridge, false)
+}
+
+fn set_forwarding(bridge: &str, on: bool) -> Result<()> {
     let path = format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding");
-    fs::write(&path, "0").map_err(io(format!("write {path}")))
+    fs::write(&path, if on { "1" } else { "0" }).map_err(io(format!("write {path}")))
+}
+
+fn nat_table(bridge: &str) -> String {
+    format!("ordinal_{}", bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+}
+
+/// Outbound NAT (`--masquerade`): pods reach addresses beyond this machine, their traffic
+/// masqueraded behind the outgoing interface's address by an nftables table of Ordinal's own
+/// (through Debian's `nft`). This needs forwarding on the bridge and in the kernel; the
+/// kernel-wide setting found before is kept in `ip_forward.before` and restored by
+/// `remove_masquerade_restoring`.
+pub fn enable_masquerade(bridge: &str, cidr: Cidr, state_dir: &Path) -> Result<()> {
+    let before = state_dir.join("ip_forward.before");
+    if !before.exists() {
+        let current = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_else(|_| "0".into());
+        fs::write(&before, current.trim()).map_err(io("record ip_forward"))?;
+    }
+    remove_masquerade(bridge);
+    let table = nat_table(bridge);
+    let network = Cidr { addr: Ipv4Addr::from(cidr.base()), prefix: cidr.prefix };
+    let script = format!(
+        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {network} ip daddr != {network} masquerade\n  }}\n}}\n"
+    );
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io("run nft (apt-get install nftables)"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, script.as_bytes()).map_err(io("write to nft"))?;
+    }
+    let out = child.wait_with_output().map_err(io("run nft"))?;
+    if !out.status.success() {
+        return Err(NetError::Netlink {
+            what: "install the masquerade rule".into(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(io("enable ip_forward"))?;
+    set_forwarding(bridge, true)
+}
+
+/// Remove the NAT table (if any).
+fn remove_masquerade(bridge: &str) {
+    let _ = std::process::Command::new("nft")
+        .args(["delete", "table", "ip", &nat_table(bridge)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Remove the NAT table and put the kernel-wide forwarding back as it was found.
+pub fn remove_masquerade_restoring(bridge: &str, state_dir: &Path) {
+    remove_masquerade(bridge);
+    let before = state_dir.join("ip_forward.before");
+    if let Ok(value) = fs::read_to_string(&before) {
+        let _ = fs::write("/proc/sys/net/ipv4/ip_forward", value.trim());
+        let _ = fs::remove_file(before);
+    }
 }
 
 /// Whether the bridge's traffic is kept on this machine (forwarding off on the bridge).
