@@ -752,3 +752,95 @@ fn exec_in(state_dir: &Path, tty: bool, argv: Vec<String>) -> Result<i32, Fail> 
         ForkResult::Parent { child } => Ok(wait_exit(child)?.exit_code),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(log: PathBuf, max_bytes: u64, max_files: u32) -> ContainerSpec {
+        ContainerSpec {
+            id: "ns/pod/c".into(),
+            namespaces: Vec::new(),
+            cgroup_procs: Vec::new(),
+            rootfs: spec::Rootfs {
+                layers: Vec::new(),
+                upper: PathBuf::new(),
+                work: PathBuf::new(),
+                merged: PathBuf::new(),
+            },
+            mounts: Vec::new(),
+            process: spec::Process {
+                argv: Vec::new(),
+                env: Vec::new(),
+                cwd: String::new(),
+                user: String::new(),
+                stdin: false,
+                stdin_once: false,
+                tty: false,
+            },
+            log,
+            log_max_bytes: max_bytes,
+            log_max_files: max_files,
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn output_becomes_cri_records_with_partial_lines_marked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("0.log");
+        let mut writer = LogWriter::open(&spec(log.clone(), 1 << 20, 2)).expect("open");
+        writer.write("stdout", b"one\ntw");
+        writer.write("stderr", b"err\r\n");
+        writer.write("stdout", b"o\n");
+        writer.write("stdout", b"tail");
+        writer.finish("stdout");
+        let records: Vec<(String, String, String)> = lines(&log)
+            .iter()
+            .map(|l| {
+                let mut p = l.splitn(4, ' ');
+                let time = p.next().unwrap_or_default();
+                assert!(time.parse::<jiff::Timestamp>().is_ok(), "{time}");
+                let stream = p.next().unwrap_or_default().to_string();
+                let tag = p.next().unwrap_or_default().to_string();
+                (stream, tag, p.next().unwrap_or_default().to_string())
+            })
+            .collect();
+        let expect = |s: &str, t: &str, c: &str| (s.to_string(), t.to_string(), c.to_string());
+        assert_eq!(
+            records,
+            vec![
+                expect("stdout", "F", "one"),
+                expect("stderr", "F", "err"),
+                expect("stdout", "F", "two"),
+                expect("stdout", "F", "tail")
+            ]
+        );
+    }
+
+    #[test]
+    fn logs_rotate_keeping_max_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("0.log");
+        let mut writer = LogWriter::open(&spec(log.clone(), 4096, 3)).expect("open");
+        for i in 0..400 {
+            writer.write("stdout", format!("line {i:04} {}\n", "x".repeat(40)).as_bytes());
+        }
+        let rotated: Vec<PathBuf> = (1..5).map(|i| PathBuf::from(format!("{}.{i}", log.display()))).collect();
+        assert!(rotated[0].exists() && rotated[1].exists(), "two older files kept");
+        assert!(!rotated[2].exists(), "no more than max_files in all");
+        for path in [&log, &rotated[0], &rotated[1]] {
+            assert!(fs::metadata(path).map(|m| m.len()).unwrap_or(0) <= 4096, "{} within the limit", path.display());
+        }
+        // The newest lines are in the live file, in order, none lost at the boundary.
+        let live = lines(&log);
+        assert!(live.last().is_some_and(|l| l.contains("line 0399")));
+        let older = lines(&rotated[0]);
+        let last_older: u32 = older.last().and_then(|l| l.split_whitespace().nth(4)?.parse().ok()).unwrap_or(0);
+        let first_live: u32 = live.first().and_then(|l| l.split_whitespace().nth(4)?.parse().ok()).unwrap_or(0);
+        assert_eq!(first_live, last_older + 1);
+    }
+}
