@@ -188,8 +188,11 @@ fn run() -> anyhow::Result<()> {
                 config.allow_remote = allow_remote;
                 config.service_cidr = ordinal::parse_cidr(&service_cidr).context("--service-cidr")?;
                 config.node_port_range = ordinal::parse_port_range(&node_port_range).context("--node-port-range")?;
+                // Signals are caught from before the server starts: a stop request that arrives
+                // as soon as it serves still stops it cleanly.
+                let stop = wait_for_signal();
                 let running = ordinal::start(config).await?;
-                wait_for_signal().await;
+                stop.await;
                 tracing::info!("shutting down");
                 running.stop().await;
                 Ok(())
@@ -264,17 +267,23 @@ fn run() -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (not when
+/// it is first awaited), so call it before doing anything a signal should be able to stop.
+fn wait_for_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -190,33 +190,40 @@ impl Native {
         let dir = self.state_dir(c);
         let pid: i32 = fs::read_to_string(dir.join(spec::SHIM_PID_FILE)).ok()?.trim().parse().ok()?;
         // The pid must still be this container's shim (pids are reused).
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let dir = dir.to_string_lossy();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        (args.iter().any(|a| *a == b"__shim") && args.iter().any(|a| *a == dir.as_bytes())).then_some(pid)
+        is_shim_of(pid, &dir).then_some(pid)
     }
 
     /// Stop everything this runtime started and remove every trace: containers, namespaces,
     /// veths, cgroups, the bridge and the pods directory. Blocking; for `--stop-pods` at server
     /// stop and for test cleanup.
     pub fn reset_blocking(config: &NativeConfig) {
-        let pods = fs::read_dir(&config.root).into_iter().flatten().flatten();
-        for pod in pods {
+        let mut killed = Vec::new();
+        let pods: Vec<fs::DirEntry> = fs::read_dir(&config.root).into_iter().flatten().flatten().collect();
+        for pod in &pods {
             let containers = pod.path().join("containers");
             for name in fs::read_dir(&containers).into_iter().flatten().flatten() {
                 for attempt in fs::read_dir(name.path()).into_iter().flatten().flatten() {
                     for file in [spec::INIT_PID_FILE, spec::SHIM_PID_FILE] {
-                        if let Some(pid) =
-                            fs::read_to_string(attempt.path().join(file)).ok().and_then(|p| p.trim().parse().ok())
-                        {
+                        let pid =
+                            fs::read_to_string(attempt.path().join(file)).ok().and_then(|p| p.trim().parse().ok());
+                        // Only a process that is this run's shim or init (pids are reused).
+                        if let Some(pid) = pid.filter(|pid| is_shim_of(*pid, &attempt.path())) {
                             let _ = nix::sys::signal::kill(
                                 nix::unistd::Pid::from_raw(pid),
                                 nix::sys::signal::Signal::SIGKILL,
                             );
+                            killed.push(pid);
                         }
                     }
                 }
             }
+        }
+        // Killed processes go within moments; wait so their files and mounts are released.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while killed.iter().any(|pid| is_alive(*pid)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for pod in &pods {
             let _ = network::release_namespaces(&pod.path().join("ns"));
             unmount_all(&pod.path());
             let veth = network::host_veth_name(&pod.file_name().to_string_lossy());
@@ -227,8 +234,31 @@ impl Native {
         }
         network::remove_masquerade_restoring(&config.bridge, &config.root);
         let _ = std::process::Command::new("ip").args(["link", "del", &config.bridge]).stderr(Stdio::null()).status();
-        let _ = fs::remove_dir_all(&config.root);
+        for _ in 0..3 {
+            match fs::remove_dir_all(&config.root) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(error = %e, root = %config.root.display(), "removing the pods directory");
+                }
+                _ => break,
+            }
+        }
     }
+}
+
+/// Is `pid` the shim (or its init, a fork of it) for the run in `dir`?
+fn is_shim_of(pid: i32, dir: &std::path::Path) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let dir = dir.to_string_lossy();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.iter().any(|a| *a == b"__shim") && args.iter().any(|a| *a == dir.as_bytes())
+}
+
+/// Alive and not a zombie.
+fn is_alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
 }
 
 /// Wait until process `pid` has exited (a pidfd becomes readable), reaping it if it is ours.
