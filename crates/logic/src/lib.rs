@@ -6,6 +6,7 @@ pub mod gc;
 pub mod pod_status;
 pub mod schedule;
 pub mod statefulset;
+pub mod volume;
 
 /// A Kubernetes quantity in milli-units (0 when malformed: validation rejects those earlier).
 pub(crate) fn quantity_of(s: &str) -> i128 {
