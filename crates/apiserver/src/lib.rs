@@ -62,6 +62,10 @@ pub struct ApiConfig {
     pub bookmark_interval: Duration,
     /// Upper bound on a watch without `timeoutSeconds`.
     pub max_watch_duration: Duration,
+    /// Admission as upstream's defaults enable it for storage: new claims get the default
+    /// StorageClass and the `kubernetes.io/pvc-protection` finalizer, new volumes
+    /// `kubernetes.io/pv-protection` (on only when the controllers that honour them run).
+    pub storage_admission: bool,
 }
 
 /// Shared state behind every handler.

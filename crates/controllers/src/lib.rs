@@ -7,16 +7,20 @@ pub mod namespace;
 mod resources;
 pub mod scheduler;
 pub mod statefulset;
+pub mod volumes;
 
 use tokio_util::sync::CancellationToken;
 
 /// Start the controllers that run inside `ordinal server` (garbage collection, namespace
-/// cleanup, StatefulSets, scheduling). Each task ends when `shutdown` is cancelled.
+/// cleanup, StatefulSets, scheduling, persistent volumes with the local provisioner when this
+/// machine runs pods). Each task ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
     client: kube::Client,
     shutdown: CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
+    provisioner: Option<volumes::LocalProvisioner>,
 ) {
+    tracker.spawn(logged("volume controller", volumes::run(client.clone(), shutdown.clone(), provisioner)));
     tracker.spawn(logged("garbage collector", gc::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("namespace controller", namespace::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("statefulset controller", statefulset::run(client.clone(), shutdown.clone())));

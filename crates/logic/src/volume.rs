@@ -158,7 +158,9 @@ pub fn decide(
     let best = volumes
         .iter()
         .filter(|v| v.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).is_none())
-        .filter(|v| v.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|p| p == "Available" || p == "Pending"))
+        .filter(|v| {
+            v.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|p| p == "Available" || p == "Pending")
+        })
         .filter(|v| satisfies(v, claim))
         .min_by(|a, b| capacity(a).cmp(&capacity(b)).then_with(|| a.metadata.name.cmp(&b.metadata.name)));
     if let Some(v) = best {
@@ -177,9 +179,9 @@ pub fn decide(
 /// A volume's phase from its claim reference and the claims that exist.
 pub fn volume_phase(volume: &PersistentVolume, claims: &[PersistentVolumeClaim]) -> &'static str {
     let Some(r) = volume.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) else { return "Available" };
-    let claim = claims
-        .iter()
-        .find(|c| c.metadata.name == r.name && c.metadata.namespace == r.namespace && (r.uid.is_none() || r.uid == c.metadata.uid));
+    let claim = claims.iter().find(|c| {
+        c.metadata.name == r.name && c.metadata.namespace == r.namespace && (r.uid.is_none() || r.uid == c.metadata.uid)
+    });
     match claim {
         Some(_) => "Bound",
         // Reserved for a claim that was never there yet (pre-bound by name, no uid): wait.

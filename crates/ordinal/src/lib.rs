@@ -226,6 +226,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         secure_port: addr.port(),
         bookmark_interval: config.bookmark_interval,
         max_watch_duration: Duration::from_secs(3600),
+        storage_admission: config.controllers,
     };
     let state = ApiState::new(store, api_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("api state: {e}"))?;
     {
@@ -243,7 +244,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
 
     let client = kube::Client::new(apiserver::internal_service(state.clone()), "default");
     if config.controllers {
-        controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks);
+        let provisioner = config.pods.as_ref().map(|_| controllers::volumes::LocalProvisioner {
+            root: config.data_dir.join("volumes"),
+            node_name: config.node_name.clone(),
+        });
+        controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks, provisioner);
         let health = start_node_agent(&config, &state, client.clone(), shutdown.clone(), &tasks).await;
         let (node_client, node_stop, node_name) = (client.clone(), shutdown.clone(), config.node_name.clone());
         tasks.spawn(async move {

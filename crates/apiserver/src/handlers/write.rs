@@ -134,6 +134,9 @@ pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
             meta_mut(&mut candidate).insert("name".into(), json!(generated_name(&generate)));
         }
         strategy::prepare_create(info, &mut candidate, &now());
+        if state.config.storage_admission {
+            admit_storage(state, info, &mut candidate);
+        }
         let errors = model::validation::validate_create(info, &candidate);
         if !errors.is_empty() {
             return Err(invalid(info, &candidate, errors));
@@ -435,4 +438,47 @@ pub fn bind(state: &ApiState, target: &Target, binding: Value) -> Result<Written
         object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         warnings: Vec::new(),
     })
+}
+
+/// Upstream's storage admission on create: the default StorageClass for a claim that names
+/// none (`DefaultStorageClass`), and the protection finalizers (`StorageObjectInUseProtection`).
+fn admit_storage(state: &ApiState, info: &ResourceInfo, obj: &mut Value) {
+    let finalizer = match (info.group, info.kind) {
+        ("", "PersistentVolumeClaim") => "kubernetes.io/pvc-protection",
+        ("", "PersistentVolume") => "kubernetes.io/pv-protection",
+        _ => return,
+    };
+    if info.kind == "PersistentVolumeClaim"
+        && obj.pointer("/spec/storageClassName").is_none()
+        && let Some(class) = default_storage_class(state)
+        && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.insert("storageClassName".into(), json!(class));
+    }
+    let m = meta_mut(obj);
+    let list = m.entry("finalizers").or_insert_with(|| json!([]));
+    if let Some(items) = list.as_array_mut()
+        && !items.iter().any(|f| f == finalizer)
+    {
+        items.push(json!(finalizer));
+    }
+}
+
+/// The StorageClass annotated as default (the newest, if several are).
+fn default_storage_class(state: &ApiState) -> Option<String> {
+    let info = model::resources::by_kind("storage.k8s.io/v1", "StorageClass")?;
+    let prefix = crate::path::collection_prefix(crate::convert::storage_info(info), None);
+    let (classes, _, _) = state.store.list(&prefix, None, None, &mut |_| true).ok()?;
+    classes
+        .iter()
+        .filter(|c| {
+            c.value
+                .pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")
+                .and_then(Value::as_str)
+                == Some("true")
+        })
+        .max_by_key(|c| {
+            c.value.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("").to_string()
+        })
+        .and_then(|c| c.value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
 }

@@ -9,4 +9,5 @@ mod pods;
 mod registry;
 mod server;
 mod statefulset;
+mod volumes;
 mod watch;

@@ -17,8 +17,10 @@ fn pvc(name: &str, class: Option<&str>, size: &str, modes: &[&str]) -> Persisten
     if let Some(c) = class {
         spec["storageClassName"] = json!(c);
     }
-    serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")}, "spec": spec}))
-        .expect("pvc")
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")}, "spec": spec}),
+    )
+    .expect("pvc")
 }
 
 fn bind(name: &str) -> ClaimDecision {
@@ -69,8 +71,7 @@ fn selectors_volume_names_claim_refs_and_consumers() {
         pv("slow-1", "manual", "1Gi", &["ReadWriteOnce"], json!({"disk": "hdd"})),
     ];
     let mut picky = pvc("p", Some("manual"), "1Gi", &["ReadWriteOnce"]);
-    picky.spec.as_mut().expect("spec").selector =
-        serde_json::from_value(json!({"matchLabels": {"disk": "hdd"}})).ok();
+    picky.spec.as_mut().expect("spec").selector = serde_json::from_value(json!({"matchLabels": {"disk": "hdd"}})).ok();
     assert_eq!(decide(&picky, &volumes, true, false, false), bind("slow-1"));
     // volumeName pre-binding.
     let mut named = pvc("n", Some("manual"), "1Gi", &["ReadWriteOnce"]);
@@ -79,8 +80,14 @@ fn selectors_volume_names_claim_refs_and_consumers() {
     // A volume reserved for a claim goes to that claim only.
     volumes[0].spec.as_mut().expect("spec").claim_ref =
         serde_json::from_value(json!({"namespace": "default", "name": "reserved"})).ok();
-    assert_eq!(decide(&pvc("reserved", Some("manual"), "1Gi", &["ReadWriteOnce"]), &volumes, true, false, false), bind("fast-1"));
-    assert_eq!(decide(&pvc("other", Some("manual"), "1Gi", &["ReadWriteOnce"]), &volumes, true, false, false), bind("slow-1"));
+    assert_eq!(
+        decide(&pvc("reserved", Some("manual"), "1Gi", &["ReadWriteOnce"]), &volumes, true, false, false),
+        bind("fast-1")
+    );
+    assert_eq!(
+        decide(&pvc("other", Some("manual"), "1Gi", &["ReadWriteOnce"]), &volumes, true, false, false),
+        bind("slow-1")
+    );
     // WaitForFirstConsumer: nothing until a pod using the claim is scheduled.
     let lazy = pvc("lazy", Some("manual"), "1Gi", &["ReadWriteOnce"]);
     assert!(matches!(decide(&lazy, &volumes, true, true, false), ClaimDecision::Wait(_)));

@@ -1,0 +1,163 @@
+//! Persistent volumes with real pods (seeds 001, 002 and 004): claims bind to static hostPath
+//! volumes of their class or to volumes the local provisioner makes for them, data outlives the
+//! pods, claims outlive scale-down and the StatefulSet, and reclaiming follows the policy.
+
+use std::time::Duration;
+
+use it::{TEST_IMAGE, TestServer, eventually};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::Api;
+
+fn sts(name: &str, replicas: u32, class: Option<&str>) -> String {
+    let class = class.map(|c| format!("      storageClassName: {c}\n")).unwrap_or_default();
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  clusterIP: None
+  selector: {{app: {name}}}
+  ports: [{{port: 80}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: {name}}}
+spec:
+  serviceName: {name}
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: app
+        image: {TEST_IMAGE}
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+        volumeMounts: [{{name: www, mountPath: /usr/share/nginx/html}}]
+  volumeClaimTemplates:
+  - metadata: {{name: www}}
+    spec:
+      accessModes: ["ReadWriteOnce"]
+{class}      resources: {{requests: {{storage: 1Gi}}}}
+"#
+    )
+}
+
+async fn ready(pods: &Api<Pod>, name: &str, not_uid: Option<String>) -> anyhow::Result<Pod> {
+    eventually(&format!("{name} ready"), Duration::from_secs(60), || async {
+        let p = pods.get_opt(name).await.ok().flatten()?;
+        let ok = p.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        (ok && p.metadata.uid != not_uid).then_some(p)
+    })
+    .await
+}
+
+fn phase_of_claim(c: &PersistentVolumeClaim) -> String {
+    c.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    let k = server.kubectl("1.33")?;
+    let old = server.kubectl("1.27")?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(server.client());
+    let volumes: Api<PersistentVolume> = Api::all(server.client());
+
+    // The default class exists from the start.
+    let classes = k.ok(&["get", "storageclass"])?;
+    assert!(classes.contains("local-path (default)") && classes.contains("ordinal.dev/local-path"), "{classes}");
+    assert!(classes.contains("WaitForFirstConsumer"), "{classes}");
+
+    // Seed 002: three hostPath volumes of a class, a StatefulSet whose claims name it.
+    let host = server.dir.path().join("mnt");
+    let mut manifest = String::new();
+    for i in 0..3 {
+        manifest.push_str(&format!(
+            "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: test-{i}, labels: {{type: local}}}}\nspec:\n  storageClassName: manual\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  hostPath: {{path: {}}}\n---\n",
+            host.join(format!("test-{i}")).display()
+        ));
+    }
+    manifest.push_str(&sts("statefulset-test", 3, Some("manual")));
+    k.ok_stdin(&["apply", "-f", "-"], &manifest)?;
+    for i in 0..3 {
+        ready(&pods, &format!("statefulset-test-{i}"), None).await?;
+    }
+    let table = old.ok(&["get", "pvc", "--no-headers"])?;
+    for i in 0..3 {
+        let line = table.lines().find(|l| l.starts_with(&format!("www-statefulset-test-{i} "))).unwrap_or_default();
+        assert!(line.contains("Bound") && line.contains("test-") && line.contains("manual"), "{table}");
+    }
+    let pvs = k.ok(&["get", "pv", "--no-headers"])?;
+    assert_eq!(pvs.lines().filter(|l| l.contains("Bound")).count(), 3, "{pvs}");
+    // What the pod writes lands in the volume's host directory.
+    k.ok(&["exec", "statefulset-test-0", "--", "sh", "-c", "echo hello > /usr/share/nginx/html/index.html"])?;
+    let bound_to = claims.get("www-statefulset-test-0").await?.spec.and_then(|s| s.volume_name).unwrap_or_default();
+    assert_eq!(std::fs::read_to_string(host.join(&bound_to).join("index.html"))?, "hello\n");
+
+    // Seed 004: no class named, so the default class provisions one volume per claim.
+    k.ok_stdin(&["apply", "-f", "-"], &sts("web", 2, None))?;
+    let web0 = ready(&pods, "web-0", None).await?;
+    ready(&pods, "web-1", None).await?;
+    let table = k.ok(&["get", "pvc", "www-web-0", "--no-headers"])?;
+    let cols: Vec<&str> = table.split_whitespace().collect();
+    assert_eq!(
+        (cols[1], &cols[2][..4], cols[3], cols[4], cols[5]),
+        ("Bound", "pvc-", "1Gi", "RWO", "local-path"),
+        "{table}"
+    );
+
+    // Seed 001: data written by web-0 is there for the new web-0.
+    k.ok(&["exec", "web-0", "--", "sh", "-c", "echo kept > /usr/share/nginx/html/data"])?;
+    k.ok(&["delete", "pod", "web-0"])?;
+    ready(&pods, "web-0", web0.metadata.uid.clone()).await?;
+    assert_eq!(k.ok(&["exec", "web-0", "--", "cat", "/usr/share/nginx/html/data"])?, "kept\n");
+
+    // Scale 2 → 1 → 2 keeps and reuses the claims.
+    k.ok(&["exec", "web-1", "--", "sh", "-c", "echo one > /usr/share/nginx/html/data"])?;
+    k.ok(&["scale", "sts", "web", "--replicas=1"])?;
+    eventually("web-1 gone", Duration::from_secs(60), || async {
+        pods.get_opt("web-1").await.ok().and_then(|p| p.is_none().then_some(()))
+    })
+    .await?;
+    assert_eq!(phase_of_claim(&claims.get("www-web-1").await?), "Bound", "the claim outlives scale-down");
+    k.ok(&["scale", "sts", "web", "--replicas=2"])?;
+    ready(&pods, "web-1", None).await?;
+    assert_eq!(k.ok(&["exec", "web-1", "--", "cat", "/usr/share/nginx/html/data"])?, "one\n");
+
+    // Growing a claim of an expandable class grows its volume.
+    k.ok(&["patch", "pvc", "www-web-1", "-p", r#"{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}"#])?;
+    eventually("www-web-1 expanded", Duration::from_secs(30), || async {
+        let c = claims.get("www-web-1").await.ok()?;
+        let cap = c.status?.capacity?.get("storage")?.0.clone();
+        (cap == "2Gi").then_some(())
+    })
+    .await?;
+
+    // Deleting the StatefulSets keeps the claims; deleting the claims reclaims the volumes:
+    // provisioned ones (Delete) go with their directories, static ones (Retain) are Released.
+    k.ok(&["delete", "sts", "web", "statefulset-test"])?;
+    eventually("pods gone", Duration::from_secs(60), || async {
+        pods.list(&Default::default()).await.ok().filter(|l| l.items.is_empty())
+    })
+    .await?;
+    assert_eq!(claims.list(&Default::default()).await?.items.len(), 5, "claims outlive their StatefulSet");
+    let provisioned = claims.get("www-web-0").await?.spec.and_then(|s| s.volume_name).unwrap_or_default();
+    let provisioned_dir = server.running_data_dir().join("volumes").join(&provisioned);
+    assert!(provisioned_dir.join("data").exists());
+    k.ok(&["delete", "pvc", "--all"])?;
+    eventually("provisioned volumes deleted, static ones released", Duration::from_secs(60), || async {
+        let list = volumes.list(&Default::default()).await.ok()?.items;
+        let phases: Vec<String> =
+            list.iter().map(|v| v.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()).collect();
+        (list.len() == 3 && phases.iter().all(|p| p == "Released")).then_some(())
+    })
+    .await?;
+    assert!(!provisioned_dir.exists(), "the provisioned directory is removed");
+    assert!(host.join(&bound_to).join("index.html").exists(), "static volumes keep their data");
+    let clean = server.assert_nothing_left_behind().await;
+    server.stop().await;
+    clean
+}
