@@ -171,6 +171,8 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
         apply(&ctx, &set, &pods_api, &claims_api, &plan.actions).await
     };
 
+    grow_claims(&ctx.client, &set, &claims, &claims_api).await?;
+
     if logic::statefulset::status_changed(set.status.as_ref(), &plan.status) {
         let patch = json!({"status": plan.status});
         sets_api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
@@ -395,4 +397,33 @@ async fn apply(
 /// `www-web-0` → `web-0` (the pod a claim is for).
 fn claim_pod_name(claim: &str, set_name: &str) -> String {
     claim.rfind(&format!("-{set_name}-")).map(|i| claim[i + 1..].to_string()).unwrap_or_default()
+}
+
+/// Beyond upstream (#68737): when a claim template asks for more storage, grow the set's claims
+/// whose class allows expansion (the volume controller then grows their volumes).
+async fn grow_claims(
+    client: &kube::Client,
+    set: &StatefulSet,
+    claims: &[PersistentVolumeClaim],
+    claims_api: &Api<PersistentVolumeClaim>,
+) -> Result<(), Error> {
+    let classes: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
+    for (name, storage) in logic::statefulset::pods::claims_to_grow(set, claims) {
+        let class = claims
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name.as_str()))
+            .and_then(|c| c.spec.as_ref().and_then(|s| s.storage_class_name.clone()))
+            .unwrap_or_default();
+        let expandable =
+            !class.is_empty() && classes.get_opt(&class).await?.is_some_and(|c| c.allow_volume_expansion == Some(true));
+        if !expandable {
+            continue;
+        }
+        let patch = json!({"spec": {"resources": {"requests": {"storage": storage}}}});
+        match claims_api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

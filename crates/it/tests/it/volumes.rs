@@ -136,26 +136,69 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
     })
     .await?;
 
-    // Deleting the StatefulSets keeps the claims; deleting the claims reclaims the volumes:
-    // provisioned ones (Delete) go with their directories, static ones (Retain) are Released.
+    // Beyond upstream: growing the set's claim template grows every claim of it.
+    k.ok(&[
+        "patch",
+        "sts",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/volumeClaimTemplates/0/spec/resources/requests/storage","value":"3Gi"}]"#,
+    ])?;
+    for claim in ["www-web-0", "www-web-1"] {
+        eventually(&format!("{claim} grown with its template"), Duration::from_secs(30), || async {
+            let cap = claims.get(claim).await.ok()?.status?.capacity?.get("storage")?.0.clone();
+            (cap == "3Gi").then_some(())
+        })
+        .await?;
+    }
+    let shrink = k.fails(&[
+        "patch",
+        "sts",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/volumeClaimTemplates/0/spec/resources/requests/storage","value":"1Gi"}]"#,
+    ])?;
+    assert!(shrink.contains("may only grow"), "{shrink}");
+    // Recycle is refused, as deprecated.
+    let recycle = k.fails_stdin(&["apply", "-f", "-"],
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: old-style}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  persistentVolumeReclaimPolicy: Recycle\n  hostPath: {path: /tmp/old-style}\n")?;
+    assert!(recycle.contains("Recycle reclaim policy is deprecated"), "{recycle}");
+
+    // A claim in use is protected: deleting it waits for its pod to go.
+    let provisioned = claims.get("www-web-0").await?.spec.and_then(|s| s.volume_name).unwrap_or_default();
+    let provisioned_dir = server.running_data_dir().join("volumes").join(&provisioned);
+    assert!(provisioned_dir.join("data").exists());
+    k.ok(&["delete", "pvc", "www-web-0", "--wait=false"])?;
+    let protected = claims.get("www-web-0").await?;
+    assert!(protected.metadata.deletion_timestamp.is_some(), "marked for deletion");
+    assert!(protected.metadata.finalizers.unwrap_or_default().contains(&"kubernetes.io/pvc-protection".to_string()));
+
+    // Deleting the StatefulSets keeps the other claims; the protected one goes with its pod, and
+    // its provisioned volume (reclaim Delete) with it, directory and all.
     k.ok(&["delete", "sts", "web", "statefulset-test"])?;
     eventually("pods gone", Duration::from_secs(60), || async {
         pods.list(&Default::default()).await.ok().filter(|l| l.items.is_empty())
     })
     .await?;
-    assert_eq!(claims.list(&Default::default()).await?.items.len(), 5, "claims outlive their StatefulSet");
-    let provisioned = claims.get("www-web-0").await?.spec.and_then(|s| s.volume_name).unwrap_or_default();
-    let provisioned_dir = server.running_data_dir().join("volumes").join(&provisioned);
-    assert!(provisioned_dir.join("data").exists());
+    eventually("www-web-0 and its volume gone", Duration::from_secs(30), || async {
+        let claim_gone = claims.get_opt("www-web-0").await.ok()?.is_none();
+        let volume_gone = volumes.get_opt(&provisioned).await.ok()?.is_none();
+        (claim_gone && volume_gone).then_some(())
+    })
+    .await?;
+    assert!(!provisioned_dir.exists(), "the provisioned directory is removed");
+    assert_eq!(claims.list(&Default::default()).await?.items.len(), 4, "claims outlive their StatefulSet");
+    // Static volumes (reclaim Retain) are Released and keep their data.
     k.ok(&["delete", "pvc", "--all"])?;
-    eventually("provisioned volumes deleted, static ones released", Duration::from_secs(60), || async {
+    eventually("static volumes released", Duration::from_secs(60), || async {
         let list = volumes.list(&Default::default()).await.ok()?.items;
         let phases: Vec<String> =
             list.iter().map(|v| v.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()).collect();
         (list.len() == 3 && phases.iter().all(|p| p == "Released")).then_some(())
     })
     .await?;
-    assert!(!provisioned_dir.exists(), "the provisioned directory is removed");
     assert!(host.join(&bound_to).join("index.html").exists(), "static volumes keep their data");
     let clean = server.assert_nothing_left_behind().await;
     server.stop().await;

@@ -233,3 +233,30 @@ pub fn identity_matches(set: &StatefulSet, pod: &Pod) -> bool {
     pod.metadata.namespace == set.metadata.namespace
         && pod.metadata.labels.as_ref().and_then(|l| l.get(POD_NAME_LABEL)).map(String::as_str) == Some(name)
 }
+
+/// Beyond upstream (#68737): the claims of `set` whose storage request is below what their
+/// `volumeClaimTemplates` entry now asks, with the new request: (claim name, storage).
+pub fn claims_to_grow(set: &StatefulSet, claims: &[PersistentVolumeClaim]) -> Vec<(String, String)> {
+    let set_name = set.metadata.name.clone().unwrap_or_default();
+    let storage = |spec: Option<&k8s_openapi::api::core::v1::PersistentVolumeClaimSpec>| {
+        spec.and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .map(|q| q.0.clone())
+    };
+    let mut out = Vec::new();
+    for template in set.spec.iter().flat_map(|s| s.volume_claim_templates.iter().flatten()) {
+        let Some(wanted) = storage(template.spec.as_ref()) else { continue };
+        let prefix = format!("{}-", template.metadata.name.clone().unwrap_or_default());
+        for claim in claims {
+            let name = claim.metadata.name.clone().unwrap_or_default();
+            let ours =
+                name.strip_prefix(&prefix).and_then(parent_and_ordinal).is_some_and(|(parent, _)| parent == set_name);
+            let has = storage(claim.spec.as_ref()).map(|q| crate::quantity_of(&q)).unwrap_or(0);
+            if ours && claim.metadata.deletion_timestamp.is_none() && has < crate::quantity_of(&wanted) {
+                out.push((name, wanted.clone()));
+            }
+        }
+    }
+    out
+}

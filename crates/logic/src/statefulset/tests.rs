@@ -658,3 +658,31 @@ fn ordinals_start_where_the_spec_says() {
     let p = w.plan(&moved, "r");
     assert_eq!(created(&p), ["web-7"]);
 }
+
+#[test]
+fn growing_a_claim_template_grows_the_sets_existing_claims_only() {
+    let set: StatefulSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "serviceName": "web", "template": {},
+            "volumeClaimTemplates": [{"metadata": {"name": "www"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}}]}
+    }))
+    .expect("set");
+    let claim = |name: &str, size: &str| -> PersistentVolumeClaim {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": "default"},
+            "spec": {"resources": {"requests": {"storage": size}}}}))
+        .expect("claim")
+    };
+    let claims = vec![
+        claim("www-web-0", "1Gi"),
+        claim("www-web-1", "2Gi"),
+        claim("www-web-2", "3Gi"),
+        claim("www-webby-0", "1Gi"),
+        claim("data-web-0", "1Gi"),
+    ];
+    assert_eq!(
+        crate::statefulset::pods::claims_to_grow(&set, &claims),
+        vec![("www-web-0".to_string(), "2Gi".to_string())],
+        "only this set's claims of that template, and only those below the request"
+    );
+}

@@ -448,12 +448,16 @@ pub(crate) fn volume(pv: &PersistentVolume, errs: &mut Errors) {
             Err(e) => errs.push(FieldError::invalid(&p, q.0.as_str(), e.to_string())),
         }
     }
-    optional_one_of(
-        spec.persistent_volume_reclaim_policy.as_deref().filter(|p| !p.is_empty()),
-        &path.child("persistentVolumeReclaimPolicy"),
-        &["Delete", "Recycle", "Retain"],
-        errs,
-    );
+    let reclaim = spec.persistent_volume_reclaim_policy.as_deref().filter(|p| !p.is_empty());
+    if reclaim == Some("Recycle") {
+        errs.push(FieldError::invalid(
+            &path.child("persistentVolumeReclaimPolicy").to_string(),
+            "Recycle",
+            "the Recycle reclaim policy is deprecated upstream and not supported: use Delete or Retain",
+        ));
+    } else {
+        optional_one_of(reclaim, &path.child("persistentVolumeReclaimPolicy"), &["Delete", "Retain"], errs);
+    }
     let sources = [
         ("hostPath", spec.host_path.is_some()),
         ("gcePersistentDisk", spec.gce_persistent_disk.is_some()),

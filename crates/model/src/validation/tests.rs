@@ -287,8 +287,7 @@ fn statefulset_updates_only_touch_mutable_fields() {
     assert_eq!(update("apps", "statefulsets", old.clone(), allowed), NONE);
     let forbidden = "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden";
     type Edit = fn(&mut Value);
-    let edits: [Edit; 4] = [
-        |v| v["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = json!("2Gi"),
+    let edits: [Edit; 3] = [
         |v| v["spec"]["serviceName"] = json!("other"),
         |v| v["spec"]["revisionHistoryLimit"] = json!(3),
         |v| v["spec"]["podManagementPolicy"] = json!("Parallel"),
@@ -297,6 +296,28 @@ fn statefulset_updates_only_touch_mutable_fields() {
         let new = with(&old, edit);
         assert_eq!(update("apps", "statefulsets", old.clone(), new.clone()), [forbidden], "{}", new["spec"]);
     }
+    // Beyond upstream: a claim template's storage may grow, never shrink; nothing else may change.
+    let grown = with(&old, |v| {
+        v["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = json!("20Gi")
+    });
+    assert_eq!(update("apps", "statefulsets", old.clone(), grown.clone()), NONE);
+    let shrunk = with(&grown, |v| {
+        v["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = json!("1Mi")
+    });
+    assert_eq!(
+        update("apps", "statefulsets", grown, shrunk),
+        [
+            "spec.volumeClaimTemplates[0].spec.resources.requests.storage: Forbidden: may only grow: Ordinal expands existing claims when a template asks for more, and volumes cannot shrink"
+        ]
+    );
+    let renamed_mode =
+        with(&old, |v| v["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] = json!(["ReadWriteMany"]));
+    assert_eq!(
+        update("apps", "statefulsets", old.clone(), renamed_mode),
+        [
+            "spec.volumeClaimTemplates: Forbidden: only the storage request of a volumeClaimTemplates entry may change (and only grow)"
+        ]
+    );
 }
 
 #[test]
