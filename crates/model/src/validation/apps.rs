@@ -200,47 +200,47 @@ pub(crate) fn stateful_set_update(old: &StatefulSet, new: &StatefulSet, errs: &m
     clone.persistent_volume_claim_retention_policy = old_spec.persistent_volume_claim_retention_policy.clone();
     // Beyond upstream (#68737): a claim template's storage request may grow (the controller
     // then expands the claims); it may not shrink, and nothing else in a template may change.
-    if let (Some(old_t), Some(new_t)) = (&old_spec.volume_claim_templates, &new_spec.volume_claim_templates) {
-        if old_t.len() == new_t.len() {
-            let storage = |t: &k8s_openapi::api::core::v1::PersistentVolumeClaim| {
-                t.spec
-                    .as_ref()
-                    .and_then(|s| s.resources.as_ref())
-                    .and_then(|r| r.requests.as_ref())
-                    .and_then(|r| r.get("storage"))
-                    .cloned()
+    if let (Some(old_t), Some(new_t)) = (&old_spec.volume_claim_templates, &new_spec.volume_claim_templates)
+        && old_t.len() == new_t.len()
+    {
+        let storage = |t: &k8s_openapi::api::core::v1::PersistentVolumeClaim| {
+            t.spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .cloned()
+        };
+        let mut same_but_storage = true;
+        for (i, (o, n)) in old_t.iter().zip(new_t).enumerate() {
+            let mut n_as_old = n.clone();
+            if let (Some(spec), Some(old_q)) = (n_as_old.spec.as_mut(), storage(o))
+                && let Some(requests) = spec.resources.as_mut().and_then(|r| r.requests.as_mut())
+            {
+                requests.insert("storage".into(), old_q);
+            }
+            if n_as_old != *o {
+                same_but_storage = false;
+                continue;
+            }
+            let quantity = |q: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+                q.and_then(|q| crate::quantity::parse_quantity(&q.0).ok()).map(|q| q.millis()).unwrap_or(0)
             };
-            let mut same_but_storage = true;
-            for (i, (o, n)) in old_t.iter().zip(new_t).enumerate() {
-                let mut n_as_old = n.clone();
-                if let (Some(spec), Some(old_q)) = (n_as_old.spec.as_mut(), storage(o)) {
-                    if let Some(requests) = spec.resources.as_mut().and_then(|r| r.requests.as_mut()) {
-                        requests.insert("storage".into(), old_q);
-                    }
-                }
-                if n_as_old != *o {
-                    same_but_storage = false;
-                    continue;
-                }
-                let quantity = |q: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
-                    q.and_then(|q| crate::quantity::parse_quantity(&q.0).ok()).map(|q| q.millis()).unwrap_or(0)
-                };
-                if quantity(storage(n)) < quantity(storage(o)) {
-                    errs.push(FieldError::forbidden(
+            if quantity(storage(n)) < quantity(storage(o)) {
+                errs.push(FieldError::forbidden(
                         format!("spec.volumeClaimTemplates[{i}].spec.resources.requests.storage"),
                         "may only grow: Ordinal expands existing claims when a template asks for more, and volumes cannot shrink",
                     ));
-                }
             }
-            if same_but_storage {
-                clone.volume_claim_templates = old_spec.volume_claim_templates.clone();
-            } else {
-                errs.push(FieldError::forbidden(
-                    "spec.volumeClaimTemplates",
-                    "only the storage request of a volumeClaimTemplates entry may change (and only grow)",
-                ));
-                clone.volume_claim_templates = old_spec.volume_claim_templates.clone();
-            }
+        }
+        if same_but_storage {
+            clone.volume_claim_templates = old_spec.volume_claim_templates.clone();
+        } else {
+            errs.push(FieldError::forbidden(
+                "spec.volumeClaimTemplates",
+                "only the storage request of a volumeClaimTemplates entry may change (and only grow)",
+            ));
+            clone.volume_claim_templates = old_spec.volume_claim_templates.clone();
         }
     }
     if clone != *old_spec {

@@ -451,7 +451,7 @@ pub(crate) fn volume(pv: &PersistentVolume, errs: &mut Errors) {
     let reclaim = spec.persistent_volume_reclaim_policy.as_deref().filter(|p| !p.is_empty());
     if reclaim == Some("Recycle") {
         errs.push(FieldError::invalid(
-            &path.child("persistentVolumeReclaimPolicy").to_string(),
+            path.child("persistentVolumeReclaimPolicy").to_string(),
             "Recycle",
             "the Recycle reclaim policy is deprecated upstream and not supported: use Delete or Retain",
         ));
