@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::PostParams;
 
@@ -96,12 +96,23 @@ async fn pods_survive_kill_9_of_the_server_and_stop_pods_on_exit_cleans_up() -> 
     let mut server = spawn(&data, port, &native, &[])?;
     let client = ready_client(&data).await?;
     let pods: Api<Pod> = Api::default_namespaced(client);
+    // A pod with a claim the local provisioner fills.
+    let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(pods.clone().into_client());
+    let claim: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }))?;
+    claims.create(&PostParams::default(), &claim).await?;
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "survivor"},
-        "spec": {"containers": [{"name": "app", "image": IMAGE, "command": ["sh", "-c", "while true; do sleep 1; done"]}]}
+        "spec": {"containers": [{"name": "app", "image": IMAGE, "command": ["sh", "-c", "while true; do sleep 1; done"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}
     }))?;
     pods.create(&PostParams::default(), &pod).await?;
     let before = wait_for("survivor running", async || started_at(&pods.get("survivor").await.ok()?)).await?;
+    let bound_before = claims.get("data").await?.spec.and_then(|s| s.volume_name);
+    assert!(bound_before.as_deref().is_some_and(|v| v.starts_with("pvc-")), "{bound_before:?}");
 
     server.0.kill()?;
     server.0.wait()?;
@@ -114,6 +125,10 @@ async fn pods_survive_kill_9_of_the_server_and_stop_pods_on_exit_cleans_up() -> 
     let pods: Api<Pod> = Api::default_namespaced(client);
     let after = wait_for("survivor seen again", async || started_at(&pods.get("survivor").await.ok()?)).await?;
     assert_eq!(after, before, "the same run, found again, not restarted");
+    let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(pods.clone().into_client());
+    let claim = claims.get("data").await?;
+    assert_eq!(claim.spec.and_then(|s| s.volume_name), bound_before, "the binding survived kill -9");
+    assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
 
     // A clean stop with --stop-pods-on-exit removes every trace.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.0.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
