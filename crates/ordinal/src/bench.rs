@@ -331,6 +331,8 @@ impl StsBench {
 #[derive(Debug, Clone)]
 pub struct PodsBench {
     pub pods: usize,
+    /// Measure claims instead (`ordinal bench volumes`).
+    pub volumes: bool,
 }
 
 impl PodsBench {
@@ -408,6 +410,9 @@ impl PodsBench {
                 bail!("the node did not become Ready: is this machine able to run containers?");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.volumes {
+            return self.measure_volumes(client).await;
         }
         let rss_idle = rss_kib(pid).unwrap_or(0);
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -513,6 +518,129 @@ fn emit_pods(metric: &str, mut samples_ms: Vec<f64>) {
     samples_ms.sort_by(|a, b| a.total_cmp(b));
     let line = json!({
         "bench": "pods", "metric": metric, "unit": "ms", "n": samples_ms.len(),
+        "p50": round(percentile(&samples_ms, 0.50)), "p99": round(percentile(&samples_ms, 0.99)),
+        "max": round(samples_ms.last().copied().unwrap_or(0.0)),
+    });
+    println!("{line}");
+}
+
+impl PodsBench {
+    /// `ordinal bench volumes`: claims of an Immediate local class, create → Bound; then pods
+    /// each with a claim of the default (WaitForFirstConsumer) class, create → Running.
+    async fn measure_volumes(&self, client: kube::Client) -> anyhow::Result<()> {
+        use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+        use k8s_openapi::api::storage::v1::StorageClass;
+        let classes: Api<StorageClass> = Api::all(client.clone());
+        let class: StorageClass = serde_json::from_value(json!({
+            "metadata": {"name": "bench-immediate"}, "provisioner": "ordinal.dev/local-path",
+            "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}))?;
+        classes.create(&PostParams::default(), &class).await?;
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+
+        // Watch claims and pods for the moments they become Bound / Running.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+        let claim_tx = tx.clone();
+        let watch_claims = claims.clone();
+        let claim_watch = tokio::spawn(async move {
+            let mut events = Box::pin(kube::runtime::watcher(watch_claims, Default::default()));
+            while let Some(Ok(event)) = events.next().await {
+                if let kube::runtime::watcher::Event::Apply(c) = event {
+                    if c.status.and_then(|s| s.phase).as_deref() == Some("Bound") {
+                        let _ = claim_tx.send((format!("claim/{}", c.metadata.name.unwrap_or_default()), Instant::now()));
+                    }
+                }
+            }
+        });
+        let watch_pods = pods.clone();
+        let pod_watch = tokio::spawn(async move {
+            let mut events = Box::pin(kube::runtime::watcher(watch_pods, Default::default()));
+            while let Some(Ok(event)) = events.next().await {
+                if let kube::runtime::watcher::Event::Apply(p) = event {
+                    if p.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                        let _ = tx.send((format!("pod/{}", p.metadata.name.unwrap_or_default()), Instant::now()));
+                    }
+                }
+            }
+        });
+        let claim = |name: String, class: Option<&str>| -> anyhow::Result<PersistentVolumeClaim> {
+            let mut spec = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}});
+            if let Some(c) = class {
+                spec["storageClassName"] = json!(c);
+            }
+            Ok(serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec}))?)
+        };
+
+        let mut created: std::collections::BTreeMap<String, Instant> = Default::default();
+        let mut creating = futures::stream::iter((0..self.pods).map(|i| {
+            let claims = claims.clone();
+            let c = claim(format!("bound-{i}"), Some("bench-immediate"));
+            async move {
+                let c = c?;
+                let at = Instant::now();
+                claims.create(&PostParams::default(), &c).await?;
+                anyhow::Ok((format!("claim/bound-{i}"), at))
+            }
+        }))
+        .buffer_unordered(16);
+        while let Some(r) = creating.next().await {
+            let (k, at) = r?;
+            created.insert(k, at);
+        }
+        drop(creating);
+        let mut creating = futures::stream::iter((0..self.pods).map(|i| {
+            let (claims, pods) = (claims.clone(), pods.clone());
+            let c = claim(format!("data-{i}"), None);
+            async move {
+                let c = c?;
+                let pod: Pod = serde_json::from_value(json!({
+                    "metadata": {"name": format!("user-{i}")},
+                    "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "localhost/busybox:bench",
+                        "command": ["sh", "-c", "while true; do sleep 1; done"],
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{i}")}}]}
+                }))?;
+                let at = Instant::now();
+                claims.create(&PostParams::default(), &c).await?;
+                pods.create(&PostParams::default(), &pod).await?;
+                anyhow::Ok((format!("pod/user-{i}"), at))
+            }
+        }))
+        .buffer_unordered(16);
+        while let Some(r) = creating.next().await {
+            let (k, at) = r?;
+            created.insert(k, at);
+        }
+        let mut reached: std::collections::BTreeMap<String, Instant> = Default::default();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let wanted = |reached: &std::collections::BTreeMap<String, Instant>| {
+            created.keys().filter(|k| k.starts_with("claim/bound-") || k.starts_with("pod/")).all(|k| reached.contains_key(k))
+        };
+        while !wanted(&reached) {
+            let Ok(Some((key, at))) = tokio::time::timeout_at(deadline.into(), rx.recv()).await else {
+                bail!("not all claims bound and pods running within 300s ({} seen)", reached.len());
+            };
+            reached.entry(key).or_insert(at);
+        }
+        claim_watch.abort();
+        pod_watch.abort();
+        let latencies = |prefix: &str| -> Vec<f64> {
+            created
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .filter_map(|(k, c)| reached.get(k).map(|r| r.duration_since(*c).as_secs_f64() * 1000.0))
+                .collect()
+        };
+        emit_volumes("claim_create_to_bound", latencies("claim/bound-"));
+        emit_volumes("pod_with_claim_create_to_running", latencies("pod/"));
+        Ok(())
+    }
+}
+
+fn emit_volumes(metric: &str, mut samples_ms: Vec<f64>) {
+    samples_ms.sort_by(|a, b| a.total_cmp(b));
+    let line = json!({
+        "bench": "volumes", "metric": metric, "unit": "ms", "n": samples_ms.len(),
         "p50": round(percentile(&samples_ms, 0.50)), "p99": round(percentile(&samples_ms, 0.99)),
         "max": round(samples_ms.last().copied().unwrap_or(0.0)),
     });

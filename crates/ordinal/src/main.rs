@@ -121,6 +121,11 @@ enum BenchKind {
         #[arg(long, default_value_t = 100)]
         pods: usize,
     },
+    /// Volumes: claim create → Bound, and pod-with-claim create → Running (needs root).
+    Volumes {
+        #[arg(long, default_value_t = 100)]
+        claims: usize,
+    },
     /// StatefulSet controller: scale-up and rolling-update times with instantly ready pods.
     Sts {
         #[arg(long, default_value_t = 100)]
@@ -259,7 +264,12 @@ fn run() -> anyhow::Result<()> {
                 .run()
                 .await
             }
-            Command::Bench { which: BenchKind::Pods { pods } } => ordinal::bench::PodsBench { pods }.run().await,
+            Command::Bench { which: BenchKind::Pods { pods } } => {
+                ordinal::bench::PodsBench { pods, volumes: false }.run().await
+            }
+            Command::Bench { which: BenchKind::Volumes { claims } } => {
+                ordinal::bench::PodsBench { pods: claims, volumes: true }.run().await
+            }
             Command::Bench { which: BenchKind::Sts { ordered, parallel } } => {
                 ordinal::bench::StsBench { ordered_replicas: ordered, parallel_replicas: parallel }.run().await
             }
