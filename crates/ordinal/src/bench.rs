@@ -547,7 +547,8 @@ impl PodsBench {
             while let Some(Ok(event)) = events.next().await {
                 if let kube::runtime::watcher::Event::Apply(c) = event {
                     if c.status.and_then(|s| s.phase).as_deref() == Some("Bound") {
-                        let _ = claim_tx.send((format!("claim/{}", c.metadata.name.unwrap_or_default()), Instant::now()));
+                        let _ =
+                            claim_tx.send((format!("claim/{}", c.metadata.name.unwrap_or_default()), Instant::now()));
                     }
                 }
             }
@@ -614,7 +615,10 @@ impl PodsBench {
         let mut reached: std::collections::BTreeMap<String, Instant> = Default::default();
         let deadline = Instant::now() + Duration::from_secs(300);
         let wanted = |reached: &std::collections::BTreeMap<String, Instant>| {
-            created.keys().filter(|k| k.starts_with("claim/bound-") || k.starts_with("pod/")).all(|k| reached.contains_key(k))
+            created
+                .keys()
+                .filter(|k| k.starts_with("claim/bound-") || k.starts_with("pod/"))
+                .all(|k| reached.contains_key(k))
         };
         while !wanted(&reached) {
             let Ok(Some((key, at))) = tokio::time::timeout_at(deadline.into(), rx.recv()).await else {

@@ -81,10 +81,28 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
         ));
     }
     manifest.push_str(&sts("statefulset-test", 3, Some("manual")));
+    // `kubectl get pvc -w` shows each claim go from Pending to Bound.
+    let mut watch = old.spawn(&["get", "pvc", "-w"])?;
+    let out = watch.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(out).lines().map_while(Result::ok).collect::<Vec<String>>()
+    });
     k.ok_stdin(&["apply", "-f", "-"], &manifest)?;
     for i in 0..3 {
         ready(&pods, &format!("statefulset-test-{i}"), None).await?;
     }
+    watch.kill()?;
+    watch.wait()?;
+    let seen = reader.join().map_err(|_| anyhow::anyhow!("watch reader panicked"))?;
+    // (The watch may start after the first claim bound; later ones are created one by one.)
+    let went_through = |claim: &str| {
+        let states: Vec<&String> = seen.iter().filter(|l| l.starts_with(&format!("{claim} "))).collect();
+        let pending = states.iter().position(|l| l.contains("Pending"));
+        let bound = states.iter().rposition(|l| l.contains(" Bound "));
+        matches!((pending, bound), (Some(p), Some(b)) if p < b)
+    };
+    assert!(went_through("www-statefulset-test-2"), "{seen:?}");
     let table = old.ok(&["get", "pvc", "--no-headers"])?;
     for i in 0..3 {
         let line = table.lines().find(|l| l.starts_with(&format!("www-statefulset-test-{i} "))).unwrap_or_default();
