@@ -194,6 +194,18 @@ async fn pass(
             settle_bound(&api, &pv_api, claim, expanded.as_ref().unwrap_or(pv)).await?;
             continue;
         }
+        // Bound once, and its volume is gone: Lost (upstream's phase), and it stays so.
+        let completed = claim.annotations().get("pv.kubernetes.io/bind-completed").is_some_and(|v| v == "yes");
+        let named = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()).is_some_and(|v| !v.is_empty());
+        if completed && named {
+            if claim.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Lost") {
+                let status = json!({"status": {"phase": "Lost"}});
+                ignore_gone(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await)?;
+                let note = "Bound claim has lost its PersistentVolume. Data on the volume is lost!".to_string();
+                say(recorder, said, claim, true, "ClaimLost", note).await;
+            }
+            continue;
+        }
         let class_name = logic::volume::claim_class(claim);
         let class = classes.iter().find(|c| c.metadata.name.as_deref() == Some(class_name.as_str()));
         let class_exists = class_name.is_empty() || class.is_some();

@@ -545,11 +545,10 @@ impl PodsBench {
         let claim_watch = tokio::spawn(async move {
             let mut events = Box::pin(kube::runtime::watcher(watch_claims, Default::default()));
             while let Some(Ok(event)) = events.next().await {
-                if let kube::runtime::watcher::Event::Apply(c) = event {
-                    if c.status.and_then(|s| s.phase).as_deref() == Some("Bound") {
-                        let _ =
-                            claim_tx.send((format!("claim/{}", c.metadata.name.unwrap_or_default()), Instant::now()));
-                    }
+                if let kube::runtime::watcher::Event::Apply(c) = event
+                    && c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+                {
+                    let _ = claim_tx.send((format!("claim/{}", c.metadata.name.unwrap_or_default()), Instant::now()));
                 }
             }
         });
@@ -557,10 +556,10 @@ impl PodsBench {
         let pod_watch = tokio::spawn(async move {
             let mut events = Box::pin(kube::runtime::watcher(watch_pods, Default::default()));
             while let Some(Ok(event)) = events.next().await {
-                if let kube::runtime::watcher::Event::Apply(p) = event {
-                    if p.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-                        let _ = tx.send((format!("pod/{}", p.metadata.name.unwrap_or_default()), Instant::now()));
-                    }
+                if let kube::runtime::watcher::Event::Apply(p) = event
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                {
+                    let _ = tx.send((format!("pod/{}", p.metadata.name.unwrap_or_default()), Instant::now()));
                 }
             }
         });

@@ -218,6 +218,29 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
     })
     .await?;
     assert!(host.join(&bound_to).join("index.html").exists(), "static volumes keep their data");
+    // persistentVolumeClaimRetentionPolicy Delete: claims go on scale-down and with the set,
+    // and their provisioned volumes with them.
+    let retained = sts("tmp", 2, None).replace(
+        "  serviceName: tmp\n",
+        "  serviceName: tmp\n  persistentVolumeClaimRetentionPolicy: {whenScaled: Delete, whenDeleted: Delete}\n",
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &retained)?;
+    ready(&pods, "tmp-1", None).await?;
+    let volume_of = |c: PersistentVolumeClaim| c.spec.and_then(|s| s.volume_name).unwrap_or_default();
+    let (v0, v1) = (volume_of(claims.get("www-tmp-0").await?), volume_of(claims.get("www-tmp-1").await?));
+    k.ok(&["scale", "sts", "tmp", "--replicas=1"])?;
+    eventually("www-tmp-1 and its volume deleted on scale-down", Duration::from_secs(60), || async {
+        let gone = claims.get_opt("www-tmp-1").await.ok()?.is_none() && volumes.get_opt(&v1).await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await?;
+    assert!(claims.get_opt("www-tmp-0").await?.is_some());
+    k.ok(&["delete", "sts", "tmp"])?;
+    eventually("www-tmp-0 and its volume deleted with the set", Duration::from_secs(60), || async {
+        let gone = claims.get_opt("www-tmp-0").await.ok()?.is_none() && volumes.get_opt(&v0).await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await?;
     let clean = server.assert_nothing_left_behind().await;
     server.stop().await;
     clean
