@@ -2,6 +2,7 @@
 //! through the API. They never touch the store or the API server's internals, so each runs
 //! unchanged against any Kubernetes API.
 
+pub mod endpoints;
 pub mod gc;
 pub mod namespace;
 mod resources;
@@ -12,7 +13,7 @@ pub mod volumes;
 use tokio_util::sync::CancellationToken;
 
 /// Start the controllers that run inside `ordinal server` (garbage collection, namespace
-/// cleanup, StatefulSets, scheduling, persistent volumes with the local provisioner when this
+/// cleanup, StatefulSets, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
 /// machine runs pods). Each task ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
     client: kube::Client,
@@ -21,6 +22,7 @@ pub fn spawn_cluster_controllers(
     provisioner: Option<volumes::LocalProvisioner>,
 ) {
     tracker.spawn(logged("volume controller", volumes::run(client.clone(), shutdown.clone(), provisioner)));
+    tracker.spawn(logged("endpoints controller", endpoints::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("garbage collector", gc::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("namespace controller", namespace::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("statefulset controller", statefulset::run(client.clone(), shutdown.clone())));

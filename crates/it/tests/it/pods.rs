@@ -133,6 +133,20 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
     let page = new.ok(&["exec", "web-0", "--", "sh", "-c", &fetch])?;
     assert!(page.contains("200 OK") && page.trim_end().ends_with("web-1"), "{page}");
 
+    // The headless Service's Endpoints and EndpointSlice list the pods, with their hostnames.
+    let eps: Api<k8s_openapi::api::core::v1::Endpoints> = Api::default_namespaced(server.client());
+    let subsets = eventually("endpoints of nginx", Duration::from_secs(30), || async {
+        let e = eps.get_opt("nginx").await.ok().flatten()?;
+        let subsets = e.subsets?;
+        (subsets.first()?.addresses.as_ref()?.len() == 3).then_some(subsets)
+    })
+    .await?;
+    let mut hosts: Vec<String> = subsets[0].addresses.iter().flatten().filter_map(|a| a.hostname.clone()).collect();
+    hosts.sort();
+    assert_eq!(hosts, ["web-0", "web-1", "web-2"]);
+    let slices = new.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=nginx", "--no-headers"])?;
+    assert!(slices.starts_with("nginx-") && slices.contains("IPv4") && slices.contains("80"), "{slices}");
+
     // Logs, and exec exit codes through both protocols.
     assert_eq!(new.ok(&["logs", "web-0"])?.trim(), "serving web-0");
     assert_eq!(
