@@ -2,6 +2,7 @@
 //! actions; nothing here does I/O, reads a clock, or awaits. Controllers apply the actions.
 
 pub mod container;
+pub mod dns;
 pub mod endpoints;
 pub mod gc;
 pub mod pod_status;
