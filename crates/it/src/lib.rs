@@ -55,6 +55,8 @@ fn pod_settings() -> anyhow::Result<ordinal::PodSettings> {
     settings.bridge = format!("ordit{n}");
     settings.cgroup_parent = format!("ordinal-it-{}-{n}", std::process::id());
     settings.stop_pods_on_exit = true;
+    // Each test server answers DNS on its own bridge address only (no shared host port).
+    settings.dns_listen = None;
     Ok(settings)
 }
 

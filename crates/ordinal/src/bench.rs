@@ -375,7 +375,7 @@ impl PodsBench {
             .arg(&data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--stop-pods-on-exit"])
             .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
-            .args(["--pod-cidr", &native.pod_cidr.to_string()])
+            .args(["--pod-cidr", &native.pod_cidr.to_string(), "--dns-listen", "none"])
             .env("ORDINAL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -56,6 +56,9 @@ pub struct PodSettings {
     pub stop_pods_on_exit: bool,
     /// Outbound NAT for pods (otherwise their traffic never leaves this machine).
     pub masquerade: bool,
+    /// Where the cluster DNS also answers for the host (it always answers pods on the bridge's
+    /// address, port 53).
+    pub dns_listen: Option<SocketAddr>,
 }
 
 impl PodSettings {
@@ -69,6 +72,7 @@ impl PodSettings {
             cluster_domain: "cluster.local".into(),
             stop_pods_on_exit: false,
             masquerade: false,
+            dns_listen: Some(SocketAddr::from(([127, 0, 0, 1], 1053))),
         })
     }
 
@@ -322,6 +326,21 @@ async fn start_node_agent(
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         registries: config.data_dir.join("registries.json"),
     };
+    let mut listen = vec![SocketAddr::from((pods.pod_cidr.gateway(), 53))];
+    listen.extend(pods.dns_listen);
+    let dns_config = dns::DnsConfig {
+        zone: pods.cluster_domain.clone(),
+        listen,
+        upstream: dns::nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
+        ttl: 5,
+    };
+    let (dns_client, dns_stop) = (client.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        if let Err(e) = dns::run(dns_client, dns_config, dns_stop).await {
+            tracing::warn!(error = %e, "cluster DNS not serving");
+        }
+        tracing::debug!(task = "cluster dns", "stopped");
+    });
     let runtime = Arc::new(runtime);
     let _ = api.pod_streams.set(Arc::new(streams::NodeStreams { runtime: runtime.clone() }));
     let kubelet = Arc::new(agent::kubelet::Kubelet::new(client, runtime, images, kubelet_config));

@@ -54,6 +54,9 @@ enum Command {
         /// forwarding, restored when the server stops with --stop-pods-on-exit).
         #[arg(long)]
         masquerade: bool,
+        /// Where the cluster DNS also answers for the host ("none" to answer pods only).
+        #[arg(long, default_value = "127.0.0.1:1053")]
+        dns_listen: String,
         /// Serve the API and controllers only; run no pods on this machine.
         #[arg(long)]
         no_pods: bool,
@@ -176,6 +179,7 @@ fn run() -> anyhow::Result<()> {
                 cluster_domain,
                 stop_pods_on_exit,
                 masquerade,
+                dns_listen,
                 no_pods,
             } => {
                 let mut config = ordinal::ServerConfig::new(data_dir, listen);
@@ -188,6 +192,10 @@ fn run() -> anyhow::Result<()> {
                     pods.cluster_domain = cluster_domain;
                     pods.stop_pods_on_exit = stop_pods_on_exit;
                     pods.masquerade = masquerade;
+                    pods.dns_listen = match dns_listen.as_str() {
+                        "none" => None,
+                        addr => Some(addr.parse().context("--dns-listen")?),
+                    };
                     config.pods = Some(pods);
                 }
                 config.allow_remote = allow_remote;

@@ -46,7 +46,7 @@ fn spawn(data: &Path, port: u16, native: &agent::runtime::NativeConfig, extra: &
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
-        .args(["--pod-cidr", &native.pod_cidr.to_string()])
+        .args(["--pod-cidr", &native.pod_cidr.to_string(), "--dns-listen", "none"])
         .args(extra)
         .env("ORDINAL_LOG", "warn")
         .stdout(Stdio::null())

@@ -147,6 +147,18 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
     let slices = new.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=nginx", "--no-headers"])?;
     assert!(slices.starts_with("nginx-") && slices.contains("IPv4") && slices.contains("80"), "{slices}");
 
+    // Cluster DNS: a pod's name under the headless Service resolves, short and in full.
+    let answer = new.ok(&["exec", "web-0", "--", "nslookup", "web-1.nginx.default.svc.cluster.local"])?;
+    assert!(answer.contains(&ips[1]), "{answer}");
+    // The short name goes through the search list (busybox's nslookup skips it; ping does not).
+    let ping = new.run(&["exec", "web-0", "--", "ping", "-c", "1", "-W", "2", "web-1.nginx"])?;
+    let ping_out = String::from_utf8_lossy(&ping.stdout).to_string() + &String::from_utf8_lossy(&ping.stderr);
+    assert!(ping_out.contains(&format!("({})", ips[1])), "{ping_out}");
+    let all = new.ok(&["exec", "web-0", "--", "nslookup", "nginx.default.svc.cluster.local"])?;
+    assert!(ips.iter().all(|ip| all.contains(ip.as_str())), "{all}");
+    let missing = new.run(&["exec", "web-0", "--", "nslookup", "nothing.default.svc.cluster.local"])?;
+    assert!(String::from_utf8_lossy(&missing.stdout).contains("NXDOMAIN"), "{missing:?}");
+
     // Logs, and exec exit codes through both protocols.
     assert_eq!(new.ok(&["logs", "web-0"])?.trim(), "serving web-0");
     assert_eq!(

@@ -1,0 +1,233 @@
+//! The cluster DNS server (what CoreDNS does in a cluster): authoritative for the cluster zone,
+//! answering from `logic::dns` records kept current by watching Services and EndpointSlices
+//! (changes apply within milliseconds, no polling), and forwarding every other name to the
+//! host's resolvers. Served over UDP and TCP with `hickory-server`.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::{A, PTR, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo, Server};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use logic::dns::{Answer, Kind, Records};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the server is told.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    pub zone: String,
+    /// Where to listen (UDP and TCP), e.g. the pod bridge's gateway:53 and 127.0.0.1:1053.
+    pub listen: Vec<SocketAddr>,
+    /// Where other names go (the host's nameservers).
+    pub upstream: Vec<SocketAddr>,
+    pub ttl: u32,
+}
+
+/// The host's nameservers from `/etc/resolv.conf` text, port 53.
+pub fn nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+struct Handler {
+    records: Arc<RwLock<Records>>,
+    upstream: Vec<SocketAddr>,
+    ttl: u32,
+}
+
+impl Handler {
+    /// Ask the upstream resolvers; their reply as a message.
+    async fn forward(&self, raw: &[u8]) -> Option<Message> {
+        for server in &self.upstream {
+            let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
+            let Ok(socket) = tokio::net::UdpSocket::bind(bind).await else { continue };
+            if socket.send_to(raw, server).await.is_err() {
+                continue;
+            }
+            let mut buf = vec![0u8; 4096];
+            if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await
+                && let Ok(message) = Message::from_vec(&buf[..n])
+            {
+                return Some(message);
+            }
+        }
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: hickory_server::net::runtime::Time>(
+        &self,
+        request: &Request,
+        mut response: R,
+    ) -> ResponseInfo {
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let Ok(info) = request.request_info() else {
+            let reply = builder.error_msg(&request.metadata, ResponseCode::FormErr);
+            return send(&mut response, reply, request).await;
+        };
+        let name = info.query.name().to_string();
+        let qtype = info.query.query_type();
+        let kind = match qtype {
+            RecordType::A => Kind::A,
+            RecordType::SRV => Kind::Srv,
+            RecordType::PTR => Kind::Ptr,
+            _ => Kind::Other,
+        };
+        let answer = self.records.read().map(|r| r.lookup(&name, kind)).unwrap_or(Answer::NotOurs);
+        let mut metadata = hickory_proto::op::Metadata::response_from_request(&request.metadata);
+        metadata.recursion_available = true;
+        let owner = Name::from_str(&name).unwrap_or_default();
+        let records: Vec<Record> = match answer {
+            Answer::NotOurs => {
+                let Some(upstream) = self.forward(request.as_slice()).await else {
+                    let reply = builder.error_msg(&request.metadata, ResponseCode::ServFail);
+                    return send(&mut response, reply, request).await;
+                };
+                metadata.response_code = upstream.metadata.response_code;
+                let reply = builder.build(
+                    metadata,
+                    upstream.answers.iter(),
+                    upstream.authorities.iter(),
+                    std::iter::empty(),
+                    upstream.additionals.iter(),
+                );
+                return send(&mut response, reply, request).await;
+            }
+            Answer::NxDomain => {
+                metadata.authoritative = true;
+                metadata.response_code = ResponseCode::NXDomain;
+                Vec::new()
+            }
+            Answer::NoData => {
+                metadata.authoritative = true;
+                Vec::new()
+            }
+            Answer::A(ips) => {
+                ips.into_iter().map(|ip| Record::from_rdata(owner.clone(), self.ttl, RData::A(A(ip)))).collect()
+            }
+            Answer::Srv(list) => list
+                .into_iter()
+                .filter_map(|s| {
+                    let target = Name::from_str(&format!("{}.", s.target)).ok()?;
+                    Some(Record::from_rdata(owner.clone(), self.ttl, RData::SRV(SRV::new(0, 100, s.port, target))))
+                })
+                .collect(),
+            Answer::Ptr(target) => Name::from_str(&format!("{target}."))
+                .map(|t| vec![Record::from_rdata(owner.clone(), self.ttl, RData::PTR(PTR(t)))])
+                .unwrap_or_default(),
+        };
+        metadata.authoritative = true;
+        let reply = builder.build(metadata, records.iter(), std::iter::empty(), std::iter::empty(), std::iter::empty());
+        send(&mut response, reply, request).await
+    }
+}
+
+async fn send<'a, R: ResponseHandler>(
+    response: &mut R,
+    reply: hickory_server::zone_handler::MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+    request: &Request,
+) -> ResponseInfo {
+    match response.send_response(reply).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!(error = %e, "dns reply");
+            let mut metadata = hickory_proto::op::Metadata::response_from_request(&request.metadata);
+            metadata.response_code = ResponseCode::ServFail;
+            hickory_proto::op::Header { metadata, counts: Default::default() }.into()
+        }
+    }
+}
+
+fn reflect<K>(api: Api<K>, rebuild: Arc<tokio::sync::Notify>) -> (Store<K>, impl std::future::Future<Output = ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream =
+        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(move |_| {
+            rebuild.notify_one();
+            futures::future::ready(())
+        });
+    (store, stream)
+}
+
+/// Serve until `shutdown`. Fails only if no address could be bound.
+pub async fn run(client: kube::Client, config: DnsConfig, shutdown: CancellationToken) -> Result<(), DnsError> {
+    let records = Arc::new(RwLock::new(logic::dns::build(&[], &[], &config.zone)));
+    let handler = Handler { records: records.clone(), upstream: config.upstream.clone(), ttl: config.ttl };
+    let mut server = Server::new(handler);
+    let mut bound = 0;
+    let mut last_error = None;
+    for addr in &config.listen {
+        match (tokio::net::UdpSocket::bind(addr).await, tokio::net::TcpListener::bind(addr).await) {
+            (Ok(udp), Ok(tcp)) => {
+                server.register_socket(udp);
+                server.register_listener(tcp, Duration::from_secs(5), 64);
+                bound += 1;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(%addr, error = %e, "dns listen");
+                last_error = Some(DnsError::Listen { addr: *addr, source: e });
+            }
+        }
+    }
+    if bound == 0
+        && let Some(e) = last_error
+    {
+        return Err(e);
+    }
+    let rebuild = Arc::new(tokio::sync::Notify::new());
+    let (services, w1) = reflect(Api::<Service>::all(client.clone()), rebuild.clone());
+    let (slices, w2) = reflect(Api::<EndpointSlice>::all(client), rebuild.clone());
+    let watches = futures::future::join(w1, w2);
+    tokio::pin!(watches);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = &mut watches => break,
+            _ = rebuild.notified() => {
+                let services: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
+                let slices: Vec<EndpointSlice> = slices.state().iter().map(|s| (**s).clone()).collect();
+                let fresh = logic::dns::build(&services, &slices, &config.zone);
+                if let Ok(mut r) = records.write() {
+                    *r = fresh;
+                }
+            }
+        }
+    }
+    let _ = server.shutdown_gracefully().await;
+    Ok(())
+}
