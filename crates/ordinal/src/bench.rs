@@ -649,3 +649,158 @@ fn emit_volumes(metric: &str, mut samples_ms: Vec<f64>) {
     });
     println!("{line}");
 }
+
+/// `ordinal bench dns`: a server process with its node agent (so the cluster DNS runs); UDP
+/// queries for a Service's name from `concurrency` clients for `seconds` (answers per second,
+/// latency percentiles), next to NXDOMAIN answers for a missing name in the same run; and DNS
+/// programming latency: Service created → its name answers.
+#[derive(Debug, Clone)]
+pub struct DnsBench {
+    pub seconds: u64,
+    pub concurrency: usize,
+}
+
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Vec::with_capacity(64);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// Send one query and wait for its answer: (rcode, answer count).
+async fn ask(socket: &tokio::net::UdpSocket, id: u16, name: &str) -> anyhow::Result<(u8, u16)> {
+    socket.send(&dns_query(id, name)).await?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await??;
+        if n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+            return Ok((buf[3] & 0x0f, u16::from_be_bytes([buf[6], buf[7]])));
+        }
+    }
+}
+
+impl DnsBench {
+    pub async fn run(&self) -> anyhow::Result<()> {
+        if !nix::unistd::geteuid().is_root() {
+            bail!("bench dns runs the node agent (for its DNS) and needs root");
+        }
+        let scratch = tempfile_dir()?;
+        let data_dir = scratch.join("data");
+        let port = free_port()?;
+        let dns_port = free_port()?;
+        let native = agent::runtime::NativeConfig {
+            root: data_dir.join("pods"),
+            helper: std::env::current_exe()?,
+            bridge: "ordbenchd0".into(),
+            pod_cidr: agent::runtime::network::Cidr { addr: std::net::Ipv4Addr::new(10, 254, 8, 0), prefix: 24 },
+            cgroup_parent: format!("ordinal-bench-dns-{}", std::process::id()),
+            log_max_bytes: 1 << 20,
+            log_max_files: 2,
+            masquerade: false,
+        };
+        let child = Command::new(std::env::current_exe()?)
+            .args(["server", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--stop-pods-on-exit"])
+            .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
+            .args(["--pod-cidr", &native.pod_cidr.to_string(), "--dns-listen", &format!("127.0.0.1:{dns_port}")])
+            .env("ORDINAL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start ordinal server")?;
+        let mut server = ServerProcess { child };
+        let result = self.measure(&data_dir, dns_port).await;
+        let pid = server.child.id();
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = server.child.wait();
+        agent::runtime::Native::reset_blocking(&native);
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    async fn measure(&self, data_dir: &Path, dns_port: u16) -> anyhow::Result<()> {
+        use k8s_openapi::api::core::v1::Service;
+        let client = ready_client(&data_dir.join("kubeconfig"), Instant::now()).await?;
+        let dns: std::net::SocketAddr = ([127, 0, 0, 1], dns_port).into();
+        let probe = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+        probe.connect(dns).await?;
+        // The DNS starts with the node agent: wait until it answers.
+        let started = Instant::now();
+        while ask(&probe, 1, "kubernetes.default.svc.cluster.local").await.map(|(_, n)| n).unwrap_or(0) == 0 {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("cluster DNS did not answer within 30s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Programming latency: a new Service's name answers.
+        let services: Api<Service> = Api::namespaced(client, "default");
+        let mut programming = Vec::new();
+        for i in 0..20 {
+            let name = format!("prog-{i}");
+            let svc: Service = serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"ports": [{"port": 80}], "selector": {"app": name}}}))?;
+            let at = Instant::now();
+            services.create(&PostParams::default(), &svc).await?;
+            let fqdn = format!("{name}.default.svc.cluster.local");
+            while ask(&probe, 2, &fqdn).await.map(|(_, n)| n).unwrap_or(0) == 0 {
+                if at.elapsed() > Duration::from_secs(10) {
+                    bail!("{fqdn} did not answer within 10s");
+                }
+            }
+            programming.push(at.elapsed().as_secs_f64() * 1000.0);
+        }
+        emit_dns("service_created_to_name_answers", programming);
+        for (metric, name) in [
+            ("cluster_name", "prog-0.default.svc.cluster.local"),
+            ("baseline_nxdomain", "missing.default.svc.cluster.local"),
+        ] {
+            let deadline = Instant::now() + Duration::from_secs(self.seconds);
+            let mut workers = Vec::new();
+            for w in 0..self.concurrency {
+                workers.push(tokio::spawn(async move {
+                    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+                    socket.connect(dns).await?;
+                    let mut latencies = Vec::new();
+                    let mut id = (w as u16) << 12;
+                    while Instant::now() < deadline {
+                        id = id.wrapping_add(1);
+                        let t = Instant::now();
+                        ask(&socket, id, name).await?;
+                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    anyhow::Ok(latencies)
+                }));
+            }
+            let mut all = Vec::new();
+            for w in workers {
+                all.extend(w.await??);
+            }
+            let qps = all.len() as f64 / self.seconds as f64;
+            let mut sorted = all.clone();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            println!(
+                "{}",
+                json!({"bench": "dns", "metric": metric, "unit": "ms", "concurrency": self.concurrency,
+                       "queries_per_second": round(qps), "n": sorted.len(),
+                       "p50": round(percentile(&sorted, 0.5)), "p99": round(percentile(&sorted, 0.99))})
+            );
+        }
+        Ok(())
+    }
+}
+
+fn emit_dns(metric: &str, mut samples_ms: Vec<f64>) {
+    samples_ms.sort_by(|a, b| a.total_cmp(b));
+    let line = json!({
+        "bench": "dns", "metric": metric, "unit": "ms", "n": samples_ms.len(),
+        "p50": round(percentile(&samples_ms, 0.50)), "p99": round(percentile(&samples_ms, 0.99)),
+        "max": round(samples_ms.last().copied().unwrap_or(0.0)),
+    });
+    println!("{line}");
+}

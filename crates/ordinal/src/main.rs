@@ -64,6 +64,14 @@ enum Command {
     /// Run the StatefulSet controller against any Kubernetes API (the cluster of the current
     /// kubeconfig context, or the in-cluster service account), as an operator.
     Operator,
+    /// Print how to make this host resolve cluster names through Ordinal's DNS.
+    DnsConfig {
+        /// Where `ordinal server --dns-listen` answers.
+        #[arg(long, default_value = "127.0.0.1:1053")]
+        dns_listen: SocketAddr,
+        #[arg(long, default_value = "cluster.local")]
+        cluster_domain: String,
+    },
     /// Manage the node's images (kept in the data dir).
     Image {
         #[arg(long, default_value = "./ordinal-data")]
@@ -123,6 +131,14 @@ enum BenchKind {
     Pods {
         #[arg(long, default_value_t = 100)]
         pods: usize,
+    },
+    /// Cluster DNS: queries per second and latency for cluster names, and how fast a new
+    /// Service's name answers (needs root: the DNS runs with the node agent).
+    Dns {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
     /// Volumes: claim create → Bound, and pod-with-claim create → Running (needs root).
     Volumes {
@@ -251,6 +267,17 @@ fn run() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::DnsConfig { dns_listen, cluster_domain } => {
+                let (ip, port) = (dns_listen.ip(), dns_listen.port());
+                println!("# Resolve *.{cluster_domain} from this host through Ordinal's cluster DNS.");
+                println!("# systemd-resolved: /etc/systemd/resolved.conf.d/ordinal.conf, then restart it");
+                println!("[Resolve]\nDNS={ip}:{port}\nDomains=~{cluster_domain}\n");
+                println!("# dnsmasq: a line in /etc/dnsmasq.d/ordinal.conf");
+                println!("server=/{cluster_domain}/{ip}#{port}\n");
+                println!("# or ask it directly:");
+                println!("#   dig @{ip} -p {port} kubernetes.default.svc.{cluster_domain}");
+                Ok(())
+            }
             Command::Operator => {
                 let client = kube::Client::try_default().await.context("connect to the cluster")?;
                 let shutdown = tokio_util::sync::CancellationToken::new();
@@ -274,6 +301,9 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Bench { which: BenchKind::Pods { pods } } => {
                 ordinal::bench::PodsBench { pods, volumes: false }.run().await
+            }
+            Command::Bench { which: BenchKind::Dns { seconds, concurrency } } => {
+                ordinal::bench::DnsBench { seconds, concurrency }.run().await
             }
             Command::Bench { which: BenchKind::Volumes { claims } } => {
                 ordinal::bench::PodsBench { pods: claims, volumes: true }.run().await
