@@ -1,7 +1,8 @@
 //! The cluster DNS server (what CoreDNS does in a cluster): authoritative for the cluster zone,
 //! answering from `logic::dns` records kept current by watching Services and EndpointSlices
 //! (changes apply within milliseconds, no polling), and forwarding every other name to the
-//! host's resolvers. Served over UDP and TCP with `hickory-server`.
+//! host's resolvers, with a cache (bounded by the answers' TTLs and 30 s). Served over UDP and
+//! TCP with `hickory-server`.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -57,9 +58,40 @@ struct Handler {
     records: Arc<RwLock<Records>>,
     upstream: Vec<SocketAddr>,
     ttl: u32,
+    /// Forwarded answers by (name, type), until the smallest TTL in them runs out.
+    cache: std::sync::Mutex<std::collections::HashMap<(String, RecordType), (Message, std::time::Instant)>>,
 }
 
+/// Forwarded answers are kept at most this long (and never longer than their records' TTL).
+const CACHE_CAP: Duration = Duration::from_secs(30);
+const CACHE_ENTRIES: usize = 10_000;
+
 impl Handler {
+    /// A cached upstream answer, or ask upstream and remember it.
+    async fn forward_cached(&self, raw: &[u8], name: &str, qtype: RecordType) -> Option<Message> {
+        let key = (name.to_ascii_lowercase(), qtype);
+        let now = std::time::Instant::now();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((message, _)) = cache.get(&key).filter(|(_, until)| *until > now)
+        {
+            return Some(message.clone());
+        }
+        let message = self.forward(raw).await?;
+        let ttl = message.answers.iter().chain(&message.authorities).map(|r| r.ttl).min().unwrap_or(0);
+        let keep = Duration::from_secs(u64::from(ttl)).min(CACHE_CAP);
+        if !keep.is_zero()
+            && let Ok(mut cache) = self.cache.lock()
+        {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.retain(|_, (_, until)| *until > now);
+            }
+            if cache.len() < CACHE_ENTRIES {
+                cache.insert(key, (message.clone(), now + keep));
+            }
+        }
+        Some(message)
+    }
+
     /// Ask the upstream resolvers; their reply as a message.
     async fn forward(&self, raw: &[u8]) -> Option<Message> {
         for server in &self.upstream {
@@ -105,7 +137,7 @@ impl RequestHandler for Handler {
         let owner = Name::from_str(&name).unwrap_or_default();
         let records: Vec<Record> = match answer {
             Answer::NotOurs => {
-                let Some(upstream) = self.forward(request.as_slice()).await else {
+                let Some(upstream) = self.forward_cached(request.as_slice(), &name, qtype).await else {
                     let reply = builder.error_msg(&request.metadata, ResponseCode::ServFail);
                     return send(&mut response, reply, request).await;
                 };
@@ -187,7 +219,12 @@ where
 /// Serve until `shutdown`. Fails only if no address could be bound.
 pub async fn run(client: kube::Client, config: DnsConfig, shutdown: CancellationToken) -> Result<(), DnsError> {
     let records = Arc::new(RwLock::new(logic::dns::build(&[], &[], &config.zone)));
-    let handler = Handler { records: records.clone(), upstream: config.upstream.clone(), ttl: config.ttl };
+    let handler = Handler {
+        records: records.clone(),
+        upstream: config.upstream.clone(),
+        ttl: config.ttl,
+        cache: Default::default(),
+    };
     let mut server = Server::new(handler);
     let mut bound = 0;
     let mut last_error = None;

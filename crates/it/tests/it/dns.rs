@@ -1,0 +1,76 @@
+//! The cluster DNS server on its own against the API: cluster names from the zone, other names
+//! forwarded to an upstream (a fake resolver on loopback here) and cached within their TTL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use it::{TestServer, eventually};
+
+fn query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// (rcode, the first answer's IPv4 address, if any).
+async fn ask(server: std::net::SocketAddr, id: u16, name: &str) -> anyhow::Result<(u8, Option<[u8; 4]>)> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    socket.send_to(&query(id, name), server).await?;
+    let mut buf = [0u8; 1500];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await??;
+    let answers = u16::from_be_bytes([buf[6], buf[7]]);
+    let ip = (answers > 0 && n >= 4).then(|| [buf[n - 4], buf[n - 3], buf[n - 2], buf[n - 1]]);
+    Ok((buf[3] & 0x0f, ip))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_names_answer_from_the_zone_and_others_are_forwarded_and_cached() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    // A fake upstream: answers every question with 192.0.2.7, TTL 30, and counts questions.
+    let upstream = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let upstream_addr = upstream.local_addr()?;
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    let fake = tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = upstream.recv_from(&mut buf).await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut reply = buf[..n].to_vec();
+            reply[2] = 0x81;
+            reply[3] = 0x80;
+            reply[6..8].copy_from_slice(&1u16.to_be_bytes());
+            reply[8..12].copy_from_slice(&[0, 0, 0, 0]);
+            reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 7]);
+            let _ = upstream.send_to(&reply, from).await;
+        }
+    });
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    let listen: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let config =
+        dns::DnsConfig { zone: "cluster.local".into(), listen: vec![listen], upstream: vec![upstream_addr], ttl: 5 };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(dns::run(server.client(), config, stop.clone()));
+
+    // The zone: the kubernetes Service, and NXDOMAIN for a name that is not there.
+    let kubernetes = eventually("kubernetes.default answers", Duration::from_secs(10), || async {
+        ask(listen, 1, "kubernetes.default.svc.cluster.local").await.ok().filter(|(_, ip)| ip.is_some())
+    })
+    .await?;
+    assert_eq!(kubernetes, (0, Some([10, 96, 0, 1])));
+    assert_eq!(ask(listen, 2, "nothing.default.svc.cluster.local").await?, (3, None));
+    // Other names go upstream once, then come from the cache.
+    assert_eq!(ask(listen, 3, "example.com").await?, (0, Some([192, 0, 2, 7])));
+    assert_eq!(ask(listen, 4, "example.com").await?, (0, Some([192, 0, 2, 7])));
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the second answer came from the cache");
+    stop.cancel();
+    serving.await??;
+    fake.abort();
+    server.stop().await;
+    Ok(())
+}
