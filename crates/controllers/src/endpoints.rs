@@ -7,13 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use logic::endpoints::{MANAGED_BY, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
 use serde_json::json;
 use sha2::Digest;
@@ -26,24 +24,11 @@ const MANAGER: &str = "endpoints-controller";
 const RESYNC: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_millis(10);
 
-fn reflect<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl std::future::Future<Output = ()>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(move |_| {
-            notify.notify_one();
-            futures::future::ready(())
-        });
-    (store, stream)
-}
-
 pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let changed = Arc::new(Notify::new());
-    let (services, w1) = reflect(Api::<Service>::all(client.clone()), changed.clone());
-    let (pods, w2) = reflect(Api::<Pod>::all(client.clone()), changed.clone());
-    let (endpoints, w3) = reflect(Api::<Endpoints>::all(client.clone()), changed.clone());
+    let (services, w1) = crate::reflect(Api::<Service>::all(client.clone()), changed.clone());
+    let (pods, w2) = crate::reflect(Api::<Pod>::all(client.clone()), changed.clone());
+    let (endpoints, w3) = crate::reflect(Api::<Endpoints>::all(client.clone()), changed.clone());
     let watches = futures::future::join3(w1, w2, w3);
     tokio::pin!(watches);
     let ready = async {

@@ -34,3 +34,24 @@ async fn logged(name: &'static str, task: impl std::future::Future<Output = ()>)
     task.await;
     tracing::debug!(task = name, "stopped");
 }
+
+/// A reflected cache of `K` and the stream that keeps it current, poking `changed` on every
+/// event (for the level-triggered passes of the scheduler-like controllers).
+pub fn reflect<K>(
+    api: kube::Api<K>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+) -> (kube::runtime::reflector::Store<K>, impl std::future::Future<Output = ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let (store, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector::reflector(writer, kube::runtime::watcher(api, Default::default()))
+        .default_backoff()
+        .for_each(move |_| {
+            changed.notify_one();
+            futures::future::ready(())
+        });
+    (store, stream)
+}

@@ -11,13 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use logic::volume::{ClaimDecision, DEFAULT_CLASS_ANNOTATION};
 use serde_json::json;
@@ -50,19 +48,6 @@ struct Caches {
     pods: Store<Pod>,
 }
 
-fn watched<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl std::future::Future<Output = ()>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(move |_| {
-            notify.notify_one();
-            futures::future::ready(())
-        });
-    (store, stream)
-}
-
 pub async fn run(client: kube::Client, shutdown: CancellationToken, provisioner: Option<LocalProvisioner>) {
     if let Some(p) = &provisioner
         && let Err(e) = ensure_local_class(&client, p).await
@@ -70,10 +55,10 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken, provisioner:
         tracing::warn!(error = %e, "create the local-path StorageClass");
     }
     let changed = Arc::new(Notify::new());
-    let (claims, w1) = watched(Api::<PersistentVolumeClaim>::all(client.clone()), changed.clone());
-    let (volumes, w2) = watched(Api::<PersistentVolume>::all(client.clone()), changed.clone());
-    let (classes, w3) = watched(Api::<StorageClass>::all(client.clone()), changed.clone());
-    let (pods, w4) = watched(Api::<Pod>::all(client.clone()), changed.clone());
+    let (claims, w1) = crate::reflect(Api::<PersistentVolumeClaim>::all(client.clone()), changed.clone());
+    let (volumes, w2) = crate::reflect(Api::<PersistentVolume>::all(client.clone()), changed.clone());
+    let (classes, w3) = crate::reflect(Api::<StorageClass>::all(client.clone()), changed.clone());
+    let (pods, w4) = crate::reflect(Api::<Pod>::all(client.clone()), changed.clone());
     let watches = futures::future::join4(w1, w2, w3, w4);
     tokio::pin!(watches);
     let caches = Caches { claims, volumes, classes, pods };

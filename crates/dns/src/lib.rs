@@ -9,7 +9,6 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -18,8 +17,6 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use logic::dns::{Answer, Kind, Records};
 use tokio_util::sync::CancellationToken;
 
@@ -203,19 +200,6 @@ async fn send<'a, R: ResponseHandler>(
     }
 }
 
-fn reflect<K>(api: Api<K>, rebuild: Arc<tokio::sync::Notify>) -> (Store<K>, impl std::future::Future<Output = ()>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(move |_| {
-            rebuild.notify_one();
-            futures::future::ready(())
-        });
-    (store, stream)
-}
-
 /// Serve until `shutdown`. Fails only if no address could be bound.
 pub async fn run(client: kube::Client, config: DnsConfig, shutdown: CancellationToken) -> Result<(), DnsError> {
     let records = Arc::new(RwLock::new(logic::dns::build(&[], &[], &config.zone)));
@@ -247,8 +231,8 @@ pub async fn run(client: kube::Client, config: DnsConfig, shutdown: Cancellation
         return Err(e);
     }
     let rebuild = Arc::new(tokio::sync::Notify::new());
-    let (services, w1) = reflect(Api::<Service>::all(client.clone()), rebuild.clone());
-    let (slices, w2) = reflect(Api::<EndpointSlice>::all(client), rebuild.clone());
+    let (services, w1) = controllers::reflect(Api::<Service>::all(client.clone()), rebuild.clone());
+    let (slices, w2) = controllers::reflect(Api::<EndpointSlice>::all(client), rebuild.clone());
     let watches = futures::future::join(w1, w2);
     tokio::pin!(watches);
     loop {
