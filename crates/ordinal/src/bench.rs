@@ -324,6 +324,58 @@ impl StsBench {
     }
 }
 
+/// An `ordinal server` process that runs pods on a bridge and network of its own; `stop` ends
+/// it cleanly (`--stop-pods-on-exit`) and makes sure nothing is left either way.
+struct PodServer {
+    process: ServerProcess,
+    native: agent::runtime::NativeConfig,
+}
+
+impl PodServer {
+    fn spawn(
+        data_dir: &Path,
+        bridge: &str,
+        network: [u8; 4],
+        prefix: u8,
+        dns: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<PodServer> {
+        let native = agent::runtime::NativeConfig {
+            root: data_dir.join("pods"),
+            helper: std::env::current_exe()?,
+            bridge: bridge.into(),
+            pod_cidr: agent::runtime::network::Cidr { addr: network.into(), prefix },
+            cgroup_parent: format!("ordinal-{bridge}-{}", std::process::id()),
+            log_max_bytes: 1 << 20,
+            log_max_files: 2,
+            masquerade: false,
+        };
+        let dns = dns.map(|d| d.to_string()).unwrap_or_else(|| "none".into());
+        let child = Command::new(std::env::current_exe()?)
+            .args(["server", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{}", free_port()?), "--stop-pods-on-exit"])
+            .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
+            .args(["--pod-cidr", &native.pod_cidr.to_string(), "--dns-listen", &dns])
+            .env("ORDINAL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start ordinal server")?;
+        Ok(PodServer { process: ServerProcess { child }, native })
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.child.id()
+    }
+
+    fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.process.child.wait();
+        agent::runtime::Native::reset_blocking(&self.native);
+    }
+}
+
 /// `ordinal bench pods`: real containers. A server process with its own bridge runs `pods` pods
 /// of a busybox image (built from Debian's `busybox-static`), all created at once; prints
 /// create → Running and → Ready latency percentiles, containers started per second, deletion
@@ -359,35 +411,9 @@ impl PodsBench {
         agent::image::build_from_dir(&rootfs, "localhost/busybox:bench", &config, &tar)?;
         agent::image::ImageStore::open(&data_dir.join("images"))?.import(&tar)?;
 
-        let port = free_port()?;
-        let native = agent::runtime::NativeConfig {
-            root: data_dir.join("pods"),
-            helper: std::env::current_exe()?,
-            bridge: "ordbench0".into(),
-            pod_cidr: agent::runtime::network::Cidr { addr: std::net::Ipv4Addr::new(10, 254, 0, 0), prefix: 22 },
-            cgroup_parent: format!("ordinal-bench-{}", std::process::id()),
-            log_max_bytes: 1 << 20,
-            log_max_files: 2,
-            masquerade: false,
-        };
-        let child = Command::new(std::env::current_exe()?)
-            .args(["server", "--data-dir"])
-            .arg(&data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--stop-pods-on-exit"])
-            .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
-            .args(["--pod-cidr", &native.pod_cidr.to_string(), "--dns-listen", "none"])
-            .env("ORDINAL_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start ordinal server")?;
-        let mut server = ServerProcess { child };
-        let pid = server.child.id();
-        let result = self.measure(&data_dir, pid).await;
-        // A clean stop removes the pods; then make sure nothing is left either way.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-        let _ = server.child.wait();
-        agent::runtime::Native::reset_blocking(&native);
+        let server = PodServer::spawn(&data_dir, "ordbench0", [10, 254, 0, 0], 22, None)?;
+        let result = self.measure(&data_dir, server.pid()).await;
+        server.stop();
         result
     }
 
@@ -691,35 +717,11 @@ impl DnsBench {
         }
         let scratch = tempfile_dir()?;
         let data_dir = scratch.join("data");
-        let port = free_port()?;
         let dns_port = free_port()?;
-        let native = agent::runtime::NativeConfig {
-            root: data_dir.join("pods"),
-            helper: std::env::current_exe()?,
-            bridge: "ordbenchd0".into(),
-            pod_cidr: agent::runtime::network::Cidr { addr: std::net::Ipv4Addr::new(10, 254, 8, 0), prefix: 24 },
-            cgroup_parent: format!("ordinal-bench-dns-{}", std::process::id()),
-            log_max_bytes: 1 << 20,
-            log_max_files: 2,
-            masquerade: false,
-        };
-        let child = Command::new(std::env::current_exe()?)
-            .args(["server", "--data-dir"])
-            .arg(&data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--stop-pods-on-exit"])
-            .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
-            .args(["--pod-cidr", &native.pod_cidr.to_string(), "--dns-listen", &format!("127.0.0.1:{dns_port}")])
-            .env("ORDINAL_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start ordinal server")?;
-        let mut server = ServerProcess { child };
+        let dns = std::net::SocketAddr::from(([127, 0, 0, 1], dns_port));
+        let server = PodServer::spawn(&data_dir, "ordbenchd0", [10, 254, 8, 0], 24, Some(dns))?;
         let result = self.measure(&data_dir, dns_port).await;
-        let pid = server.child.id();
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-        let _ = server.child.wait();
-        agent::runtime::Native::reset_blocking(&native);
+        server.stop();
         let _ = std::fs::remove_dir_all(&scratch);
         result
     }
