@@ -278,8 +278,12 @@ spec:
     let table = new.ok(&["get", "pod", "crasher", "--no-headers"])?;
     assert!(table.contains("CrashLoopBackOff"), "{table}");
     assert_eq!(new.ok(&["logs", "crasher", "--previous"])?, "boom\n");
-    let events = new.ok(&["get", "events", "--field-selector", "involvedObject.name=crasher"])?;
-    assert!(events.contains("BackOff"), "{events}");
+    // The event is written after the status that shows the back-off: wait for it.
+    eventually("a BackOff event for crasher", Duration::from_secs(20), || async {
+        let events = new.ok(&["get", "events", "--field-selector", "involvedObject.name=crasher"]).ok()?;
+        events.contains("BackOff").then_some(())
+    })
+    .await?;
 
     // An image that is not on the node: ErrImagePull, then ImagePullBackOff, with the reason.
     let waiting = eventually("missing image reported", Duration::from_secs(30), || async {
