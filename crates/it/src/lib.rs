@@ -21,12 +21,23 @@ pub struct TestServer {
 struct PodsGuard {
     settings: ordinal::PodSettings,
     native: agent::runtime::NativeConfig,
+    service_cidr: (std::net::Ipv4Addr, u8),
 }
 
 impl Drop for PodsGuard {
     fn drop(&mut self) {
         agent::runtime::Native::reset_blocking(&self.native);
+        // The service proxy removes its route when it stops; this covers a test that panicked.
+        let cidr = format!("{}/{}", self.service_cidr.0, self.service_cidr.1);
+        let _ = Command::new("ip").args(["route", "del", "local", &cidr, "dev", "lo", "table", "local"]).output();
     }
+}
+
+/// Whether the host still has the local route that makes a server's virtual IPs answer.
+pub fn service_route_present(cidr: (std::net::Ipv4Addr, u8)) -> bool {
+    let out = Command::new("ip").args(["route", "show", "table", "local", "type", "local"]).output();
+    let wanted = format!("{}/{} ", cidr.0, cidr.1);
+    out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with(&wanted)))
 }
 
 /// The test image: Debian's static busybox with an applet link per command.
@@ -44,8 +55,9 @@ pub fn ordinal_binary() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// Pod settings unique to this test server: its own bridge, /24 and cgroup parent.
-fn pod_settings() -> anyhow::Result<ordinal::PodSettings> {
+/// Pod settings unique to this test server: its own bridge, /24, cgroup parent, and a /24 of
+/// service addresses (so parallel servers' virtual IPs never meet).
+fn pod_settings() -> anyhow::Result<(ordinal::PodSettings, (std::net::Ipv4Addr, u8))> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 200 + 10;
     let mut settings = ordinal::PodSettings::standard()?;
@@ -57,7 +69,7 @@ fn pod_settings() -> anyhow::Result<ordinal::PodSettings> {
     settings.stop_pods_on_exit = true;
     // Each test server answers DNS on its own bridge address only (no shared host port).
     settings.dns_listen = None;
-    Ok(settings)
+    Ok((settings, (std::net::Ipv4Addr::new(10, 253, n as u8, 0), 24)))
 }
 
 /// Build the test image from `/bin/busybox` into the data dir's image store.
@@ -119,9 +131,11 @@ impl TestServer {
         let mut config = Self::config(dir.path());
         import_test_image(&config.data_dir)?;
         prepare(&config.data_dir)?;
-        let settings = pod_settings()?;
-        let guard = PodsGuard { native: settings.native_config(&config.data_dir), settings: settings.clone() };
+        let (settings, service_cidr) = pod_settings()?;
+        let guard =
+            PodsGuard { native: settings.native_config(&config.data_dir), settings: settings.clone(), service_cidr };
         config.pods = Some(settings);
+        config.service_cidr = service_cidr;
         let running = ordinal::start(config).await?;
         Ok(TestServer { running, dir, pods: Some(guard) })
     }
@@ -141,6 +155,7 @@ impl TestServer {
             // Stop without stopping pods, as a crash would; the guard still cleans up at the end.
             running.stop_keeping_pods().await;
             config.pods = Some(guard.settings.clone());
+            config.service_cidr = guard.service_cidr;
         } else {
             running.stop().await;
         }
@@ -155,6 +170,11 @@ impl TestServer {
     /// The pods' bridge, when this server runs pods.
     pub fn pod_bridge(&self) -> Option<String> {
         self.pods.as_ref().map(|g| g.native.bridge.clone())
+    }
+
+    /// The Service CIDR of a pod-running server.
+    pub fn service_cidr(&self) -> Option<(std::net::Ipv4Addr, u8)> {
+        self.pods.as_ref().map(|g| g.service_cidr)
     }
 
     /// The server's data directory.

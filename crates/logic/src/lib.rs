@@ -6,6 +6,7 @@ pub mod dns;
 pub mod endpoints;
 pub mod gc;
 pub mod pod_status;
+pub mod proxy;
 pub mod schedule;
 pub mod statefulset;
 pub mod volume;

@@ -341,6 +341,12 @@ async fn start_node_agent(
         }
         tracing::debug!(task = "cluster dns", "stopped");
     });
+    let (proxy_client, proxy_stop) = (client.clone(), shutdown.clone());
+    let proxy_config = proxy::ProxyConfig { service_cidr: config.service_cidr };
+    tasks.spawn(async move {
+        proxy::run(proxy_client, proxy_config, proxy_stop).await;
+        tracing::debug!(task = "service proxy", "stopped");
+    });
     let runtime = Arc::new(runtime);
     let _ = api.pod_streams.set(Arc::new(streams::NodeStreams { runtime: runtime.clone() }));
     let kubelet = Arc::new(agent::kubelet::Kubelet::new(client, runtime, images, kubelet_config));

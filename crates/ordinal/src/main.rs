@@ -140,6 +140,19 @@ enum BenchKind {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Service proxy: latency, connections per second and throughput through the proxy,
+    /// next to direct connections in the same run (loopback; no root needed).
+    Proxy {
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        /// Size of the bulk transfer.
+        #[arg(long, default_value_t = 1024)]
+        megabytes: usize,
+    },
     /// Volumes: claim create → Bound, and pod-with-claim create → Running (needs root).
     Volumes {
         #[arg(long, default_value_t = 100)]
@@ -304,6 +317,9 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Bench { which: BenchKind::Dns { seconds, concurrency } } => {
                 ordinal::bench::DnsBench { seconds, concurrency }.run().await
+            }
+            Command::Bench { which: BenchKind::Proxy { samples, concurrency, seconds, megabytes } } => {
+                ordinal::bench::ProxyBench { samples, concurrency, seconds, megabytes }.run().await
             }
             Command::Bench { which: BenchKind::Volumes { claims } } => {
                 ordinal::bench::PodsBench { pods: claims, volumes: true }.run().await

@@ -9,6 +9,7 @@ mod patch;
 mod pods;
 mod registry;
 mod server;
+mod services;
 mod statefulset;
 mod volumes;
 mod watch;

@@ -1,0 +1,145 @@
+//! The service data plane's decisions (kube-proxy's job): which frontends exist — a Service's
+//! virtual IP and port, and its node ports — and which backends each balances over, from the
+//! Services and their EndpointSlices. The proxy (crate `proxy`) binds the frontends and moves
+//! the bytes; nothing here does I/O.
+//!
+//! Backends follow kube-proxy: the ready endpoints; when none is ready, the ones still serving
+//! while terminating (so a rolling restart does not drop connections that could be served);
+//! otherwise none. Headless and ExternalName Services have no frontends.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// The transport a frontend serves. SCTP is not proxied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    fn of(port_protocol: Option<&str>) -> Option<Protocol> {
+        match port_protocol.unwrap_or("TCP") {
+            "TCP" => Some(Protocol::Tcp),
+            "UDP" => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// Where clients connect: a virtual IP and port, or a node port on every host address
+/// (`0.0.0.0:<nodePort>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Frontend {
+    pub addr: SocketAddr,
+    pub protocol: Protocol,
+}
+
+/// What a frontend forwards to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `namespace/name:port-name`, for logs.
+    pub service: String,
+    pub backends: Vec<SocketAddr>,
+    /// `sessionAffinity: ClientIP`: a client keeps its backend for this long after its last use.
+    pub affinity: Option<Duration>,
+}
+
+/// Every frontend of the cluster and its route.
+pub type Table = BTreeMap<Frontend, Route>;
+
+/// Upstream's default for `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
+pub const DEFAULT_AFFINITY: Duration = Duration::from_secs(10_800);
+
+/// The frontends and routes for these Services and EndpointSlices.
+pub fn build(services: &[Service], slices: &[EndpointSlice]) -> Table {
+    let mut table = Table::new();
+    for svc in services {
+        let (Some(name), Some(ns)) = (svc.metadata.name.as_deref(), svc.metadata.namespace.as_deref()) else {
+            continue;
+        };
+        let Some(spec) = &svc.spec else { continue };
+        if spec.type_.as_deref() == Some("ExternalName") {
+            continue;
+        }
+        let Some(vip) = spec.cluster_ip.as_deref().and_then(|ip| ip.parse::<Ipv4Addr>().ok()) else {
+            continue; // headless ("None") or not yet allocated
+        };
+        let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .and_then(|s| u64::try_from(s).ok())
+                .map_or(DEFAULT_AFFINITY, Duration::from_secs)
+        });
+        let owned: Vec<&EndpointSlice> = slices.iter().filter(|s| belongs_to(s, ns, name)).collect();
+        for port in spec.ports.iter().flatten() {
+            let (Some(protocol), Ok(number)) = (Protocol::of(port.protocol.as_deref()), u16::try_from(port.port))
+            else {
+                continue;
+            };
+            let route = Route {
+                service: format!("{ns}/{name}:{}", port.name.as_deref().unwrap_or("")),
+                backends: backends(&owned, port, protocol),
+                affinity,
+            };
+            let node_port = port.node_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0);
+            if let Some(node_port) = node_port {
+                let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), node_port);
+                table.insert(Frontend { addr, protocol }, route.clone());
+            }
+            table.insert(Frontend { addr: SocketAddr::new(IpAddr::V4(vip), number), protocol }, route);
+        }
+    }
+    table
+}
+
+fn belongs_to(slice: &EndpointSlice, ns: &str, service: &str) -> bool {
+    slice.metadata.namespace.as_deref() == Some(ns)
+        && slice.address_type == "IPv4"
+        && slice.metadata.labels.as_ref().and_then(|l| l.get(crate::endpoints::SERVICE_NAME_LABEL)).map(String::as_str)
+            == Some(service)
+}
+
+/// The addresses behind one Service port: ready endpoints, else serving-while-terminating ones.
+fn backends(slices: &[&EndpointSlice], port: &ServicePort, protocol: Protocol) -> Vec<SocketAddr> {
+    let wanted = port.name.as_deref().unwrap_or("");
+    let mut ready = Vec::new();
+    let mut terminating = Vec::new();
+    for slice in slices {
+        let Some(target) = slice.ports.iter().flatten().find(|p| {
+            p.name.as_deref().unwrap_or("") == wanted && Protocol::of(p.protocol.as_deref()) == Some(protocol)
+        }) else {
+            continue;
+        };
+        let Some(target) = target.port.and_then(|p| u16::try_from(p).ok()) else { continue };
+        for ep in &slice.endpoints {
+            let conditions = ep.conditions.clone().unwrap_or_default();
+            let is_ready = conditions.ready.unwrap_or(true);
+            let serving = conditions.serving.unwrap_or(is_ready);
+            let is_terminating = conditions.terminating.unwrap_or(false);
+            let list = if is_ready {
+                &mut ready
+            } else if serving && is_terminating {
+                &mut terminating
+            } else {
+                continue;
+            };
+            list.extend(
+                ep.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok()).map(|ip| SocketAddr::new(ip, target)),
+            );
+        }
+    }
+    let mut chosen = if ready.is_empty() { terminating } else { ready };
+    chosen.sort();
+    chosen.dedup();
+    chosen
+}

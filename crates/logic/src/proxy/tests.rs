@@ -1,0 +1,122 @@
+use serde_json::json;
+
+use super::*;
+
+fn service(spec: serde_json::Value) -> Service {
+    serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec})).expect("service")
+}
+
+fn slice(service: &str, ports: serde_json::Value, endpoints: serde_json::Value) -> EndpointSlice {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("{service}-abc"), "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4", "ports": ports, "endpoints": endpoints,
+    }))
+    .expect("slice")
+}
+
+fn ep(ip: &str, ready: bool, serving: bool, terminating: bool) -> serde_json::Value {
+    json!({"addresses": [ip], "conditions": {"ready": ready, "serving": serving, "terminating": terminating}})
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn tcp(s: &str) -> Frontend {
+    Frontend { addr: addr(s), protocol: Protocol::Tcp }
+}
+
+#[test]
+fn virtual_ip_routes_to_ready_endpoints_on_the_resolved_target_port() {
+    let svc = service(json!({"clusterIP": "10.96.0.7", "ports": [{"name": "http", "port": 80, "targetPort": "web"}]}));
+    let slices = [slice(
+        "web",
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}]),
+        json!([
+            ep("10.244.0.3", true, true, false),
+            ep("10.244.0.2", true, true, false),
+            ep("10.244.0.4", false, false, false)
+        ]),
+    )];
+    let table = build(&[svc], &slices);
+    assert_eq!(table.len(), 1);
+    let route = &table[&tcp("10.96.0.7:80")];
+    assert_eq!(route.backends, vec![addr("10.244.0.2:8080"), addr("10.244.0.3:8080")]);
+    assert_eq!(route.service, "default/web:http");
+    assert_eq!(route.affinity, None);
+}
+
+#[test]
+fn terminating_endpoints_serve_only_when_nothing_is_ready() {
+    let svc = service(json!({"clusterIP": "10.96.0.7", "ports": [{"port": 80}]}));
+    let ports = json!([{"port": 80, "protocol": "TCP"}]);
+    let draining = ep("10.244.0.5", false, true, true);
+    let only_draining = [slice("web", ports.clone(), json!([draining.clone(), ep("10.244.0.6", false, false, true)]))];
+    assert_eq!(
+        build(std::slice::from_ref(&svc), &only_draining)[&tcp("10.96.0.7:80")].backends,
+        vec![addr("10.244.0.5:80")]
+    );
+    let with_ready = [slice("web", ports, json!([draining, ep("10.244.0.9", true, true, false)]))];
+    assert_eq!(build(&[svc], &with_ready)[&tcp("10.96.0.7:80")].backends, vec![addr("10.244.0.9:80")]);
+}
+
+#[test]
+fn node_ports_get_a_frontend_on_every_address_and_udp_ports_are_separate() {
+    let svc = service(json!({"type": "NodePort", "clusterIP": "10.96.0.8", "ports": [
+        {"name": "web", "port": 80, "nodePort": 30000},
+        {"name": "dns", "port": 53, "protocol": "UDP"},
+        {"name": "assoc", "port": 9, "protocol": "SCTP"},
+    ]}));
+    let slices = [slice(
+        "web",
+        json!([{"name": "web", "port": 80, "protocol": "TCP"}, {"name": "dns", "port": 5353, "protocol": "UDP"}]),
+        json!([ep("10.244.0.2", true, true, false)]),
+    )];
+    let table = build(&[svc], &slices);
+    let frontends: Vec<Frontend> = table.keys().copied().collect();
+    assert_eq!(
+        frontends,
+        vec![
+            tcp("0.0.0.0:30000"),
+            Frontend { addr: addr("10.96.0.8:53"), protocol: Protocol::Udp },
+            tcp("10.96.0.8:80"),
+        ]
+    );
+    assert_eq!(table[&tcp("0.0.0.0:30000")].backends, vec![addr("10.244.0.2:80")]);
+    assert_eq!(
+        table[&Frontend { addr: addr("10.96.0.8:53"), protocol: Protocol::Udp }].backends,
+        vec![addr("10.244.0.2:5353")]
+    );
+}
+
+#[test]
+fn headless_external_name_and_unallocated_services_have_no_frontends() {
+    let services = [
+        service(json!({"clusterIP": "None", "ports": [{"port": 80}]})),
+        service(json!({"type": "ExternalName", "externalName": "example.com", "ports": [{"port": 80}]})),
+        service(json!({"ports": [{"port": 80}]})),
+    ];
+    assert!(build(&services, &[]).is_empty());
+}
+
+#[test]
+fn a_service_without_endpoints_still_has_its_frontend_and_other_services_slices_do_not_count() {
+    let svc = service(json!({"clusterIP": "10.96.0.9", "ports": [{"port": 80}]}));
+    let other =
+        [slice("not-web", json!([{"port": 80, "protocol": "TCP"}]), json!([ep("10.244.0.2", true, true, false)]))];
+    let table = build(&[svc], &other);
+    assert_eq!(table[&tcp("10.96.0.9:80")].backends, Vec::<SocketAddr>::new());
+}
+
+#[test]
+fn client_ip_affinity_uses_the_configured_timeout_or_three_hours() {
+    let svc = |config: serde_json::Value| {
+        service(json!({"clusterIP": "10.96.0.10", "sessionAffinity": "ClientIP", "sessionAffinityConfig": config,
+                       "ports": [{"port": 80}]}))
+    };
+    let table = build(&[svc(json!({"clientIP": {"timeoutSeconds": 60}}))], &[]);
+    assert_eq!(table[&tcp("10.96.0.10:80")].affinity, Some(Duration::from_secs(60)));
+    let table = build(&[svc(json!({}))], &[]);
+    assert_eq!(table[&tcp("10.96.0.10:80")].affinity, Some(DEFAULT_AFFINITY));
+}
