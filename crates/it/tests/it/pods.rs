@@ -181,6 +181,13 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
     .await?;
     assert_ne!(pod_ip(&after), pod_ip(&before), "a recreated pod gets a fresh address");
     assert_eq!(new.ok(&["exec", "web-1", "--", "hostname"])?.trim(), "web-1");
+    // Its stable name follows it to the new address.
+    let fresh_ip = pod_ip(&after);
+    eventually("web-1's name answers its new address", Duration::from_secs(20), || async {
+        let out = new.ok(&["exec", "web-0", "--", "nslookup", "web-1.nginx.default.svc.cluster.local"]).ok()?;
+        (out.contains(&fresh_ip) && !out.contains(&format!("{}\n", pod_ip(&before)))).then_some(())
+    })
+    .await?;
 
     new.ok(&["delete", "sts", "web"])?;
     eventually("pods gone", Duration::from_secs(60), || async {
