@@ -3,12 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+pub use crate::pod::{
+    is_available, is_created, is_failed, is_healthy, is_running_and_ready, is_succeeded, is_terminating,
+    seconds_until_available,
+};
 
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
@@ -43,72 +47,9 @@ pub fn revision_of(pod: &Pod) -> &str {
     pod.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).map(String::as_str).unwrap_or("")
 }
 
-fn phase(pod: &Pod) -> &str {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
-}
-
-pub fn is_created(pod: &Pod) -> bool {
-    !phase(pod).is_empty()
-}
-pub fn is_failed(pod: &Pod) -> bool {
-    phase(pod) == "Failed"
-}
-pub fn is_succeeded(pod: &Pod) -> bool {
-    phase(pod) == "Succeeded"
-}
-pub fn is_terminating(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_some()
-}
-
-fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
-    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    ready_condition(pod).is_some_and(|c| c.status == "True")
-}
-
-pub fn is_running_and_ready(pod: &Pod) -> bool {
-    phase(pod) == "Running" && is_ready(pod)
-}
-
-pub fn is_healthy(pod: &Pod) -> bool {
-    is_running_and_ready(pod) && !is_terminating(pod)
-}
-
-/// Ready for at least `min_ready` seconds (upstream's `isRunningAndAvailable` without phase).
-pub fn is_available(pod: &Pod, min_ready: i32, now: Timestamp) -> bool {
-    if !is_ready(pod) {
-        return false;
-    }
-    if min_ready <= 0 {
-        return true;
-    }
-    match ready_condition(pod).and_then(|c| c.last_transition_time.as_ref()) {
-        Some(t) => t.0.as_second() + i64::from(min_ready) < now.as_second(),
-        None => false,
-    }
-}
-
-/// Seconds until a Ready pod becomes available, if it is Ready but not yet available.
-pub fn seconds_until_available(pod: &Pod, min_ready: i32, now: Timestamp) -> Option<u64> {
-    if min_ready <= 0 || !is_ready(pod) || is_available(pod, min_ready, now) {
-        return None;
-    }
-    let since = ready_condition(pod)?.last_transition_time.as_ref()?.0.as_second();
-    Some((since + i64::from(min_ready) + 1 - now.as_second()).max(1) as u64)
-}
-
 /// The controller reference every object the set creates carries.
 pub fn controller_ref(set: &StatefulSet) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "StatefulSet".into(),
-        name: set.metadata.name.clone().unwrap_or_default(),
-        uid: set.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+    crate::ownership::controller_ref("apps/v1", "StatefulSet", &set.metadata)
 }
 
 /// The claims ordinal `ordinal` needs, from the set's templates: template labels with the
@@ -200,31 +141,10 @@ pub fn claim_pods<'a>(
     pods: &'a [Pod],
 ) -> (Vec<&'a Pod>, Vec<&'a Pod>) {
     let set_name = set.metadata.name.as_deref().unwrap_or("");
-    let uid = set.metadata.uid.as_deref().unwrap_or("");
-    let mut adopt = Vec::new();
-    let mut release = Vec::new();
-    if set.metadata.deletion_timestamp.is_some() {
-        return (adopt, release);
-    }
-    for pod in pods {
-        let controller = pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
-        let member =
-            pod.metadata.name.as_deref().and_then(parent_and_ordinal).is_some_and(|(parent, _)| parent == set_name);
-        match controller {
-            Some(c) if c.uid == uid => {
-                if !selector(pod) {
-                    release.push(pod);
-                }
-            }
-            Some(_) => {}
-            None => {
-                if member && selector(pod) && pod.metadata.deletion_timestamp.is_none() {
-                    adopt.push(pod);
-                }
-            }
-        }
-    }
-    (adopt, release)
+    let member = |pod: &Pod| {
+        pod.metadata.name.as_deref().and_then(parent_and_ordinal).is_some_and(|(parent, _)| parent == set_name)
+    };
+    crate::ownership::claim(&set.metadata, pods, selector, &member)
 }
 
 /// Whether an in-range pod still carries its identity (upstream `identityMatches`, label part).

@@ -18,7 +18,7 @@ use super::pods::controller_ref;
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
 
 /// Recursively sort object keys (the byte form hashed and stored is canonical).
-fn canonical(v: &Value) -> Value {
+pub(crate) fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
             let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
@@ -56,24 +56,12 @@ pub fn same_template(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// FNV-1 (32-bit) — upstream's `hashutil` uses this, not FNV-1a.
-fn fnv1_32(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in bytes {
-        h = h.wrapping_mul(0x0100_0193);
-        h ^= u32::from(*b);
-    }
-    h
-}
-
-const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
 /// Upstream's revision hash: FNV-1 over the data bytes and the decimal collision count, printed
 /// in decimal and mapped through the "safe" alphabet.
 pub fn hash(data: &Value, collision_count: i32) -> String {
     let mut bytes = serde_json::to_vec(data).unwrap_or_default();
     bytes.extend_from_slice(collision_count.to_string().as_bytes());
-    fnv1_32(&bytes).to_string().bytes().map(|c| SAFE[usize::from(c) % SAFE.len()] as char).collect()
+    crate::hash::safe_encode(crate::hash::fnv1_32(&bytes))
 }
 
 /// `<set>-<hash>`; for set names so long that this would not fit a 63-character label value,
