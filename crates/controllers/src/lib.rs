@@ -2,18 +2,21 @@
 //! through the API. They never touch the store or the API server's internals, so each runs
 //! unchanged against any Kubernetes API.
 
+pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod namespace;
+pub mod replicaset;
 mod resources;
 pub mod scheduler;
 pub mod statefulset;
 pub mod volumes;
+mod workload;
 
 use tokio_util::sync::CancellationToken;
 
 /// Start the controllers that run inside `ordinal server` (garbage collection, namespace
-/// cleanup, StatefulSets, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
+/// cleanup, StatefulSets, ReplicaSets, Deployments, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
 /// machine runs pods). Each task ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
     client: kube::Client,
@@ -26,6 +29,8 @@ pub fn spawn_cluster_controllers(
     tracker.spawn(logged("garbage collector", gc::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("namespace controller", namespace::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("statefulset controller", statefulset::run(client.clone(), shutdown.clone())));
+    tracker.spawn(logged("replicaset controller", replicaset::run(client.clone(), shutdown.clone())));
+    tracker.spawn(logged("deployment controller", deployment::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("scheduler", scheduler::run(client, shutdown)));
 }
 

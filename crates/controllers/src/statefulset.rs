@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use logic::statefulset::revision::{self, UpdateRevision};
@@ -86,7 +86,7 @@ fn error_policy(_set: Arc<StatefulSet>, error: &Error, _ctx: Arc<Ctx>) -> Requeu
 }
 
 fn controlled_by(obj: &impl Resource, uid: &str) -> bool {
-    obj.meta().owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
+    logic::ownership::controlled_by(obj.meta(), uid)
 }
 
 fn selector_string(set: &StatefulSet) -> String {
@@ -199,49 +199,23 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
 /// The pods the set controls, after adopting orphans that are its members and match its
 /// selector, and releasing pods that no longer match it.
 async fn claim_pods(set: &StatefulSet, api: &Api<Pod>) -> Result<Vec<Pod>, Error> {
-    let uid = set.metadata.uid.clone().unwrap_or_default();
     let selector = set.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-    let selector = model::selector::LabelSelector::from_k8s(&selector).ok();
-    let matches = |p: &Pod| {
-        let labels = p.metadata.labels.clone().unwrap_or_default();
-        selector.as_ref().is_some_and(|s| !s.is_empty() && s.matches(&labels))
-    };
+    let matches = crate::workload::selector_matches(&selector);
+    let selected = |p: &Pod| matches(&p.metadata.labels.clone().unwrap_or_default());
     let all = api.list(&ListParams::default()).await?.items;
-    let (adopt, release) = logic::statefulset::pods::claim_pods(set, &matches, &all);
-    let mut changed = Vec::new();
-    for pod in adopt {
-        let mut owners = pod.metadata.owner_references.clone().unwrap_or_default();
-        owners.push(logic::statefulset::pods::controller_ref(set));
-        changed.push(set_owners(api, pod, owners).await?);
-    }
-    for pod in release {
-        let owners: Vec<_> = pod.metadata.owner_references.iter().flatten().filter(|r| r.uid != uid).cloned().collect();
-        set_owners(api, pod, owners).await?;
-    }
-    let mut controlled: Vec<Pod> = all.into_iter().filter(|p| controlled_by(p, &uid) && matches(p)).collect();
-    for pod in changed.into_iter().flatten() {
-        controlled.retain(|p| p.metadata.name != pod.metadata.name);
-        controlled.push(pod);
-    }
-    Ok(controlled)
-}
-
-/// Rewrite owner references with a revision precondition; `None` if the pod changed meanwhile.
-async fn set_owners<K>(
-    api: &Api<K>,
-    obj: &K,
-    owners: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
-) -> Result<Option<K>, Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let owners = if owners.is_empty() { serde_json::Value::Null } else { json!(owners) };
-    let patch = json!({"metadata": {"resourceVersion": obj.meta().resource_version, "ownerReferences": owners}});
-    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await {
-        Ok(updated) => Ok(Some(updated)),
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let (adopt, release) = logic::statefulset::pods::claim_pods(set, &selected, &all);
+    let (adopt, release): (Vec<Pod>, Vec<Pod>) =
+        (adopt.into_iter().cloned().collect(), release.into_iter().cloned().collect());
+    let owner = logic::statefulset::pods::controller_ref(set);
+    Ok(crate::workload::adopt_and_release(
+        api,
+        &owner,
+        all,
+        adopt.iter().collect(),
+        release.iter().collect(),
+        &selected,
+    )
+    .await?)
 }
 
 /// The revisions the set controls, adopting orphans that match its selector (a set recreated
@@ -262,7 +236,7 @@ async fn claim_revisions(
         if !has_controller && set.metadata.deletion_timestamp.is_none() {
             let mut owners = revision.metadata.owner_references.clone().unwrap_or_default();
             owners.push(logic::statefulset::pods::controller_ref(set));
-            if let Some(adopted) = set_owners(api, &revision, owners).await? {
+            if let Some(adopted) = crate::workload::set_owners(api, &revision, owners).await? {
                 out.push(adopted);
             }
         }
@@ -294,17 +268,7 @@ async fn apply_in_batches(
     if start < actions.len() {
         units.push(&actions[start..]);
     }
-    let mut batch = 1;
-    let mut rest = units.as_slice();
-    while !rest.is_empty() {
-        let (now, later) = rest.split_at(batch.min(rest.len()));
-        let results =
-            futures::future::join_all(now.iter().map(|unit| apply(ctx, set, pods_api, claims_api, unit))).await;
-        results.into_iter().collect::<Result<Vec<()>, Error>>()?;
-        rest = later;
-        batch = (batch * 2).min(500);
-    }
-    Ok(())
+    crate::workload::slow_start(units, |unit| apply(ctx, set, pods_api, claims_api, unit)).await
 }
 
 /// Apply the plan's actions in order; stop at the first failure (the next sync re-plans).
@@ -384,11 +348,7 @@ async fn apply(
                 }
             }
         };
-        let type_ = if outcome.is_ok() { EventType::Normal } else { EventType::Warning };
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::debug!(error = %e, "record event");
-        }
+        crate::workload::publish(&ctx.recorder, &reference, outcome.is_ok(), reason, note).await;
         outcome?;
     }
     Ok(())

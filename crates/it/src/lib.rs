@@ -74,6 +74,11 @@ fn pod_settings() -> anyhow::Result<(ordinal::PodSettings, (std::net::Ipv4Addr, 
 
 /// Build the test image from `/bin/busybox` into the data dir's image store.
 pub fn import_test_image(data_dir: &Path) -> anyhow::Result<()> {
+    import_test_image_as(data_dir, TEST_IMAGE)
+}
+
+/// The test image under another name (for rollouts from one image to another).
+pub fn import_test_image_as(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     let busybox = Path::new("/bin/busybox");
     if !busybox.is_file() {
         bail!("/bin/busybox is missing: the pod tests need Debian's busybox-static (apt-get install busybox-static)");
@@ -84,7 +89,7 @@ pub fn import_test_image(data_dir: &Path) -> anyhow::Result<()> {
     let tar = scratch.path().join("image.tar");
     let config =
         agent::image::ImageConfig { cmd: vec!["sh".into()], env: vec!["PATH=/bin".into()], ..Default::default() };
-    agent::image::build_from_dir(&rootfs, TEST_IMAGE, &config, &tar)?;
+    agent::image::build_from_dir(&rootfs, name, &config, &tar)?;
     agent::image::ImageStore::open(&data_dir.join("images"))?.import(&tar)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod api;
 mod bad_input;
 mod deletion;
+mod deployments;
 mod dns;
 mod kubectl;
 mod patch;

@@ -1,0 +1,129 @@
+//! The ReplicaSet controller shell: on every change to a ReplicaSet or its pods, read its pods
+//! from the API (adopting orphans its selector matches, releasing pods it no longer matches),
+//! ask `logic::replicaset::plan`, create or delete pods (creates in slow-start batches), record
+//! events and write status.
+//!
+//! As for StatefulSets, reads go to the API: syncs of one ReplicaSet never overlap and read
+//! after their own writes, so a generated-name pod is never created twice for one gap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    #[error("replicaset {0} has no namespace")]
+    NoNamespace(String),
+}
+
+struct Ctx {
+    client: kube::Client,
+    recorder: Recorder,
+}
+
+pub async fn run(client: kube::Client, shutdown: CancellationToken) {
+    let reporter = Reporter { controller: "replicaset-controller".into(), instance: None };
+    let ctx = Arc::new(Ctx { client: client.clone(), recorder: Recorder::new(client.clone(), reporter) });
+    let stop = shutdown.clone();
+    let running = Controller::new(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<Pod>::all(client), watcher::Config::default())
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(
+            reconcile,
+            |_, error, _| {
+                tracing::warn!(%error, "replicaset sync failed");
+                Requeue::requeue(Duration::from_secs(1))
+            },
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()));
+    tokio::pin!(running);
+    tokio::select! {
+        _ = &mut running => {}
+        _ = shutdown.cancelled() => { let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await; }
+    }
+}
+
+async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let name = rs.name_any();
+    let ns = rs.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let selector = rs.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+    let matches = crate::workload::selector_matches(&selector);
+    let selected = |p: &Pod| matches(&p.metadata.labels.clone().unwrap_or_default());
+    let all = pods_api.list(&ListParams::default()).await?.items;
+    let (adopt, release) = logic::ownership::claim(&rs.metadata, &all, &selected, &|_| true);
+    let (adopt, release): (Vec<Pod>, Vec<Pod>) =
+        (adopt.into_iter().cloned().collect(), release.into_iter().cloned().collect());
+    let owner = logic::ownership::controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
+    let pods = crate::workload::adopt_and_release(
+        &pods_api,
+        &owner,
+        all,
+        adopt.iter().collect(),
+        release.iter().collect(),
+        &selected,
+    )
+    .await?;
+
+    let plan = logic::replicaset::plan(&rs, &pods, jiff::Timestamp::now());
+    let reference = rs.object_ref(&());
+    let template = logic::replicaset::new_pod(&rs);
+    let created = crate::workload::slow_start(vec![(); plan.create], |()| {
+        let (api, template, recorder, reference) = (&pods_api, &template, &ctx.recorder, &reference);
+        async move {
+            match api.create(&PostParams::default(), template).await {
+                Ok(pod) => {
+                    let note = format!("Created pod: {}", pod.name_any());
+                    crate::workload::publish(recorder, reference, true, "SuccessfulCreate", note).await;
+                    Ok(())
+                }
+                Err(e) => {
+                    let note = format!("Error creating: {e}");
+                    crate::workload::publish(recorder, reference, false, "FailedCreate", note).await;
+                    Err(e)
+                }
+            }
+        }
+    })
+    .await;
+    for pod_name in &plan.delete {
+        let uid =
+            pods.iter().find(|p| p.metadata.name.as_deref() == Some(pod_name)).and_then(|p| p.metadata.uid.clone());
+        let params =
+            DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
+        match pods_api.delete(pod_name, &params).await {
+            Ok(_) => {
+                let note = format!("Deleted pod: {pod_name}");
+                crate::workload::publish(&ctx.recorder, &reference, true, "SuccessfulDelete", note).await;
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if logic::replicaset::status_changed(rs.status.as_ref(), &plan.status) {
+        let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({"status": plan.status});
+        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    created?;
+    Ok(match plan.requeue_after_secs {
+        Some(secs) => Requeue::requeue(Duration::from_secs(secs)),
+        None => Requeue::await_change(),
+    })
+}

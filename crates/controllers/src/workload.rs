@@ -1,0 +1,94 @@
+//! What the workload controllers (StatefulSet, ReplicaSet, Deployment) share in their I/O:
+//! adopting and releasing owned objects, recording events, and upstream's slow start.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+/// Rewrite owner references with a revision precondition; `None` if the object changed meanwhile.
+pub(crate) async fn set_owners<K>(api: &Api<K>, obj: &K, owners: Vec<OwnerReference>) -> Result<Option<K>, kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let owners = if owners.is_empty() { serde_json::Value::Null } else { json!(owners) };
+    let patch = json!({"metadata": {"resourceVersion": obj.meta().resource_version, "ownerReferences": owners}});
+    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(updated) => Ok(Some(updated)),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The objects `owner` controls after adopting `adopt` and releasing `release` (upstream's
+/// `ClaimObject` applied): `selected` are the ones that match its selector.
+pub(crate) async fn adopt_and_release<K>(
+    api: &Api<K>,
+    owner_ref: &OwnerReference,
+    all: Vec<K>,
+    adopt: Vec<&K>,
+    release: Vec<&K>,
+    selected: &(dyn Fn(&K) -> bool + Sync),
+) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut changed = Vec::new();
+    for obj in adopt {
+        let mut owners = obj.meta().owner_references.clone().unwrap_or_default();
+        owners.push(owner_ref.clone());
+        changed.extend(set_owners(api, obj, owners).await?);
+    }
+    for obj in release {
+        let owners = obj.meta().owner_references.iter().flatten().filter(|r| r.uid != owner_ref.uid).cloned().collect();
+        set_owners(api, obj, owners).await?;
+    }
+    let mut controlled: Vec<K> =
+        all.into_iter().filter(|o| logic::ownership::controlled_by(o.meta(), &owner_ref.uid) && selected(o)).collect();
+    for obj in changed {
+        controlled.retain(|o| o.meta().name != obj.meta().name);
+        controlled.push(obj);
+    }
+    Ok(controlled)
+}
+
+/// A label selector as a predicate over labels; an empty or malformed one matches nothing.
+pub(crate) fn selector_matches(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> impl Fn(&std::collections::BTreeMap<String, String>) -> bool + use<> {
+    let parsed = model::selector::LabelSelector::from_k8s(selector).ok();
+    move |labels| parsed.as_ref().is_some_and(|s| !s.is_empty() && s.matches(labels))
+}
+
+/// Record an event on `reference`; a failure to record is logged, never fatal.
+pub(crate) async fn publish(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    ok: bool,
+    reason: &str,
+    note: String,
+) {
+    let type_ = if ok { EventType::Normal } else { EventType::Warning };
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::debug!(error = %e, "record event");
+    }
+}
+
+/// Upstream's slow start: run `units` in batches of 1, 2, 4, … (at most 500); a batch with a
+/// failure ends the run with that failure.
+pub(crate) async fn slow_start<T, E, F, Fut>(units: Vec<T>, mut run: F) -> Result<(), E>
+where
+    F: FnMut(T) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    let mut batch = 1;
+    let mut rest = units.into_iter().peekable();
+    while rest.peek().is_some() {
+        let now: Vec<Fut> = rest.by_ref().take(batch).map(&mut run).collect();
+        futures::future::join_all(now).await.into_iter().collect::<Result<Vec<()>, E>>()?;
+        batch = (batch * 2).min(500);
+    }
+    Ok(())
+}
