@@ -36,7 +36,7 @@ pub struct Input<'a> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    CreateReplicaSet(ReplicaSet),
+    CreateReplicaSet(Box<ReplicaSet>),
     /// Set an existing ReplicaSet's replicas and annotations (the whole annotation map).
     UpdateReplicaSet {
         name: String,
@@ -205,7 +205,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         rolling(d, replicas, &mut new, &mut olds, &mut fresh, &new_revision);
     }
     if let Some(f) = &fresh {
-        actions.push(Action::CreateReplicaSet(f.rs.clone()));
+        actions.push(Action::CreateReplicaSet(Box::new(f.rs.clone())));
     }
     for w in new.iter().chain(olds.iter()) {
         let stored = w.rs.metadata.annotations.clone().unwrap_or_default();
@@ -424,7 +424,7 @@ fn is_scaling_event<'a>(replicas: i32, all: impl Iterator<Item = &'a Work<'a>>) 
 /// Upstream `scale`: one active ReplicaSet takes the new count; a saturated new one means the
 /// old ones go to zero; otherwise a rolling update grows or shrinks every active ReplicaSet in
 /// proportion to the size it was made for, the remainder going to the largest.
-fn scale<'a>(d: &Deployment, mut new: Option<&mut Work<'a>>, olds: &mut [Work<'a>], replicas: i32) {
+fn scale<'a>(d: &Deployment, new: Option<&mut Work<'a>>, olds: &mut [Work<'a>], replicas: i32) {
     let active: Vec<usize> = (0..olds.len()).filter(|i| olds[*i].replicas > 0).collect();
     let new_active = new.as_ref().is_some_and(|n| n.replicas > 0);
     let active_count = active.len() + usize::from(new_active);
@@ -458,7 +458,7 @@ fn scale<'a>(d: &Deployment, mut new: Option<&mut Work<'a>>, olds: &mut [Work<'a
     }
     let allowed = if replicas > 0 { replicas + max_surge(d) } else { 0 };
     let mut members: Vec<&mut Work<'a>> = Vec::new();
-    if let Some(n) = new.as_deref_mut().filter(|n| n.replicas > 0) {
+    if let Some(n) = new.filter(|n| n.replicas > 0) {
         members.push(n);
     }
     members.extend(olds.iter_mut().filter(|w| w.replicas > 0));

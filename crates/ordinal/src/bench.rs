@@ -932,3 +932,69 @@ impl ProxyBench {
         Ok(())
     }
 }
+
+/// `ordinal bench deploy`: a Deployment's time to Available and to finish a rolling update,
+/// with the kubelet double marking pods Running and Ready at once (the control plane alone).
+pub struct DeployBench {
+    pub replicas: i32,
+}
+
+async fn wait_deployment(
+    api: &Api<k8s_openapi::api::apps::v1::Deployment>,
+    n: i32,
+    limit: Duration,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    loop {
+        let d = api.get("bench").await?;
+        let st = d.status.unwrap_or_default();
+        let done = st.observed_generation == d.metadata.generation
+            && st.updated_replicas == Some(n)
+            && st.replicas == Some(n)
+            && st.available_replicas == Some(n);
+        if done {
+            return Ok(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        if t.elapsed() > limit {
+            bail!("deployment not available after {limit:?}: {st:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+impl DeployBench {
+    pub async fn run(&self) -> anyhow::Result<()> {
+        let scratch = tempfile_dir()?;
+        let mut config = crate::ServerConfig::new(scratch.join("data"), "127.0.0.1:0".parse()?);
+        config.compact_interval = Duration::from_secs(3600);
+        let running = crate::start(config).await?;
+        let result = self.run_on(running.client.clone()).await;
+        running.stop().await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    async fn run_on(&self, client: kube::Client) -> anyhow::Result<()> {
+        let _kubelet = crate::kubelet_double::FakeKubelet::start(client.clone(), "default");
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client, "default");
+        let n = self.replicas;
+        let limit = Duration::from_secs(600);
+        let emit = |metric: &str, ms: f64| {
+            println!(
+                "{}",
+                json!({"bench": "deploy", "metric": metric, "replicas": n, "unit": "ms", "value": round(ms)})
+            );
+        };
+        let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "bench"},
+            "spec": {"replicas": n, "selector": {"matchLabels": {"app": "bench"}},
+                     "template": {"metadata": {"labels": {"app": "bench"}}, "spec": {"containers": [{"name": "c", "image": "app:v1"}]}}}
+        }))?;
+        api.create(&PostParams::default(), &deployment).await?;
+        emit("create_to_available", wait_deployment(&api, n, limit).await?);
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "app:v2"}]}}}});
+        api.patch("bench", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await?;
+        emit("rolling_update_25_percent_surge", wait_deployment(&api, n, limit).await?);
+        Ok(())
+    }
+}

@@ -153,6 +153,11 @@ enum BenchKind {
         #[arg(long, default_value_t = 1024)]
         megabytes: usize,
     },
+    /// Deployment controller: create → Available and a rolling update, with instantly ready pods.
+    Deploy {
+        #[arg(long, default_value_t = 100)]
+        replicas: i32,
+    },
     /// Volumes: claim create → Bound, and pod-with-claim create → Running (needs root).
     Volumes {
         #[arg(long, default_value_t = 100)]
@@ -320,6 +325,9 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Bench { which: BenchKind::Proxy { samples, concurrency, seconds, megabytes } } => {
                 ordinal::bench::ProxyBench { samples, concurrency, seconds, megabytes }.run().await
+            }
+            Command::Bench { which: BenchKind::Deploy { replicas } } => {
+                ordinal::bench::DeployBench { replicas }.run().await
             }
             Command::Bench { which: BenchKind::Volumes { claims } } => {
                 ordinal::bench::PodsBench { pods: claims, volumes: true }.run().await
