@@ -71,22 +71,8 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-    let matches = crate::workload::selector_matches(&selector);
-    let selected = |rs: &ReplicaSet| matches(&rs.metadata.labels.clone().unwrap_or_default());
-    let all = rs_api.list(&ListParams::default()).await?.items;
-    let (adopt, release) = logic::ownership::claim(&d.metadata, &all, &selected, &|_| true);
-    let (adopt, release): (Vec<ReplicaSet>, Vec<ReplicaSet>) =
-        (adopt.into_iter().cloned().collect(), release.into_iter().cloned().collect());
     let owner = logic::ownership::controller_ref("apps/v1", "Deployment", &d.metadata);
-    let sets = crate::workload::adopt_and_release(
-        &rs_api,
-        &owner,
-        all,
-        adopt.iter().collect(),
-        release.iter().collect(),
-        &selected,
-    )
-    .await?;
+    let sets = crate::workload::claim_owned(&rs_api, &d.metadata, &owner, &selector, &|_| true).await?;
     let recreate =
         d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.type_.as_deref()) == Some("Recreate");
     let pods = if recreate { pods_api.list(&ListParams::default()).await?.items } else { Vec::new() };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
@@ -61,22 +61,8 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
     let ns = rs.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = rs.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-    let matches = crate::workload::selector_matches(&selector);
-    let selected = |p: &Pod| matches(&p.metadata.labels.clone().unwrap_or_default());
-    let all = pods_api.list(&ListParams::default()).await?.items;
-    let (adopt, release) = logic::ownership::claim(&rs.metadata, &all, &selected, &|_| true);
-    let (adopt, release): (Vec<Pod>, Vec<Pod>) =
-        (adopt.into_iter().cloned().collect(), release.into_iter().cloned().collect());
     let owner = logic::ownership::controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
-    let pods = crate::workload::adopt_and_release(
-        &pods_api,
-        &owner,
-        all,
-        adopt.iter().collect(),
-        release.iter().collect(),
-        &selected,
-    )
-    .await?;
+    let pods = crate::workload::claim_owned(&pods_api, &rs.metadata, &owner, &selector, &|_| true).await?;
 
     let plan = logic::replicaset::plan(&rs, &pods, jiff::Timestamp::now());
     let reference = rs.object_ref(&());

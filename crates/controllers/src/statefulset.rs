@@ -196,26 +196,14 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
     })
 }
 
-/// The pods the set controls, after adopting orphans that are its members and match its
+/// The pods the set controls (upstream `ClaimPods` with `isMemberOf`), after adopting orphans that are its members and match its
 /// selector, and releasing pods that no longer match it.
 async fn claim_pods(set: &StatefulSet, api: &Api<Pod>) -> Result<Vec<Pod>, Error> {
     let selector = set.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-    let matches = crate::workload::selector_matches(&selector);
-    let selected = |p: &Pod| matches(&p.metadata.labels.clone().unwrap_or_default());
-    let all = api.list(&ListParams::default()).await?.items;
-    let (adopt, release) = logic::statefulset::pods::claim_pods(set, &selected, &all);
-    let (adopt, release): (Vec<Pod>, Vec<Pod>) =
-        (adopt.into_iter().cloned().collect(), release.into_iter().cloned().collect());
     let owner = logic::statefulset::pods::controller_ref(set);
-    Ok(crate::workload::adopt_and_release(
-        api,
-        &owner,
-        all,
-        adopt.iter().collect(),
-        release.iter().collect(),
-        &selected,
-    )
-    .await?)
+    let set_name = set.metadata.name.clone().unwrap_or_default();
+    let member = move |pod: &Pod| logic::statefulset::pods::is_member(&set_name, pod);
+    Ok(crate::workload::claim_owned(api, &set.metadata, &owner, &selector, &member).await?)
 }
 
 /// The revisions the set controls, adopting orphans that match its selector (a set recreated

@@ -21,9 +21,34 @@ where
     }
 }
 
+/// List `api` and claim for `owner`: adopt the orphans its selector matches (and `eligible`
+/// allows), release what it controls but no longer matches; what it controls afterwards.
+pub(crate) async fn claim_owned<K>(
+    api: &Api<K>,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    owner_ref: &OwnerReference,
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    eligible: &(dyn Fn(&K) -> bool + Sync),
+) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource
+        + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let matches = selector_matches(selector);
+    let selected = |o: &K| matches(&o.meta().labels.clone().unwrap_or_default());
+    let all = api.list(&kube::api::ListParams::default()).await?.items;
+    let (adopt, release) = logic::ownership::claim(owner, &all, &selected, eligible);
+    let (adopt, release): (Vec<K>, Vec<K>) =
+        (adopt.into_iter().cloned().collect(), release.into_iter().cloned().collect());
+    adopt_and_release(api, owner_ref, all, adopt.iter().collect(), release.iter().collect(), &selected).await
+}
+
 /// The objects `owner` controls after adopting `adopt` and releasing `release` (upstream's
 /// `ClaimObject` applied): `selected` are the ones that match its selector.
-pub(crate) async fn adopt_and_release<K>(
+async fn adopt_and_release<K>(
     api: &Api<K>,
     owner_ref: &OwnerReference,
     all: Vec<K>,

@@ -282,16 +282,26 @@ async fn wait_ready(
     }
 }
 
+/// Run `bench` against an in-process server without pods (the kubelet double stands in), then
+/// stop it and remove its data.
+async fn on_control_plane<F, Fut>(bench: F) -> anyhow::Result<()>
+where
+    F: FnOnce(kube::Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let scratch = tempfile_dir()?;
+    let mut config = crate::ServerConfig::new(scratch.join("data"), "127.0.0.1:0".parse()?);
+    config.compact_interval = Duration::from_secs(3600);
+    let running = crate::start(config).await?;
+    let result = bench(running.client.clone()).await;
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
 impl StsBench {
     pub async fn run(&self) -> anyhow::Result<()> {
-        let scratch = tempfile_dir()?;
-        let mut config = crate::ServerConfig::new(scratch.join("data"), "127.0.0.1:0".parse()?);
-        config.compact_interval = Duration::from_secs(3600);
-        let running = crate::start(config).await?;
-        let result = self.run_on(running.client.clone()).await;
-        running.stop().await;
-        let _ = std::fs::remove_dir_all(&scratch);
-        result
+        on_control_plane(|client| self.run_on(client)).await
     }
 
     async fn run_on(&self, client: kube::Client) -> anyhow::Result<()> {
@@ -964,14 +974,7 @@ async fn wait_deployment(
 
 impl DeployBench {
     pub async fn run(&self) -> anyhow::Result<()> {
-        let scratch = tempfile_dir()?;
-        let mut config = crate::ServerConfig::new(scratch.join("data"), "127.0.0.1:0".parse()?);
-        config.compact_interval = Duration::from_secs(3600);
-        let running = crate::start(config).await?;
-        let result = self.run_on(running.client.clone()).await;
-        running.stop().await;
-        let _ = std::fs::remove_dir_all(&scratch);
-        result
+        on_control_plane(|client| self.run_on(client)).await
     }
 
     async fn run_on(&self, client: kube::Client) -> anyhow::Result<()> {

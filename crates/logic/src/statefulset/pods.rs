@@ -141,10 +141,12 @@ pub fn claim_pods<'a>(
     pods: &'a [Pod],
 ) -> (Vec<&'a Pod>, Vec<&'a Pod>) {
     let set_name = set.metadata.name.as_deref().unwrap_or("");
-    let member = |pod: &Pod| {
-        pod.metadata.name.as_deref().and_then(parent_and_ordinal).is_some_and(|(parent, _)| parent == set_name)
-    };
-    crate::ownership::claim(&set.metadata, pods, selector, &member)
+    crate::ownership::claim(&set.metadata, pods, selector, &|pod: &Pod| is_member(set_name, pod))
+}
+
+/// Whether the pod is named as a member of the set (`<set>-<ordinal>`; upstream `isMemberOf`).
+pub fn is_member(set_name: &str, pod: &Pod) -> bool {
+    pod.metadata.name.as_deref().and_then(parent_and_ordinal).is_some_and(|(parent, _)| parent == set_name)
 }
 
 /// Whether an in-range pod still carries its identity (upstream `identityMatches`, label part).
