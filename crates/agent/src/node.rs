@@ -59,7 +59,7 @@ fn node_object(name: &str, health: &Health) -> Node {
             "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch()}},
         "spec": {"taints": taints(health)},
     });
-    v["status"] = status(name, health)["status"].clone();
+    v["status"] = status(name, health, None)["status"].clone();
     serde_json::from_value(v).unwrap_or_default()
 }
 
@@ -70,8 +70,9 @@ fn taints(health: &Health) -> serde_json::Value {
     }
 }
 
-/// The node's status now: resources, addresses, system info and the Ready condition.
-fn status(name: &str, health: &Health) -> serde_json::Value {
+/// The node's status now: resources, addresses, system info and the Ready condition, whose
+/// `lastTransitionTime` moves only when its status changes (as kubelet's setter does).
+fn status(name: &str, health: &Health, stored: Option<&Node>) -> serde_json::Value {
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let resources = json!({"cpu": cpus.to_string(), "memory": format!("{}Ki", memory_kib()), "pods": "110"});
@@ -81,17 +82,23 @@ fn status(name: &str, health: &Health) -> serde_json::Value {
         "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": kernel(), "osImage": os_image(),
             "containerRuntimeVersion": format!("ordinal://{}", env!("CARGO_PKG_VERSION")),
             "kubeletVersion": "v1.33.0+ordinal", "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": arch()},
-        "conditions": [ready_condition(health, &now)]
+        "conditions": [ready_condition(health, &now, stored)]
     }})
 }
 
-fn ready_condition(health: &Health, now: &str) -> serde_json::Value {
-    match &health.ready {
-        Ok(()) => json!({"type": "Ready", "status": "True", "reason": "KubeletReady",
-            "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}),
-        Err(why) => json!({"type": "Ready", "status": "False", "reason": "KubeletNotReady",
-            "message": why, "lastHeartbeatTime": now, "lastTransitionTime": now}),
-    }
+fn ready_condition(health: &Health, now: &str, stored: Option<&Node>) -> serde_json::Value {
+    let (status, reason, message) = match &health.ready {
+        Ok(()) => ("True", "KubeletReady", "kubelet is posting ready status"),
+        Err(why) => ("False", "KubeletNotReady", why.as_str()),
+    };
+    let since = stored
+        .and_then(|n| n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").cloned())
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time)
+        .map(|t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| now.to_string());
+    json!({"type": "Ready", "status": status, "reason": reason, "message": message,
+        "lastHeartbeatTime": now, "lastTransitionTime": since})
 }
 
 /// Register the node and keep its status and Lease fresh until `shutdown`.
@@ -110,14 +117,15 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken, name: String
 }
 
 async fn heartbeat(nodes: &Api<Node>, leases: &Api<Lease>, name: &str, health: &Health) -> kube::Result<()> {
-    match nodes.get_opt(name).await? {
+    let stored = nodes.get_opt(name).await?;
+    match &stored {
         None => match nodes.create(&PostParams::default(), &node_object(name, health)).await {
             Ok(_) | Err(kube::Error::Api(_)) => {}
             Err(e) => return Err(e),
         },
         Some(node) => {
             // The not-ready taint follows readiness; other taints (the user's) stay.
-            let current = node.spec.and_then(|s| s.taints).unwrap_or_default();
+            let current = node.spec.clone().and_then(|s| s.taints).unwrap_or_default();
             let has = current.iter().any(|t| t.key == NOT_READY_TAINT);
             if has == health.ready.is_ok() {
                 let mut kept: Vec<serde_json::Value> = current
@@ -132,10 +140,33 @@ async fn heartbeat(nodes: &Api<Node>, leases: &Api<Lease>, name: &str, health: &
             }
         }
     }
-    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status(name, health))).await?;
+    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status(name, health, stored.as_ref()))).await?;
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
         "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}});
     leases.patch(name, &PatchParams::apply("ordinal-node").force(), &Patch::Apply(lease)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(status: &str, since: &str) -> Node {
+        serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"conditions": [
+            {"type": "Ready", "status": status, "lastTransitionTime": since}]}}))
+        .expect("node")
+    }
+
+    #[test]
+    fn ready_transition_time_moves_only_when_readiness_changes() {
+        let ready = Health { ready: Ok(()), internal_ip: "10.0.0.1".into() };
+        let now = "2026-12-02T10:00:00Z";
+        let kept = ready_condition(&ready, now, Some(&stored("True", "2026-12-01T08:00:00Z")));
+        assert_eq!(kept["lastTransitionTime"], "2026-12-01T08:00:00Z");
+        assert_eq!(kept["lastHeartbeatTime"], now);
+        let flipped = ready_condition(&ready, now, Some(&stored("False", "2026-12-01T08:00:00Z")));
+        assert_eq!(flipped["lastTransitionTime"], now);
+        assert_eq!(ready_condition(&ready, now, None)["lastTransitionTime"], now);
+    }
 }

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -26,33 +25,14 @@ pub enum Error {
     NoNamespace(String),
 }
 
-struct Ctx {
-    client: kube::Client,
-    recorder: Recorder,
-}
+use crate::workload::Ctx;
 
 pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-    let reporter = Reporter { controller: "deployment-controller".into(), instance: None };
-    let ctx = Arc::new(Ctx { client: client.clone(), recorder: Recorder::new(client.clone(), reporter) });
-    let stop = shutdown.clone();
-    let running = Controller::new(Api::<Deployment>::all(client.clone()), watcher::Config::default())
+    let ctx = Ctx::new(client.clone(), "deployment-controller");
+    let controller = Controller::new(Api::<Deployment>::all(client.clone()), watcher::Config::default())
         .owns(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<Pod>::all(client), watcher::Config::default(), deployment_of_pod)
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            reconcile,
-            |_, error, _| {
-                tracing::warn!(%error, "deployment sync failed");
-                Requeue::requeue(Duration::from_secs(1))
-            },
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()));
-    tokio::pin!(running);
-    tokio::select! {
-        _ = &mut running => {}
-        _ = shutdown.cancelled() => { let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await; }
-    }
+        .watches(Api::<Pod>::all(client), watcher::Config::default(), deployment_of_pod);
+    crate::workload::run_controller("deployment", controller, reconcile, ctx, shutdown).await;
 }
 
 /// A pod's Deployment, through its ReplicaSet's name `<deployment>-<hash>` (Recreate waits
@@ -91,7 +71,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
                 Ok(created) => {
                     let replicas = created.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
                     let note = format!("Scaled up replica set {} from 0 to {replicas}", created.name_any());
-                    crate::workload::publish(&ctx.recorder, &reference, true, "ScalingReplicaSet", note).await;
+                    crate::publish(&ctx.recorder, &reference, EventType::Normal, "ScalingReplicaSet", note).await;
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     // A ReplicaSet of that name that is not this template's: a hash collision.
@@ -105,7 +85,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
                 }
                 Err(e) => {
                     let note = format!("Failed to create new replica set {}: {e}", rs.name_any());
-                    crate::workload::publish(&ctx.recorder, &reference, false, "ReplicaSetCreateError", note).await;
+                    crate::publish(&ctx.recorder, &reference, EventType::Warning, "ReplicaSetCreateError", note).await;
                     return Err(e.into());
                 }
             },
@@ -121,7 +101,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
                     Ok(_) if before != *replicas => {
                         let direction = if *replicas > before { "up" } else { "down" };
                         let note = format!("Scaled {direction} replica set {rs_name} from {before} to {replicas}");
-                        crate::workload::publish(&ctx.recorder, &reference, true, "ScalingReplicaSet", note).await;
+                        crate::publish(&ctx.recorder, &reference, EventType::Normal, "ScalingReplicaSet", note).await;
                     }
                     Ok(_) | Err(kube::Error::Api(_)) => {}
                     Err(e) => return Err(e.into()),

@@ -9,12 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -28,32 +27,13 @@ pub enum Error {
     NoNamespace(String),
 }
 
-struct Ctx {
-    client: kube::Client,
-    recorder: Recorder,
-}
+use crate::workload::Ctx;
 
 pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-    let reporter = Reporter { controller: "replicaset-controller".into(), instance: None };
-    let ctx = Arc::new(Ctx { client: client.clone(), recorder: Recorder::new(client.clone(), reporter) });
-    let stop = shutdown.clone();
-    let running = Controller::new(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Pod>::all(client), watcher::Config::default())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            reconcile,
-            |_, error, _| {
-                tracing::warn!(%error, "replicaset sync failed");
-                Requeue::requeue(Duration::from_secs(1))
-            },
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()));
-    tokio::pin!(running);
-    tokio::select! {
-        _ = &mut running => {}
-        _ = shutdown.cancelled() => { let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await; }
-    }
+    let ctx = Ctx::new(client.clone(), "replicaset-controller");
+    let controller = Controller::new(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<Pod>::all(client), watcher::Config::default());
+    crate::workload::run_controller("replicaset", controller, reconcile, ctx, shutdown).await;
 }
 
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
@@ -73,12 +53,12 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
             match api.create(&PostParams::default(), template).await {
                 Ok(pod) => {
                     let note = format!("Created pod: {}", pod.name_any());
-                    crate::workload::publish(recorder, reference, true, "SuccessfulCreate", note).await;
+                    crate::publish(recorder, reference, EventType::Normal, "SuccessfulCreate", note).await;
                     Ok(())
                 }
                 Err(e) => {
                     let note = format!("Error creating: {e}");
-                    crate::workload::publish(recorder, reference, false, "FailedCreate", note).await;
+                    crate::publish(recorder, reference, EventType::Warning, "FailedCreate", note).await;
                     Err(e)
                 }
             }
@@ -93,7 +73,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         match pods_api.delete(pod_name, &params).await {
             Ok(_) => {
                 let note = format!("Deleted pod: {pod_name}");
-                crate::workload::publish(&ctx.recorder, &reference, true, "SuccessfulDelete", note).await;
+                crate::publish(&ctx.recorder, &reference, EventType::Normal, "SuccessfulDelete", note).await;
             }
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
             Err(e) => return Err(e.into()),

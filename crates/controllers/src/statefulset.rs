@@ -8,12 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use logic::statefulset::revision::{self, UpdateRevision};
@@ -32,40 +31,17 @@ pub enum Error {
     BadRevision(String, String),
 }
 
-struct Ctx {
-    client: kube::Client,
-    recorder: Recorder,
-}
+use crate::workload::Ctx;
 
 pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let sets: Api<StatefulSet> = Api::all(client.clone());
-    let reporter = Reporter { controller: "statefulset-controller".into(), instance: None };
-    let ctx = Arc::new(Ctx { client: client.clone(), recorder: Recorder::new(client.clone(), reporter) });
-    let stop = shutdown.clone();
-    let running = Controller::new(sets, watcher::Config::default())
+    let ctx = Ctx::new(client.clone(), "statefulset-controller");
+    let controller = Controller::new(sets, watcher::Config::default())
         .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .owns(Api::<ControllerRevision>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<PersistentVolumeClaim>::all(client), watcher::Config::default(), set_of_claim)
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "statefulset sync");
-            }
-            futures::future::ready(())
-        });
-    tokio::pin!(running);
-    tokio::select! {
-        _ = &mut running => {}
-        _ = shutdown.cancelled() => {
-            // Graceful shutdown lets running syncs finish; a controller whose caches never
-            // filled can wait forever, so it gets a bounded grace period and is then dropped.
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut running).await;
-        }
-    }
+        .watches(Api::<PersistentVolumeClaim>::all(client), watcher::Config::default(), set_of_claim);
+    crate::workload::run_controller("statefulset", controller, reconcile, ctx, shutdown).await;
 }
-
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The set a claim belongs to, from its owner references (to the set, or to one of its pods).
 fn set_of_claim(claim: PersistentVolumeClaim) -> Option<kube::runtime::reflector::ObjectRef<StatefulSet>> {
@@ -78,11 +54,6 @@ fn set_of_claim(claim: PersistentVolumeClaim) -> Option<kube::runtime::reflector
         };
         Some(kube::runtime::reflector::ObjectRef::new(&set).within(&ns))
     })
-}
-
-fn error_policy(_set: Arc<StatefulSet>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
-    tracing::warn!(%error, "statefulset sync failed");
-    Requeue::requeue(Duration::from_secs(1))
 }
 
 fn controlled_by(obj: &impl Resource, uid: &str) -> bool {
@@ -336,7 +307,14 @@ async fn apply(
                 }
             }
         };
-        crate::workload::publish(&ctx.recorder, &reference, outcome.is_ok(), reason, note).await;
+        crate::publish(
+            &ctx.recorder,
+            &reference,
+            if outcome.is_ok() { EventType::Normal } else { EventType::Warning },
+            reason,
+            note,
+        )
+        .await;
         outcome?;
     }
     Ok(())

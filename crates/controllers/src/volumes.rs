@@ -14,7 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use logic::volume::{ClaimDecision, DEFAULT_CLASS_ANNOTATION};
@@ -281,14 +281,8 @@ async fn say(
         return;
     }
     said.insert(key, note.clone());
-    let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    let _ = recorder.publish(&event, &claim.object_ref(&())).await;
+    let type_ = if warning { EventType::Warning } else { EventType::Normal };
+    crate::publish(recorder, &claim.object_ref(&()), type_, reason, note).await;
 }
 
 fn ignore_gone<T>(r: kube::Result<T>) -> kube::Result<()> {

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -86,21 +86,6 @@ pub(crate) fn selector_matches(
     move |labels| parsed.as_ref().is_some_and(|s| !s.is_empty() && s.matches(labels))
 }
 
-/// Record an event on `reference`; a failure to record is logged, never fatal.
-pub(crate) async fn publish(
-    recorder: &Recorder,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    ok: bool,
-    reason: &str,
-    note: String,
-) {
-    let type_ = if ok { EventType::Normal } else { EventType::Warning };
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-    if let Err(e) = recorder.publish(&event, reference).await {
-        tracing::debug!(error = %e, "record event");
-    }
-}
-
 /// Upstream's slow start: run `units` in batches of 1, 2, 4, … (at most 500); a batch with a
 /// failure ends the run with that failure.
 pub(crate) async fn slow_start<T, E, F, Fut>(units: Vec<T>, mut run: F) -> Result<(), E>
@@ -116,4 +101,57 @@ where
         batch = (batch * 2).min(500);
     }
     Ok(())
+}
+
+/// How long running syncs may finish after shutdown; a controller whose caches never filled can
+/// wait forever, so it is dropped after this.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Run a `kube::runtime::Controller` (with its watches set) until `shutdown`: a failed sync is
+/// logged and retried after a second; at shutdown running syncs get `SHUTDOWN_GRACE`.
+pub(crate) async fn run_controller<K, C, F, Fut>(
+    name: &'static str,
+    controller: kube::runtime::Controller<K>,
+    reconcile: F,
+    ctx: std::sync::Arc<C>,
+    shutdown: tokio_util::sync::CancellationToken,
+) where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    C: Send + Sync + 'static,
+    F: FnMut(std::sync::Arc<K>, std::sync::Arc<C>) -> Fut,
+    Fut: futures::TryFuture<Ok = kube::runtime::controller::Action> + Send + 'static,
+    Fut::Error: std::error::Error + Send + 'static,
+{
+    use futures::StreamExt;
+    let stop = shutdown.clone();
+    let running = controller
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(
+            reconcile,
+            move |_, error, _| {
+                tracing::warn!(%error, controller = name, "sync failed");
+                kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(1))
+            },
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()));
+    tokio::pin!(running);
+    tokio::select! {
+        _ = &mut running => {}
+        _ = shutdown.cancelled() => { let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut running).await; }
+    }
+}
+
+/// What a workload controller's syncs share: the client and the event recorder under the
+/// controller's upstream name (`statefulset-controller`, …).
+pub(crate) struct Ctx {
+    pub client: kube::Client,
+    pub recorder: Recorder,
+}
+
+impl Ctx {
+    pub(crate) fn new(client: kube::Client, controller: &str) -> std::sync::Arc<Ctx> {
+        let reporter = kube::runtime::events::Reporter { controller: controller.into(), instance: None };
+        std::sync::Arc::new(Ctx { recorder: Recorder::new(client.clone(), reporter), client })
+    }
 }

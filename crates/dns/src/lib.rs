@@ -14,9 +14,6 @@ use hickory_proto::rr::rdata::{A, PTR, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo, Server};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::Api;
 use logic::dns::{Answer, Kind, Records};
 use tokio_util::sync::CancellationToken;
 
@@ -230,23 +227,11 @@ pub async fn run(client: kube::Client, config: DnsConfig, shutdown: Cancellation
     {
         return Err(e);
     }
-    let rebuild = Arc::new(tokio::sync::Notify::new());
-    let (services, w1) = controllers::reflect(Api::<Service>::all(client.clone()), rebuild.clone());
-    let (slices, w2) = controllers::reflect(Api::<EndpointSlice>::all(client), rebuild.clone());
-    let watches = futures::future::join(w1, w2);
-    tokio::pin!(watches);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = &mut watches => break,
-            _ = rebuild.notified() => {
-                let services: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
-                let slices: Vec<EndpointSlice> = slices.state().iter().map(|s| (**s).clone()).collect();
-                let fresh = logic::dns::build(&services, &slices, &config.zone);
-                if let Ok(mut r) = records.write() {
-                    *r = fresh;
-                }
-            }
+    let mut watch = controllers::ServiceWatch::new(client);
+    while let Some((services, slices)) = watch.changed(&shutdown).await {
+        let fresh = logic::dns::build(&services, &slices, &config.zone);
+        if let Ok(mut r) = records.write() {
+            *r = fresh;
         }
     }
     let _ = server.shutdown_gracefully().await;

@@ -87,6 +87,25 @@ fn address(service: &Service, pod: &Pod) -> Value {
     a
 }
 
+/// The Service's ports with their target ports resolved for this pod (by name through its
+/// containers' ports); `None` when the pod lacks a named port (upstream leaves it out).
+fn resolved_ports(ports: &[k8s_openapi::api::core::v1::ServicePort], pod: &Pod) -> Option<Vec<Value>> {
+    ports
+        .iter()
+        .map(|p| {
+            let n = target_port(p, pod)?;
+            let mut v = json!({"port": n, "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into())});
+            if let Some(name) = &p.name {
+                v["name"] = json!(name);
+            }
+            if let Some(app) = &p.app_protocol {
+                v["appProtocol"] = json!(app);
+            }
+            Some(v)
+        })
+        .collect()
+}
+
 /// The `subsets` of the Service's Endpoints: pods grouped by their resolved ports.
 pub fn endpoints_subsets(service: &Service, pods: &[Pod]) -> Value {
     let publish = service.spec.as_ref().and_then(|s| s.publish_not_ready_addresses).unwrap_or(false);
@@ -97,23 +116,9 @@ pub fn endpoints_subsets(service: &Service, pods: &[Pod]) -> Value {
         if pod.metadata.deletion_timestamp.is_some() && !publish {
             continue;
         }
-        let resolved: Vec<Value> = ports
-            .iter()
-            .filter_map(|p| {
-                let n = target_port(p, pod)?;
-                let mut v = json!({"port": n, "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into())});
-                if let Some(name) = &p.name {
-                    v["name"] = json!(name);
-                }
-                if let Some(app) = &p.app_protocol {
-                    v["appProtocol"] = json!(app);
-                }
-                Some(v)
-            })
-            .collect();
-        if resolved.len() != ports.len() && !ports.is_empty() {
+        let Some(resolved) = resolved_ports(&ports, pod) else {
             continue; // a named port this pod lacks: upstream leaves the pod out
-        }
+        };
         let key = serde_json::to_string(&resolved).unwrap_or_default();
         let entry = groups.entry(key).or_insert_with(|| (json!(resolved), Vec::new(), Vec::new()));
         if pod_ready(pod) || publish {
@@ -152,20 +157,7 @@ pub fn slice_content(service: &Service, pods: &[Pod]) -> (Value, Value) {
     let mut endpoints = Vec::new();
     let mut slice_ports: Option<Vec<Value>> = None;
     for pod in backing(service, pods) {
-        let resolved: Vec<Value> = ports
-            .iter()
-            .filter_map(|p| {
-                let n = target_port(p, pod)?;
-                let mut v = json!({"port": n, "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into())});
-                if let Some(name) = &p.name {
-                    v["name"] = json!(name);
-                }
-                Some(v)
-            })
-            .collect();
-        if resolved.len() != ports.len() {
-            continue;
-        }
+        let Some(resolved) = resolved_ports(&ports, pod) else { continue };
         // One slice carries one port set; upstream makes more slices for pods that differ.
         if slice_ports.get_or_insert_with(|| resolved.clone()) != &resolved {
             continue;

@@ -27,9 +27,6 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::Api;
 use logic::proxy::{Frontend, Protocol, Table};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -138,21 +135,9 @@ pub async fn run(client: kube::Client, config: ProxyConfig, shutdown: Cancellati
         }
     };
     let mut proxy = Proxy::new(shutdown.child_token());
-    let rebuild = Arc::new(tokio::sync::Notify::new());
-    let (services, w1) = controllers::reflect(Api::<Service>::all(client.clone()), rebuild.clone());
-    let (slices, w2) = controllers::reflect(Api::<EndpointSlice>::all(client), rebuild.clone());
-    let watches = futures::future::join(w1, w2);
-    tokio::pin!(watches);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = &mut watches => break,
-            _ = rebuild.notified() => {
-                let services: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
-                let slices: Vec<EndpointSlice> = slices.state().iter().map(|s| (**s).clone()).collect();
-                proxy.apply(logic::proxy::build(&services, &slices)).await;
-            }
-        }
+    let mut watch = controllers::ServiceWatch::new(client);
+    while let Some((services, slices)) = watch.changed(&shutdown).await {
+        proxy.apply(logic::proxy::build(&services, &slices)).await;
     }
     proxy.stop().await;
     if routed && let Err(e) = local_route(config.service_cidr, false).await {

@@ -135,13 +135,15 @@ async fn prepare_one(
         return Ok(Prepared { path, read_only: claim.read_only.unwrap_or(false) });
     }
     if let Some(cm) = &volume.config_map {
-        let files = config_map_files(client, namespace, &cm.name, cm.items.as_deref(), cm.optional).await?;
+        let files =
+            source_files(client, namespace, &cm.name, cm.items.as_deref(), cm.optional, config_map_data).await?;
         write_files(&dir, &files, cm.default_mode.unwrap_or(0o644))?;
         return Ok(Prepared { path: dir, read_only: true });
     }
     if let Some(secret) = &volume.secret {
         let name = secret.secret_name.clone().unwrap_or_default();
-        let files = secret_files(client, namespace, &name, secret.items.as_deref(), secret.optional).await?;
+        let files =
+            source_files(client, namespace, &name, secret.items.as_deref(), secret.optional, secret_data).await?;
         write_files(&dir, &files, secret.default_mode.unwrap_or(0o644))?;
         return Ok(Prepared { path: dir, read_only: true });
     }
@@ -154,10 +156,15 @@ async fn prepare_one(
         let mut files = BTreeMap::new();
         for source in projected.sources.clone().unwrap_or_default() {
             if let Some(cm) = source.config_map {
-                files.extend(config_map_files(client, namespace, &cm.name, cm.items.as_deref(), cm.optional).await?);
+                files.extend(
+                    source_files(client, namespace, &cm.name, cm.items.as_deref(), cm.optional, config_map_data)
+                        .await?,
+                );
             }
             if let Some(s) = source.secret {
-                files.extend(secret_files(client, namespace, &s.name, s.items.as_deref(), s.optional).await?);
+                files.extend(
+                    source_files(client, namespace, &s.name, s.items.as_deref(), s.optional, secret_data).await?,
+                );
             }
             if let Some(d) = source.downward_api {
                 files.extend(downward_files(pod, d.items.as_deref().unwrap_or_default()));
@@ -194,44 +201,43 @@ fn select(data: BTreeMap<String, Vec<u8>>, items: Option<&[KeyToPath]>, what: &s
 /// Relative path → (contents, mode).
 type Files = BTreeMap<String, (Vec<u8>, Option<i32>)>;
 
-async fn config_map_files(
+/// A ConfigMap's or Secret's keys as files (`items` select and rename them); a missing source
+/// that is `optional` gives no files.
+async fn source_files<K>(
     client: &kube::Client,
     namespace: &str,
     name: &str,
     items: Option<&[KeyToPath]>,
     optional: Option<bool>,
-) -> Result<Files, VolumeError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    data: fn(K) -> BTreeMap<String, Vec<u8>>,
+) -> Result<Files, VolumeError>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let kind = K::kind(&()).to_ascii_lowercase();
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(name).await.map_err(failed)? {
-        Some(cm) => {
-            let mut data: BTreeMap<String, Vec<u8>> =
-                cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-            data.extend(cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
-            select(data, items, &format!("configmap {name:?}"))
-        }
+        Some(source) => select(data(source), items, &format!("{kind} {name:?}")),
         None if optional == Some(true) => Ok(Files::new()),
-        None => Err(failed(format!("configmap \"{name}\" not found"))),
+        None => Err(failed(format!("{kind} \"{name}\" not found"))),
     }
 }
 
-async fn secret_files(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    items: Option<&[KeyToPath]>,
-    optional: Option<bool>,
-) -> Result<Files, VolumeError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    match api.get_opt(name).await.map_err(failed)? {
-        Some(secret) => {
-            let mut data: BTreeMap<String, Vec<u8>> =
-                secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-            data.extend(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
-            select(data, items, &format!("secret {name:?}"))
-        }
-        None if optional == Some(true) => Ok(Files::new()),
-        None => Err(failed(format!("secret \"{name}\" not found"))),
-    }
+fn config_map_data(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let mut data: BTreeMap<String, Vec<u8>> =
+        cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    data.extend(cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+    data
+}
+
+fn secret_data(secret: Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut data: BTreeMap<String, Vec<u8>> =
+        secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    data.extend(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
+    data
 }
 
 fn downward_files(pod: &Pod, items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile]) -> Files {

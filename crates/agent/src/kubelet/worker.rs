@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource};
 use logic::pod_status::{self, ContainerView, State, Terminated};
 use nix::sys::signal::Signal;
@@ -177,17 +177,8 @@ impl<R: Runtime> Worker<R> {
     }
 
     async fn event(&self, pod: &Pod, warning: bool, reason: &str, note: String) {
-        let reference = pod.object_ref(&());
-        let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.k.recorder.publish(&event, &reference).await {
-            tracing::debug!(error = %e, "record event");
-        }
+        let type_ = if warning { EventType::Warning } else { EventType::Normal };
+        controllers::publish(&self.k.recorder, &pod.object_ref(&()), type_, reason, note).await;
     }
 
     /// Make the runtime match the pod; returns how long until something is due.
@@ -294,11 +285,26 @@ impl<R: Runtime> Worker<R> {
         if self.tracks.values().any(|t| t.waiting.as_ref().is_some_and(|w| w.0 == "ErrImagePull")) {
             wake = wake.min(Duration::from_secs(1));
             self.report(pod).await;
-            for t in self.tracks.values_mut() {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let image_of = |name: &str| {
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .chain(&spec.containers)
+                    .find(|c| c.name == name)
+                    .and_then(|c| c.image.clone())
+            };
+            let mut backing_off = Vec::new();
+            for (name, t) in self.tracks.iter_mut() {
                 if let Some(w) = t.waiting.as_mut().filter(|w| w.0 == "ErrImagePull") {
+                    // Kubelet's wording while a pull waits out its back-off.
                     w.0 = "ImagePullBackOff".into();
-                    w.1 = format!("Back-off pulling image: {}", w.1);
+                    w.1 = format!("Back-off pulling image {:?}", image_of(name).unwrap_or_default());
+                    backing_off.push(w.1.clone());
                 }
+            }
+            for message in backing_off {
+                self.event(pod, false, "BackOff", message).await;
             }
             return wake;
         }

@@ -171,11 +171,16 @@ spec:
     .await?;
     assert!(reason == "ErrImagePull" || reason == "ImagePullBackOff", "{reason}");
     assert!(message.contains("nothing-here"), "{message}");
-    eventually("ImagePullBackOff", Duration::from_secs(30), || async {
-        let (reason, _) = waiting_reason(&pods.get_opt("absent").await.ok().flatten()?)?;
-        (reason == "ImagePullBackOff").then_some(())
+    let backing_off = eventually("ImagePullBackOff", Duration::from_secs(30), || async {
+        let (reason, message) = waiting_reason(&pods.get_opt("absent").await.ok().flatten()?)?;
+        (reason == "ImagePullBackOff").then_some(message)
     })
     .await?;
+    // Kubelet's wording: `Back-off pulling image "<image>"`.
+    assert!(
+        backing_off.starts_with("Back-off pulling image \"") && backing_off.contains("nothing-here"),
+        "{backing_off}"
+    );
     k.ok(&["delete", "pods", "--all", "--grace-period=1"])?;
     let clean = server.assert_nothing_left_behind().await;
     server.stop().await;
