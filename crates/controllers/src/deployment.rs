@@ -126,7 +126,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
             }
         }
     }
-    if logic::deployment::status_changed(d.status.as_ref(), &status) {
+    if d.status.clone().unwrap_or_default() != status {
         match deployments.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await {
             Ok(_) | Err(kube::Error::Api(_)) => {}
             Err(e) => return Err(e.into()),

@@ -416,3 +416,27 @@ fn check_ok(args: &[&str], out: Output) -> anyhow::Result<String> {
 }
 
 pub use ordinal::kubelet_double::FakeKubelet;
+
+/// Wait (up to a minute) until pod `name` is Ready; with `not_uid`, a new incarnation of it.
+pub async fn pod_ready(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    not_uid: Option<&str>,
+) -> anyhow::Result<k8s_openapi::api::core::v1::Pod> {
+    eventually(&format!("{name} Ready"), Duration::from_secs(60), || async {
+        let pod = pods.get_opt(name).await.ok().flatten()?;
+        (logic::pod::is_ready(&pod) && pod.metadata.uid.as_deref() != not_uid).then_some(pod)
+    })
+    .await
+}
+
+/// `GET /index.html` over HTTP/1.0 from this (host) process: the body of a 200 answer.
+pub async fn http_get(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await??;
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").await?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await??;
+    anyhow::ensure!(out.starts_with("HTTP/1.") && out.contains(" 200 "), "unexpected reply: {out}");
+    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
+}

@@ -139,11 +139,6 @@ impl Work<'_> {
     }
 }
 
-/// The new ReplicaSet not yet created: its object and planned replicas.
-struct Fresh {
-    rs: ReplicaSet,
-}
-
 pub fn plan(input: &Input<'_>) -> Plan {
     let d = input.deployment;
     let spec = d.spec.clone().unwrap_or_default();
@@ -190,7 +185,8 @@ pub fn plan(input: &Input<'_>) -> Plan {
     }
     let deleting = d.metadata.deletion_timestamp.is_some();
     let scaling = !deleting && is_scaling_event(replicas, new.iter().chain(olds.iter()));
-    let mut fresh: Option<Fresh> = None;
+    // The new ReplicaSet to create, when the template has none yet.
+    let mut fresh: Option<ReplicaSet> = None;
     let mut requeue = None;
     if deleting {
         // Only the status is kept current.
@@ -200,12 +196,12 @@ pub fn plan(input: &Input<'_>) -> Plan {
             cleanup(&spec, &olds, &mut actions);
         }
     } else if is_recreate(d) {
-        recreate(input, replicas, &mut new, &mut olds, &mut fresh, &new_revision);
+        fresh = recreate(input, replicas, &mut new, &mut olds, &new_revision);
     } else {
-        rolling(d, replicas, &mut new, &mut olds, &mut fresh, &new_revision);
+        fresh = rolling(d, replicas, &mut new, &mut olds, &new_revision);
     }
-    if let Some(f) = &fresh {
-        actions.push(Action::CreateReplicaSet(Box::new(f.rs.clone())));
+    if let Some(rs) = &fresh {
+        actions.push(Action::CreateReplicaSet(Box::new(rs.clone())));
     }
     for w in new.iter().chain(olds.iter()) {
         let stored = w.rs.metadata.annotations.clone().unwrap_or_default();
@@ -221,7 +217,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     // The Deployment carries its new ReplicaSet's revision.
     let current_revision = match (&new, &fresh) {
         (Some(n), _) => n.annotations.get(REVISION).cloned(),
-        (None, Some(f)) => annotation(&f.rs.metadata, REVISION).map(String::from),
+        (None, Some(rs)) => annotation(&rs.metadata, REVISION).map(String::from),
         (None, None) => None,
     };
     if let Some(rev) = current_revision
@@ -237,7 +233,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let ready = sum(&|rs| rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0));
     let available = sum(&|rs| rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0));
     let updated = new.as_ref().and_then(|n| n.rs.status.as_ref()).map_or(0, |s| s.replicas);
-    let fresh_replicas = fresh.as_ref().and_then(|f| f.rs.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0);
+    let fresh_replicas = fresh.as_ref().and_then(|rs| rs.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0);
     let total: i32 = all.iter().map(|w| w.replicas).sum::<i32>() + fresh_replicas;
     let (reason, message) = if available >= replicas - max_unavailable(d) {
         ("MinimumReplicasAvailable", "Deployment has minimum availability.")
@@ -261,7 +257,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         let rs_name = new
             .as_ref()
             .map(Work::name)
-            .or_else(|| fresh.as_ref().and_then(|f| f.rs.metadata.name.clone()))
+            .or_else(|| fresh.as_ref().and_then(|rs| rs.metadata.name.clone()))
             .unwrap_or_default();
         requeue = progress(d, &status, &mut conditions, &rs_name, fresh.is_some(), input.now);
     }
@@ -312,8 +308,8 @@ fn progress(
     created: bool,
     now: Timestamp,
 ) -> Option<u64> {
-    let deadline = d.spec.as_ref().and_then(|s| s.progress_deadline_seconds)?;
-    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    // Upstream `HasProgressDeadline`: MaxInt32 means none.
+    let deadline = d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).filter(|s| *s != i32::MAX)?;
     let at = Time(now);
     if created {
         let message = format!("Created new replica set \"{rs_name}\"");
@@ -330,16 +326,12 @@ fn progress(
         return None;
     }
     let old = d.status.clone().unwrap_or_default();
-    let complete = updated == replicas
-        && status.replicas == Some(replicas)
-        && status.available_replicas == Some(replicas)
-        && status.observed_generation >= d.metadata.generation;
     let old_others = old.replicas.unwrap_or(0) - old.updated_replicas.unwrap_or(0);
     let progressing = updated > old.updated_replicas.unwrap_or(0)
         || status.replicas.unwrap_or(0) - updated < old_others
         || status.ready_replicas.unwrap_or(0) > old.ready_replicas.unwrap_or(0)
         || status.available_replicas.unwrap_or(0) > old.available_replicas.unwrap_or(0);
-    if complete {
+    if complete(d, status) {
         let message = format!("ReplicaSet \"{rs_name}\" has successfully progressed.");
         set_condition(conditions, cond("Progressing", "True", "NewReplicaSetAvailable", &message, &at));
         return None;
@@ -536,14 +528,14 @@ fn new_replica_set(d: &Deployment, replicas: i32, revision: &str) -> ReplicaSet 
     }
 }
 
+/// One RollingUpdate step; the new ReplicaSet to create, if the template has none yet.
 fn rolling(
     d: &Deployment,
     replicas: i32,
     new: &mut Option<Work>,
     olds: &mut [Work],
-    fresh: &mut Option<Fresh>,
     revision: &str,
-) {
+) -> Option<ReplicaSet> {
     let (surge, _) = fenceposts(d);
     let all_replicas = |new: &Option<Work>, olds: &[Work]| -> i32 {
         new.as_ref().map_or(0, |n| n.replicas) + olds.iter().map(|w| w.replicas).sum::<i32>()
@@ -562,26 +554,23 @@ fn rolling(
         }
     };
     match new.as_mut() {
-        None => {
-            *fresh = Some(Fresh { rs: new_replica_set(d, target, revision) });
-            return;
-        }
+        None => return Some(new_replica_set(d, target, revision)),
         Some(n) if n.replicas != target => {
             set_replicas(d, n, target, replicas);
-            return;
+            return None;
         }
         Some(_) => {}
     }
     // Scale down old ReplicaSets within maxUnavailable (upstream `reconcileOldReplicaSets`).
     let old_count: i32 = olds.iter().map(|w| w.replicas).sum();
     if old_count == 0 {
-        return;
+        return None;
     }
     let min_available = replicas - max_unavailable(d);
     let new_unavailable = new.as_ref().map_or(0, |n| n.replicas - n.available());
     let mut max_down = all_replicas(new, olds) - min_available - new_unavailable;
     if max_down <= 0 {
-        return;
+        return None;
     }
     // First the old pods that are not available anyway.
     for w in olds.iter_mut() {
@@ -601,7 +590,7 @@ fn rolling(
     let available: i32 =
         new.as_ref().map_or(0, Work::available) + olds.iter().map(|w| w.available().min(w.replicas)).sum::<i32>();
     if available <= min_available {
-        return;
+        return None;
     }
     let mut left = available - min_available;
     for w in olds.iter_mut() {
@@ -616,22 +605,23 @@ fn rolling(
         set_replicas(d, w, to, replicas);
         left -= down;
     }
+    None
 }
 
+/// One Recreate step; the new ReplicaSet to create once no old pod runs.
 fn recreate(
     input: &Input<'_>,
     replicas: i32,
     new: &mut Option<Work>,
     olds: &mut [Work],
-    fresh: &mut Option<Fresh>,
     revision: &str,
-) {
+) -> Option<ReplicaSet> {
     let d = input.deployment;
     if olds.iter().any(|w| w.replicas > 0) {
         for w in olds.iter_mut().filter(|w| w.replicas > 0) {
             set_replicas(d, w, 0, replicas);
         }
-        return;
+        return None;
     }
     let old_uids: Vec<&str> = olds.iter().filter_map(|w| w.rs.metadata.uid.as_deref()).collect();
     let old_running = input.pods.iter().any(|p| {
@@ -640,13 +630,14 @@ fn recreate(
             && !crate::pod::is_failed(p)
     });
     if old_running {
-        return;
+        return None;
     }
     match new.as_mut() {
-        None => *fresh = Some(Fresh { rs: new_replica_set(d, replicas, revision) }),
+        None => return Some(new_replica_set(d, replicas, revision)),
         Some(n) if n.replicas != replicas => set_replicas(d, n, replicas, replicas),
         Some(_) => {}
     }
+    None
 }
 
 /// Delete the oldest empty old ReplicaSets beyond `revisionHistoryLimit`.
@@ -668,13 +659,7 @@ fn cleanup(spec: &k8s_openapi::api::apps::v1::DeploymentSpec, olds: &[Work], act
     }
 }
 
-/// Whether the planned status differs from the stored one (ignoring condition timestamps'
-/// being re-stamped: conditions are compared whole, as the plan keeps unchanged ones as is).
-pub fn status_changed(stored: Option<&DeploymentStatus>, planned: &DeploymentStatus) -> bool {
-    stored.cloned().unwrap_or_default() != *planned
-}
-
-/// Cleanup runs when a rollout is complete, too (upstream runs it after a finished rollout).
+/// Upstream `DeploymentComplete`: every replica updated and available, and the spec observed.
 pub fn complete(d: &Deployment, status: &DeploymentStatus) -> bool {
     let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     status.updated_replicas == Some(replicas)

@@ -133,7 +133,7 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
 
     // The seed's NodePort answers on the host's loopback with one of the pods' names.
     let answer = eventually("NodePort 31000 answers", Duration::from_secs(30), || async {
-        let page = http_get(([127, 0, 0, 1], 31000).into()).await.ok()?;
+        let page = it::http_get(([127, 0, 0, 1], 31000).into()).await.ok()?;
         names.contains(&page).then_some(page)
     })
     .await?;
@@ -197,15 +197,4 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     .await?;
     k.ok(&["delete", "svc", "test-nfs-svc"])?;
     Ok(())
-}
-
-/// `GET /index.html` over plain TCP: the body.
-async fn http_get(addr: std::net::SocketAddr) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await??;
-    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").await?;
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await??;
-    anyhow::ensure!(out.contains(" 200 "), "unexpected reply: {out}");
-    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
 }

@@ -52,22 +52,8 @@ spec:
     )
 }
 
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn pod_ip(pod: &Pod) -> String {
     pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default()
-}
-
-async fn running_pod(pods: &Api<Pod>, name: &str) -> anyhow::Result<Pod> {
-    eventually(&format!("{name} Ready"), Duration::from_secs(60), || async {
-        pods.get_opt(name).await.ok().flatten().filter(ready)
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +72,7 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
         while let Some(Ok(event)) = events.next().await {
             match event {
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
-                    state.insert(p.metadata.name.clone().unwrap_or_default(), ready(&p));
+                    state.insert(p.metadata.name.clone().unwrap_or_default(), logic::pod::is_ready(&p));
                 }
                 watcher::Event::Delete(p) => {
                     state.remove(&p.metadata.name.unwrap_or_default());
@@ -175,10 +161,7 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
     // A deleted pod comes back with the same name, a new uid and a new IP.
     let before = pods.get("web-1").await?;
     new.ok(&["delete", "pod", "web-1"])?;
-    let after = eventually("a new web-1", Duration::from_secs(60), || async {
-        pods.get_opt("web-1").await.ok().flatten().filter(|p| p.metadata.uid != before.metadata.uid && ready(p))
-    })
-    .await?;
+    let after = it::pod_ready(&pods, "web-1", before.metadata.uid.as_deref()).await?;
     assert_ne!(pod_ip(&after), pod_ip(&before), "a recreated pod gets a fresh address");
     assert_eq!(new.ok(&["exec", "web-1", "--", "hostname"])?.trim(), "web-1");
     // Its stable name follows it to the new address.
@@ -329,8 +312,8 @@ spec:
 "#
     );
     new.ok_stdin(&["apply", "-f", "-"], &manifest)?;
-    running_pod(&pods, "polite").await?;
-    running_pod(&pods, "stubborn").await?;
+    it::pod_ready(&pods, "polite", None).await?;
+    it::pod_ready(&pods, "stubborn", None).await?;
     // SIGTERM ends the polite one at once; the stubborn one is killed when its 2s are up.
     let started = Instant::now();
     new.ok(&["delete", "pod", "polite"])?;
@@ -372,12 +355,12 @@ async fn pods_keep_running_across_a_server_restart() -> anyhow::Result<()> {
         ),
     )?;
     let pods: Api<Pod> = Api::default_namespaced(server.client());
-    let before = running_pod(&pods, "keeper").await?;
+    let before = it::pod_ready(&pods, "keeper", None).await?;
     let server = server.restart().await?;
     let pods: Api<Pod> = Api::default_namespaced(server.client());
     let new = server.kubectl(NEWEST)?;
     // Found again: same container, no restart, exec and logs still work.
-    let after = running_pod(&pods, "keeper").await?;
+    let after = it::pod_ready(&pods, "keeper", None).await?;
     let status = after.status.clone().unwrap_or_default();
     let container = status.container_statuses.unwrap_or_default().first().cloned().unwrap_or_default();
     assert_eq!(container.restart_count, 0);
@@ -471,7 +454,7 @@ spec:
         host = host_dir.display()
     );
     k.ok_stdin(&["apply", "-f", "-"], &manifest)?;
-    let pod = running_pod(&pods, "full").await?;
+    let pod = it::pod_ready(&pods, "full", None).await?;
     let sh = |container: &str, script: &str| -> anyhow::Result<String> {
         Ok(k.ok(&["exec", "full", "-c", container, "--", "sh", "-c", script])?.trim().to_string())
     };

@@ -107,24 +107,6 @@ endpoints: [{{addresses: ["{gateway}"]}}]
     )
 }
 
-/// `GET /index.html` over plain TCP from this (host) process: the body, i.e. the pod's name.
-async fn get_from_host(addr: std::net::SocketAddr) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await??;
-    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").await?;
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await??;
-    anyhow::ensure!(out.starts_with("HTTP/1.") && out.contains(" 200 "), "unexpected reply: {out}");
-    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
-}
-
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_ips_node_ports_and_dns_reach_ready_pods() -> anyhow::Result<()> {
     let server = TestServer::with_pods().await?;
@@ -152,7 +134,7 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     eventually("all three pods behind the virtual IP", Duration::from_secs(30), || async {
         let mut seen = BTreeSet::new();
         for _ in 0..3 {
-            seen.insert(get_from_host(web).await.ok()?);
+            seen.insert(it::http_get(web).await.ok()?);
         }
         (seen == names).then_some(())
     })
@@ -180,13 +162,13 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     let sticky_ip = k.ok(&["get", "svc", "sticky", "-o", "jsonpath={.spec.clusterIP}"])?;
     let sticky = std::net::SocketAddr::from((sticky_ip.trim().parse::<std::net::Ipv4Addr>()?, 8080));
     let first =
-        eventually("sticky answers", Duration::from_secs(30), || async { get_from_host(sticky).await.ok() }).await?;
+        eventually("sticky answers", Duration::from_secs(30), || async { it::http_get(sticky).await.ok() }).await?;
     for _ in 0..5 {
-        assert_eq!(get_from_host(sticky).await?, first);
+        assert_eq!(it::http_get(sticky).await?, first);
     }
 
     // Seed 002's NodePort answers on the host's loopback.
-    let node_port = get_from_host(([127, 0, 0, 1], 30000).into()).await?;
+    let node_port = it::http_get(([127, 0, 0, 1], 30000).into()).await?;
     assert!(names.contains(&node_port), "{node_port}");
     let listed = k.ok(&["get", "svc", "test-statefulset-svc", "--no-headers"])?;
     assert!(listed.contains("NodePort") && listed.contains("80:30000/TCP"), "{listed}");
@@ -253,14 +235,14 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     // A pod that stops being ready leaves the virtual IP's backends and the headless name.
     k.ok(&["exec", "statefulset-test-2", "--", "rm", "/www/index.html"])?;
     eventually("statefulset-test-2 not ready", Duration::from_secs(30), || async {
-        pods.get("statefulset-test-2").await.ok().filter(|p| !ready(p))
+        pods.get("statefulset-test-2").await.ok().filter(|p| !logic::pod::is_ready(p))
     })
     .await?;
     let pod2_ip = pods.get("statefulset-test-2").await?.status.and_then(|s| s.pod_ip).unwrap_or_default();
     eventually("only ready pods behind the virtual IP and in DNS", Duration::from_secs(30), || async {
         let mut seen = BTreeSet::new();
         for _ in 0..6 {
-            seen.insert(get_from_host(web).await.ok()?);
+            seen.insert(it::http_get(web).await.ok()?);
         }
         let dns = k.ok(&["exec", "statefulset-test-0", "--", "nslookup", "nginx.default.svc.cluster.local"]).ok()?;
         (seen.len() == 2 && !seen.contains("statefulset-test-2") && !dns.contains(&pod2_ip)).then_some(())

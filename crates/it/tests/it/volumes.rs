@@ -44,15 +44,6 @@ spec:
     )
 }
 
-async fn ready(pods: &Api<Pod>, name: &str, not_uid: Option<String>) -> anyhow::Result<Pod> {
-    eventually(&format!("{name} ready"), Duration::from_secs(60), || async {
-        let p = pods.get_opt(name).await.ok().flatten()?;
-        let ok = p.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-        (ok && p.metadata.uid != not_uid).then_some(p)
-    })
-    .await
-}
-
 fn phase_of_claim(c: &PersistentVolumeClaim) -> String {
     c.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()
 }
@@ -90,7 +81,7 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
     });
     k.ok_stdin(&["apply", "-f", "-"], &manifest)?;
     for i in 0..3 {
-        ready(&pods, &format!("statefulset-test-{i}"), None).await?;
+        it::pod_ready(&pods, &format!("statefulset-test-{i}"), None).await?;
     }
     watch.kill()?;
     watch.wait()?;
@@ -117,8 +108,8 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
 
     // Seed 004: no class named, so the default class provisions one volume per claim.
     k.ok_stdin(&["apply", "-f", "-"], &sts("web", 2, None))?;
-    let web0 = ready(&pods, "web-0", None).await?;
-    ready(&pods, "web-1", None).await?;
+    let web0 = it::pod_ready(&pods, "web-0", None).await?;
+    it::pod_ready(&pods, "web-1", None).await?;
     let table = k.ok(&["get", "pvc", "www-web-0", "--no-headers"])?;
     let cols: Vec<&str> = table.split_whitespace().collect();
     assert_eq!(
@@ -130,7 +121,7 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
     // Seed 001: data written by web-0 is there for the new web-0.
     k.ok(&["exec", "web-0", "--", "sh", "-c", "echo kept > /usr/share/nginx/html/data"])?;
     k.ok(&["delete", "pod", "web-0"])?;
-    ready(&pods, "web-0", web0.metadata.uid.clone()).await?;
+    it::pod_ready(&pods, "web-0", web0.metadata.uid.as_deref()).await?;
     assert_eq!(k.ok(&["exec", "web-0", "--", "cat", "/usr/share/nginx/html/data"])?, "kept\n");
 
     // Scale 2 → 1 → 2 keeps and reuses the claims.
@@ -142,7 +133,7 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
     .await?;
     assert_eq!(phase_of_claim(&claims.get("www-web-1").await?), "Bound", "the claim outlives scale-down");
     k.ok(&["scale", "sts", "web", "--replicas=2"])?;
-    ready(&pods, "web-1", None).await?;
+    it::pod_ready(&pods, "web-1", None).await?;
     assert_eq!(k.ok(&["exec", "web-1", "--", "cat", "/usr/share/nginx/html/data"])?, "one\n");
 
     // Growing a claim of an expandable class grows its volume.
@@ -225,7 +216,7 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
         "  serviceName: tmp\n  persistentVolumeClaimRetentionPolicy: {whenScaled: Delete, whenDeleted: Delete}\n",
     );
     k.ok_stdin(&["apply", "-f", "-"], &retained)?;
-    ready(&pods, "tmp-1", None).await?;
+    it::pod_ready(&pods, "tmp-1", None).await?;
     let volume_of = |c: PersistentVolumeClaim| c.spec.and_then(|s| s.volume_name).unwrap_or_default();
     let (v0, v1) = (volume_of(claims.get("www-tmp-0").await?), volume_of(claims.get("www-tmp-1").await?));
     k.ok(&["scale", "sts", "tmp", "--replicas=1"])?;
