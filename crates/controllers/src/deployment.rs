@@ -29,19 +29,30 @@ use crate::workload::Ctx;
 
 pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let ctx = Ctx::new(client.clone(), "deployment-controller");
+    // A pod's Deployment is its ReplicaSet's controller (upstream `getDeploymentForPod`): the
+    // ReplicaSets are kept in a cache for that lookup.
+    let unused = Arc::new(tokio::sync::Notify::new());
+    let (sets, sets_watch) = crate::reflect(Api::<ReplicaSet>::all(client.clone()), unused);
     let controller = Controller::new(Api::<Deployment>::all(client.clone()), watcher::Config::default())
         .owns(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<Pod>::all(client), watcher::Config::default(), deployment_of_pod);
-    crate::workload::run_controller("deployment", controller, reconcile, ctx, shutdown).await;
+        .watches(Api::<Pod>::all(client), watcher::Config::default(), move |pod| deployment_of_pod(&sets, &pod));
+    tokio::select! {
+        _ = crate::workload::run_controller("deployment", controller, reconcile, ctx, shutdown) => {}
+        _ = sets_watch => {}
+    }
 }
 
-/// A pod's Deployment, through its ReplicaSet's name `<deployment>-<hash>` (Recreate waits
-/// for old pods to be gone, so their deletion must wake the Deployment).
-fn deployment_of_pod(pod: Pod) -> Option<ObjectRef<Deployment>> {
+/// The Deployment of a pod's ReplicaSet (Recreate waits for old pods to be gone, so their
+/// deletion must wake the Deployment).
+fn deployment_of_pod(sets: &kube::runtime::reflector::Store<ReplicaSet>, pod: &Pod) -> Option<ObjectRef<Deployment>> {
     let ns = pod.metadata.namespace.clone()?;
-    let owner = pod.metadata.owner_references.iter().flatten().find(|r| r.kind == "ReplicaSet")?;
-    let (deployment, _) = owner.name.rsplit_once('-')?;
-    Some(ObjectRef::new(deployment).within(&ns))
+    let owner = pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true))?;
+    let rs = sets
+        .get(&ObjectRef::new(&owner.name).within(&ns))
+        .filter(|rs| rs.metadata.uid.as_deref() == Some(&owner.uid))?;
+    let deployment =
+        rs.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true) && r.kind == "Deployment")?;
+    Some(ObjectRef::new(&deployment.name).within(&ns))
 }
 
 async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {

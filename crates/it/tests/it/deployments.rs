@@ -1,7 +1,7 @@
 //! Deployments and ReplicaSets with real pods and real kubectl: seed `002_*`'s
 //! `test-deployment.yaml` with its NodePort, random pod names that change when a pod is
 //! deleted, a rolling update that surges, rollout history with change causes, undo, scale,
-//! and cascading deletion.
+//! a Recreate update, and cascading deletion.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -93,28 +93,34 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::default_namespaced(server.client());
     let sets: Api<ReplicaSet> = Api::default_namespaced(server.client());
 
-    // The most pods that existed at once (not counting ones being deleted).
+    // The most pods that existed at once: `peak` leaves out pods being deleted, `peak_all`
+    // counts every pod until it is gone.
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (watch_pods, record) = (pods.clone(), peak.clone());
+    let peak_all = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (watch_pods, record, record_all) = (pods.clone(), peak.clone(), peak_all.clone());
     let recorder = tokio::spawn(async move {
-        let mut live = BTreeSet::new();
+        let (mut active, mut all) = (BTreeSet::new(), BTreeSet::new());
         let mut events = Box::pin(watcher(watch_pods, watcher::Config::default()));
         while let Some(Ok(event)) = events.next().await {
             match event {
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
                     let name = p.metadata.name.clone().unwrap_or_default();
+                    all.insert(name.clone());
                     if p.metadata.deletion_timestamp.is_none() {
-                        live.insert(name);
+                        active.insert(name);
                     } else {
-                        live.remove(&name);
+                        active.remove(&name);
                     }
                 }
                 watcher::Event::Delete(p) => {
-                    live.remove(&p.metadata.name.unwrap_or_default());
+                    let name = p.metadata.name.unwrap_or_default();
+                    active.remove(&name);
+                    all.remove(&name);
                 }
                 _ => continue,
             }
-            record.fetch_max(live.len(), std::sync::atomic::Ordering::SeqCst);
+            record.fetch_max(active.len(), std::sync::atomic::Ordering::SeqCst);
+            record_all.fetch_max(all.len(), std::sync::atomic::Ordering::SeqCst);
         }
     });
 
@@ -185,6 +191,15 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     k.ok(&["rollout", "status", "deploy/mynginx", "--timeout=90s"])?;
     let ready = k.ok(&["get", "deploy", "mynginx", "-o", "jsonpath={.status.readyReplicas}"])?;
     assert_eq!(ready.trim(), "5");
+
+    // Recreate: every old pod is gone before a new one starts, so never more than five exist.
+    k.ok(&["patch", "deploy/mynginx", "-p", r#"{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}"#])?;
+    peak_all.store(0, std::sync::atomic::Ordering::SeqCst);
+    k.ok(&["set", "image", "deploy/mynginx", &format!("nginx={V2}")])?;
+    k.ok(&["rollout", "status", "deploy/mynginx", "--timeout=90s"])?;
+    let images = k.ok(&["get", "pods", "-l", "app=mynginx", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
+    assert_eq!(images.split_whitespace().collect::<Vec<_>>(), [V2; 5], "{images}");
+    assert_eq!(peak_all.load(std::sync::atomic::Ordering::SeqCst), 5, "old and new pods never overlap");
     recorder.abort();
 
     // Deleting the Deployment takes its ReplicaSets and pods with it.
