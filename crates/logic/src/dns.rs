@@ -151,15 +151,7 @@ pub fn build(services: &[Service], slices: &[EndpointSlice], zone: &str) -> Reco
         }
         // Headless: the ready endpoints of the Service's slices.
         let publish = spec.publish_not_ready_addresses.unwrap_or(false);
-        let owned = slices.iter().filter(|s| {
-            s.metadata.namespace.as_deref() == Some(ns)
-                && s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(crate::endpoints::SERVICE_NAME_LABEL))
-                    .map(String::as_str)
-                    == Some(name)
-        });
+        let owned = slices.iter().filter(|s| crate::endpoints::slice_of(s, ns, name));
         for slice in owned {
             for ep in &slice.endpoints {
                 let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);

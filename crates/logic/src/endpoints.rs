@@ -15,6 +15,12 @@ use serde_json::{Value, json};
 
 /// The label tying a slice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Whether an EndpointSlice belongs to the Service `ns/service` (by its service-name label).
+pub fn slice_of(slice: &k8s_openapi::api::discovery::v1::EndpointSlice, ns: &str, service: &str) -> bool {
+    slice.metadata.namespace.as_deref() == Some(ns)
+        && slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str) == Some(service)
+}
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 

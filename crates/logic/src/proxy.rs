@@ -103,10 +103,7 @@ pub fn build(services: &[Service], slices: &[EndpointSlice]) -> Table {
 }
 
 fn belongs_to(slice: &EndpointSlice, ns: &str, service: &str) -> bool {
-    slice.metadata.namespace.as_deref() == Some(ns)
-        && slice.address_type == "IPv4"
-        && slice.metadata.labels.as_ref().and_then(|l| l.get(crate::endpoints::SERVICE_NAME_LABEL)).map(String::as_str)
-            == Some(service)
+    slice.address_type == "IPv4" && crate::endpoints::slice_of(slice, ns, service)
 }
 
 /// The addresses behind one Service port: ready endpoints, else serving-while-terminating ones.
