@@ -65,11 +65,9 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         }
     })
     .await;
-    for pod_name in &plan.delete {
-        let uid =
-            pods.iter().find(|p| p.metadata.name.as_deref() == Some(pod_name)).and_then(|p| p.metadata.uid.clone());
-        let params =
-            DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
+    for (pod_name, uid) in &plan.delete {
+        let precondition = Preconditions { uid: Some(uid.clone()), resource_version: None };
+        let params = DeleteParams { preconditions: Some(precondition), ..Default::default() };
         match pods_api.delete(pod_name, &params).await {
             Ok(_) => {
                 let note = format!("Deleted pod: {pod_name}");

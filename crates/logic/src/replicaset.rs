@@ -23,8 +23,8 @@ pub const BURST: usize = 500;
 pub struct Plan {
     /// New pods to create (each from `new_pod`).
     pub create: usize,
-    /// Pods to delete, by name.
-    pub delete: Vec<String>,
+    /// Pods to delete: (name, uid).
+    pub delete: Vec<(String, String)>,
     pub status: ReplicaSetStatus,
     /// Sync again after this long (a Ready pod becoming available after `minReadySeconds`).
     pub requeue_after_secs: Option<u64>,
@@ -49,7 +49,8 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
         let surplus = (active.len() - want).min(BURST);
         let mut ranked = active.clone();
         ranked.sort_by(|a, b| deletion_order(a, b, &active, now));
-        (0, ranked.into_iter().take(surplus).filter_map(|p| p.metadata.name.clone()).collect())
+        let named = |p: &Pod| Some((p.metadata.name.clone()?, p.metadata.uid.clone().unwrap_or_default()));
+        (0, ranked.into_iter().take(surplus).filter_map(named).collect())
     };
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let template_labels =
