@@ -172,6 +172,13 @@ impl TestServer {
         self.running.stop().await;
     }
 
+    /// End a pod test: check that nothing of its pods is left, then stop (either way).
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let clean = self.assert_nothing_left_behind().await;
+        self.stop().await;
+        clean
+    }
+
     /// The pods' bridge, when this server runs pods.
     pub fn pod_bridge(&self) -> Option<String> {
         self.pods.as_ref().map(|g| g.native.bridge.clone())

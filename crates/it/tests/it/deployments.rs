@@ -83,8 +83,7 @@ async fn the_seed_deployment_rolls_out_scales_and_rolls_back() -> anyhow::Result
     let server =
         TestServer::with_pods_and(|dir| it::import_test_image_as(dir, V2).map_err(std::io::Error::other)).await?;
     let result = scenario(&server).await;
-    let clean = server.assert_nothing_left_behind().await;
-    server.stop().await;
+    let clean = server.finish().await;
     result.and(clean)
 }
 

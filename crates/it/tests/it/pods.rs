@@ -177,9 +177,7 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
         pods.list(&Default::default()).await.ok().filter(|l| l.items.is_empty())
     })
     .await?;
-    let bridge_ok = server.assert_nothing_left_behind().await;
-    server.stop().await;
-    bridge_ok
+    server.finish().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,9 +282,7 @@ spec:
     assert!(waiting.message.unwrap_or_default().contains("localhost/not-imported:1"));
 
     new.ok(&["delete", "pods", "--all"])?;
-    let clean = server.assert_nothing_left_behind().await;
-    server.stop().await;
-    clean
+    server.finish().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,9 +335,7 @@ spec:
         })
         .await?;
     }
-    let clean = server.assert_nothing_left_behind().await;
-    server.stop().await;
-    clean
+    server.finish().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,9 +372,7 @@ async fn pods_keep_running_across_a_server_restart() -> anyhow::Result<()> {
     assert_eq!(new.ok(&["exec", "keeper", "--", "hostname"])?.trim(), "keeper");
     assert_eq!(new.ok(&["logs", "keeper"])?, "up\n");
     new.ok(&["delete", "pod", "keeper", "--grace-period=1"])?;
-    let clean = server.assert_nothing_left_behind().await;
-    server.stop().await;
-    clean
+    server.finish().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,7 +486,5 @@ spec:
     assert!(events.contains("failed liveness probe, will be restarted"), "{events}");
 
     k.ok(&["delete", "pod", "full", "--grace-period=1"])?;
-    let clean = server.assert_nothing_left_behind().await;
-    server.stop().await;
-    clean
+    server.finish().await
 }

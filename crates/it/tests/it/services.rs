@@ -112,8 +112,7 @@ async fn cluster_ips_node_ports_and_dns_reach_ready_pods() -> anyhow::Result<()>
     let server = TestServer::with_pods().await?;
     let cidr = server.service_cidr().unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 0));
     let result = scenario(&server).await;
-    let clean = server.assert_nothing_left_behind().await;
-    server.stop().await;
+    let clean = server.finish().await;
     assert!(!it::service_route_present(cidr), "the virtual IP route is removed at stop");
     result.and(clean)
 }

@@ -232,7 +232,5 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
         gone.then_some(())
     })
     .await?;
-    let clean = server.assert_nothing_left_behind().await;
-    server.stop().await;
-    clean
+    server.finish().await
 }
