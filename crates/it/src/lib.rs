@@ -73,12 +73,12 @@ fn pod_settings() -> anyhow::Result<(ordinal::PodSettings, (std::net::Ipv4Addr, 
 }
 
 /// Build the test image from `/bin/busybox` into the data dir's image store.
-pub fn import_test_image(data_dir: &Path) -> anyhow::Result<()> {
+pub fn import_test_image(data_dir: &ordinal::DataDir) -> anyhow::Result<()> {
     import_test_image_as(data_dir, TEST_IMAGE)
 }
 
 /// The test image under another name (for rollouts from one image to another).
-pub fn import_test_image_as(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+pub fn import_test_image_as(data_dir: &ordinal::DataDir, name: &str) -> anyhow::Result<()> {
     let busybox = Path::new("/bin/busybox");
     if !busybox.is_file() {
         bail!("/bin/busybox is missing: the pod tests need Debian's busybox-static (apt-get install busybox-static)");
@@ -90,7 +90,7 @@ pub fn import_test_image_as(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     let config =
         agent::image::ImageConfig { cmd: vec!["sh".into()], env: vec!["PATH=/bin".into()], ..Default::default() };
     agent::image::build_from_dir(&rootfs, name, &config, &tar)?;
-    agent::image::ImageStore::open(&data_dir.join("images"))?.import(&tar)?;
+    agent::image::ImageStore::open(&data_dir.images())?.import(&tar)?;
     Ok(())
 }
 
@@ -115,7 +115,7 @@ impl TestServer {
     async fn start_with(adjust: impl FnOnce(&mut ordinal::ServerConfig)) -> anyhow::Result<TestServer> {
         init_tracing();
         let dir = tempfile::tempdir()?;
-        let mut config = Self::config(dir.path());
+        let mut config = Self::config(dir.path())?;
         adjust(&mut config);
         let running = ordinal::start(config).await?;
         Ok(TestServer { running, dir, pods: None })
@@ -127,13 +127,15 @@ impl TestServer {
     }
 
     /// As `with_pods`, after `prepare` has seen the data dir (to write settings files).
-    pub async fn with_pods_and(prepare: impl FnOnce(&Path) -> std::io::Result<()>) -> anyhow::Result<TestServer> {
+    pub async fn with_pods_and(
+        prepare: impl FnOnce(&ordinal::DataDir) -> std::io::Result<()>,
+    ) -> anyhow::Result<TestServer> {
         init_tracing();
         if !nix::unistd::geteuid().is_root() {
             bail!("the pod tests run containers and need root");
         }
         let dir = tempfile::tempdir()?;
-        let mut config = Self::config(dir.path());
+        let mut config = Self::config(dir.path())?;
         import_test_image(&config.data_dir)?;
         prepare(&config.data_dir)?;
         let (settings, service_cidr) = pod_settings()?;
@@ -145,17 +147,18 @@ impl TestServer {
         Ok(TestServer { running, dir, pods: Some(guard) })
     }
 
-    fn config(dir: &Path) -> ordinal::ServerConfig {
-        let mut config = ordinal::ServerConfig::new(dir.join("data"), "127.0.0.1:0".parse().expect("literal address"));
+    fn config(dir: &Path) -> anyhow::Result<ordinal::ServerConfig> {
+        let data_dir = ordinal::DataDir::create(dir.join("data"))?;
+        let mut config = ordinal::ServerConfig::new(data_dir, "127.0.0.1:0".parse()?);
         config.watch_history = 1000;
         config.bookmark_interval = Duration::from_millis(200);
-        config
+        Ok(config)
     }
 
     /// Stop and start again on the same data dir (a new port). Pods keep running across it.
     pub async fn restart(self) -> anyhow::Result<TestServer> {
         let TestServer { running, dir, pods } = self;
-        let mut config = Self::config(dir.path());
+        let mut config = Self::config(dir.path())?;
         if let Some(guard) = &pods {
             // Stop without stopping pods, as a crash would; the guard still cleans up at the end.
             running.stop_keeping_pods().await;
@@ -190,8 +193,8 @@ impl TestServer {
     }
 
     /// The server's data directory.
-    pub fn running_data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+    pub fn running_data_dir(&self) -> &ordinal::DataDir {
+        &self.running.data_dir
     }
 
     /// The in-process client.

@@ -106,13 +106,13 @@ impl ApiBench {
     async fn run_in(&self, scratch: &Path) -> anyhow::Result<()> {
         self.store_floor(scratch)?;
 
-        let data_dir = scratch.join("data");
+        let data_dir = crate::DataDir::create(scratch.join("data"))?;
         let port = free_port()?;
         let exe = std::env::current_exe()?;
         let started = Instant::now();
         let child = Command::new(exe)
             .args(["server", "--data-dir"])
-            .arg(&data_dir)
+            .arg(data_dir.root())
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--no-pods")
             .env("ORDINAL_LOG", "warn")
@@ -122,7 +122,7 @@ impl ApiBench {
             .context("start ordinal server")?;
         let server = ServerProcess { child };
         let pid = server.child.id();
-        let client = ready_client(&data_dir.join("kubeconfig"), started).await?;
+        let client = ready_client(&data_dir.kubeconfig(), started).await?;
         let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
         println!("{}", json!({"bench": "api", "metric": "start_to_readyz", "unit": "ms", "value": round(ready_ms)}));
 
@@ -290,7 +290,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let scratch = tempfile_dir()?;
-    let mut config = crate::ServerConfig::new(scratch.join("data"), "127.0.0.1:0".parse()?);
+    let mut config = crate::ServerConfig::new(crate::DataDir::create(scratch.join("data"))?, "127.0.0.1:0".parse()?);
     config.compact_interval = Duration::from_secs(3600);
     let running = crate::start(config).await?;
     let result = bench(running.client.clone()).await;
@@ -344,14 +344,14 @@ struct PodServer {
 
 impl PodServer {
     fn spawn(
-        data_dir: &Path,
+        data_dir: &crate::DataDir,
         bridge: &str,
         network: [u8; 4],
         prefix: u8,
         dns: Option<std::net::SocketAddr>,
     ) -> anyhow::Result<PodServer> {
         let native = agent::runtime::NativeConfig {
-            root: data_dir.join("pods"),
+            root: data_dir.pods(),
             helper: std::env::current_exe()?,
             bridge: bridge.into(),
             pod_cidr: agent::runtime::network::Cidr { addr: network.into(), prefix },
@@ -363,7 +363,7 @@ impl PodServer {
         let dns = dns.map(|d| d.to_string()).unwrap_or_else(|| "none".into());
         let child = Command::new(std::env::current_exe()?)
             .args(["server", "--data-dir"])
-            .arg(data_dir)
+            .arg(data_dir.root())
             .args(["--listen", &format!("127.0.0.1:{}", free_port()?), "--stop-pods-on-exit"])
             .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
             .args(["--pod-cidr", &native.pod_cidr.to_string(), "--dns-listen", &dns])
@@ -414,13 +414,13 @@ impl PodsBench {
     }
 
     async fn run_in(&self, scratch: &Path, busybox: &Path) -> anyhow::Result<()> {
-        let data_dir = scratch.join("data");
+        let data_dir = crate::DataDir::create(scratch.join("data"))?;
         let rootfs = scratch.join("rootfs");
         agent::image::busybox_rootfs(busybox, &rootfs)?;
         let tar = scratch.join("image.tar");
         let config = agent::image::ImageConfig { env: vec!["PATH=/bin".into()], ..Default::default() };
         agent::image::build_from_dir(&rootfs, "localhost/busybox:bench", &config, &tar)?;
-        agent::image::ImageStore::open(&data_dir.join("images"))?.import(&tar)?;
+        agent::image::ImageStore::open(&data_dir.images())?.import(&tar)?;
 
         let server = PodServer::spawn(&data_dir, "ordbench0", [10, 254, 0, 0], 22, None)?;
         let result = self.measure(&data_dir, server.pid()).await;
@@ -428,10 +428,10 @@ impl PodsBench {
         result
     }
 
-    async fn measure(&self, data_dir: &Path, pid: u32) -> anyhow::Result<()> {
+    async fn measure(&self, data_dir: &crate::DataDir, pid: u32) -> anyhow::Result<()> {
         use k8s_openapi::api::core::v1::{Node, Pod};
         let started = Instant::now();
-        let client = ready_client(&data_dir.join("kubeconfig"), started).await?;
+        let client = ready_client(&data_dir.kubeconfig(), started).await?;
         let nodes: Api<Node> = Api::all(client.clone());
         loop {
             let ready = nodes.list(&ListParams::default()).await?.items.iter().any(|n| {
@@ -727,7 +727,7 @@ impl DnsBench {
             bail!("bench dns runs the node agent (for its DNS) and needs root");
         }
         let scratch = tempfile_dir()?;
-        let data_dir = scratch.join("data");
+        let data_dir = crate::DataDir::create(scratch.join("data"))?;
         let dns_port = free_port()?;
         let dns = std::net::SocketAddr::from(([127, 0, 0, 1], dns_port));
         let server = PodServer::spawn(&data_dir, "ordbenchd0", [10, 254, 8, 0], 24, Some(dns))?;
@@ -737,9 +737,9 @@ impl DnsBench {
         result
     }
 
-    async fn measure(&self, data_dir: &Path, dns_port: u16) -> anyhow::Result<()> {
+    async fn measure(&self, data_dir: &crate::DataDir, dns_port: u16) -> anyhow::Result<()> {
         use k8s_openapi::api::core::v1::Service;
-        let client = ready_client(&data_dir.join("kubeconfig"), Instant::now()).await?;
+        let client = ready_client(&data_dir.kubeconfig(), Instant::now()).await?;
         let dns: std::net::SocketAddr = ([127, 0, 0, 1], dns_port).into();
         let probe = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
         probe.connect(dns).await?;

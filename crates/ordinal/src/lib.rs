@@ -3,13 +3,20 @@
 //! No business logic lives here; `start` is what the binary and the integration tests call.
 
 pub mod bench;
+mod config;
+mod data_dir;
 pub mod kubelet_double;
 pub mod operator;
 mod streams;
 
+pub use config::{
+    DEFAULT_CLUSTER_DOMAIN, DEFAULT_DATA_DIR, DEFAULT_DNS_LISTEN, PodSettings, ServerArgs, ServerConfig,
+    default_node_name, parse_cidr, parse_port_range,
+};
+pub use data_dir::{DataDir, DataDirLock, LockError};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,115 +26,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// What `ordinal server` is told.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub data_dir: PathBuf,
-    pub listen: SocketAddr,
-    /// Permit binding a non-loopback address.
-    pub allow_remote: bool,
-    pub service_cidr: (Ipv4Addr, u8),
-    pub node_port_range: RangeInclusive<u16>,
-    /// How often old watch history and WAL space are reclaimed.
-    pub compact_interval: Duration,
-    /// Watch events the store keeps for resuming watches.
-    pub watch_history: usize,
-    /// How often watches that asked for bookmarks get one.
-    pub bookmark_interval: Duration,
-    /// Run the controllers and the node agent (off only to test the API's own semantics).
-    pub controllers: bool,
-    /// The Node this machine registers as.
-    pub node_name: String,
-    /// Run pods on this machine (None: the node registers but runs nothing, for API tests).
-    pub pods: Option<PodSettings>,
-}
-
-/// How this machine runs pods.
-#[derive(Debug, Clone)]
-pub struct PodSettings {
-    /// The binary re-executed as container shim and exec helper (this one, normally).
-    pub helper: PathBuf,
-    pub pod_cidr: agent::runtime::network::Cidr,
-    pub bridge: String,
-    /// cgroup path (under each hierarchy) for pods.
-    pub cgroup_parent: String,
-    pub cluster_domain: String,
-    /// Stop every pod and remove their traces when the server stops.
-    pub stop_pods_on_exit: bool,
-    /// Outbound NAT for pods (otherwise their traffic never leaves this machine).
-    pub masquerade: bool,
-    /// Where the cluster DNS also answers for the host (it always answers pods on the bridge's
-    /// address, port 53).
-    pub dns_listen: Option<SocketAddr>,
-}
-
-impl PodSettings {
-    /// `ordinal server`'s defaults.
-    pub fn standard() -> anyhow::Result<PodSettings> {
-        Ok(PodSettings {
-            helper: std::env::current_exe().context("locate the ordinal binary")?,
-            pod_cidr: agent::runtime::network::Cidr { addr: Ipv4Addr::new(10, 244, 0, 0), prefix: 16 },
-            bridge: "ordinal0".into(),
-            cgroup_parent: "ordinal".into(),
-            cluster_domain: "cluster.local".into(),
-            stop_pods_on_exit: false,
-            masquerade: false,
-            dns_listen: Some(SocketAddr::from(([127, 0, 0, 1], 1053))),
-        })
-    }
-
-    /// The runtime's settings for a data dir.
-    pub fn native_config(&self, data_dir: &Path) -> agent::runtime::NativeConfig {
-        agent::runtime::NativeConfig {
-            root: data_dir.join("pods"),
-            helper: self.helper.clone(),
-            bridge: self.bridge.clone(),
-            pod_cidr: self.pod_cidr,
-            cgroup_parent: self.cgroup_parent.clone(),
-            log_max_bytes: 10 << 20,
-            log_max_files: 5,
-            masquerade: self.masquerade,
-        }
-    }
-}
-
-/// This machine's host name as a valid Node name (lowercase DNS label characters).
-pub fn default_node_name() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let cleaned: String = raw
-        .trim()
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
-        .take(63)
-        .collect();
-    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
-    if cleaned.is_empty() { "ordinal".into() } else { cleaned }
-}
-
-impl ServerConfig {
-    /// The defaults of `ordinal server`.
-    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServerConfig {
-        ServerConfig {
-            data_dir,
-            listen,
-            allow_remote: false,
-            service_cidr: (Ipv4Addr::new(10, 96, 0, 0), 16),
-            node_port_range: 30000..=32767,
-            compact_interval: Duration::from_secs(300),
-            watch_history: store::StoreConfig::standard().history,
-            bookmark_interval: Duration::from_secs(30),
-            controllers: true,
-            node_name: default_node_name(),
-            pods: None,
-        }
-    }
-}
-
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
     pub kubeconfig: PathBuf,
+    /// The data dir this server holds.
+    pub data_dir: DataDir,
     /// A client that talks to the API in process (no TCP, no TLS).
     pub client: kube::Client,
     pub state: Arc<ApiState>,
@@ -135,6 +39,9 @@ pub struct Running {
     tasks: TaskTracker,
     /// Set when pods are to be stopped and cleaned away at stop.
     reset_pods: Option<agent::runtime::NativeConfig>,
+    /// Keeps a second server off this data dir; released after `stop` has finished (the last
+    /// field, so dropped last).
+    _lock: DataDirLock,
 }
 
 impl std::fmt::Debug for Running {
@@ -142,6 +49,7 @@ impl std::fmt::Debug for Running {
         f.debug_struct("Running")
             .field("addr", &self.addr)
             .field("kubeconfig", &self.kubeconfig)
+            .field("data_dir", &self.data_dir)
             .finish_non_exhaustive()
     }
 }
@@ -199,8 +107,10 @@ fn first_service_ip(cidr: (Ipv4Addr, u8)) -> Ipv4Addr {
     Ipv4Addr::from((u32::from(cidr.0) & mask) + 1)
 }
 
-/// Start everything; returns once the API is serving and the kubeconfig is written.
+/// Start everything; returns once the API is serving and the kubeconfig is written. The data
+/// dir is locked first: a second server on it is refused.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    let lock = config.data_dir.lock()?;
     let started = Instant::now();
     if !config.listen.ip().is_loopback() {
         if !config.allow_remote {
@@ -208,15 +118,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         }
         tracing::warn!(listen = %config.listen, "serving the API on a non-loopback address");
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("create {}", config.data_dir.display()))?;
-    let store =
-        store::Store::open(&config.data_dir.join("ordinal.db"), store::StoreConfig { history: config.watch_history })
-            .context("open store")?;
+    let store = store::Store::open(&config.data_dir.database(), store::StoreConfig { history: config.watch_history })
+        .context("open store")?;
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let service_ip = first_service_ip(config.service_cidr);
-    let pki = apiserver::tls::load_or_create(&config.data_dir.join("pki"), &server_hosts(&addr, service_ip))
+    let pki = apiserver::tls::load_or_create(&config.data_dir.pki(), &server_hosts(&addr, service_ip))
         .context("credentials")?;
     let tls = apiserver::tls::server_config(&pki)?;
 
@@ -249,7 +157,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let client = kube::Client::new(apiserver::internal_service(state.clone()), "default");
     if config.controllers {
         let provisioner = config.pods.as_ref().map(|_| controllers::volumes::LocalProvisioner {
-            root: config.data_dir.join("volumes"),
+            root: config.data_dir.volumes(),
             node_name: config.node_name.clone(),
         });
         controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks, provisioner);
@@ -272,7 +180,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         IpAddr::V6(ip) => format!("[{ip}]"),
         IpAddr::V4(ip) => ip.to_string(),
     };
-    let kubeconfig = config.data_dir.join("kubeconfig");
+    let kubeconfig = config.data_dir.kubeconfig();
     apiserver::tls::write_private(
         &kubeconfig,
         apiserver::tls::kubeconfig(&pki, &format!("https://{host}:{}", addr.port())).as_bytes(),
@@ -284,7 +192,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         "serving; kubeconfig written to {}",
         kubeconfig.display()
     );
-    Ok(Running { addr, kubeconfig, client, state, shutdown, tasks, reset_pods })
+    Ok(Running { addr, kubeconfig, data_dir: config.data_dir, client, state, shutdown, tasks, reset_pods, _lock: lock })
 }
 
 /// Start the runtime and the kubelet if this server runs pods; the node's health either way.
@@ -312,7 +220,7 @@ async fn start_node_agent(
             };
         }
     };
-    let images = match agent::image::ImageStore::open(&config.data_dir.join("images")) {
+    let images = match agent::image::ImageStore::open(&config.data_dir.images()) {
         Ok(i) => i,
         Err(e) => {
             return agent::node::Health { ready: Err(format!("image store: {e}")), internal_ip: gateway };
@@ -324,7 +232,7 @@ async fn start_node_agent(
         cluster_dns: gateway.clone(),
         host_ip: gateway.clone(),
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        registries: config.data_dir.join("registries.json"),
+        registries: config.data_dir.registries(),
     };
     let mut listen = vec![SocketAddr::from((pods.pod_cidr.gateway(), 53))];
     listen.extend(pods.dns_listen);
@@ -372,30 +280,4 @@ async fn compactor(store: store::Store, every: Duration, shutdown: CancellationT
             Err(e) => tracing::warn!(error = %e, "store compaction task failed"),
         }
     }
-}
-
-/// Parse `10.96.0.0/16`.
-pub fn parse_cidr(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
-    let (ip, prefix) = s.split_once('/').context("expected ADDRESS/PREFIX")?;
-    let ip: Ipv4Addr = ip.parse().context("bad IPv4 address")?;
-    let prefix: u8 = prefix.parse().context("bad prefix length")?;
-    if !(8..=30).contains(&prefix) {
-        bail!("prefix length must be between 8 and 30");
-    }
-    Ok((ip, prefix))
-}
-
-/// Parse `30000-32767`.
-pub fn parse_port_range(s: &str) -> anyhow::Result<RangeInclusive<u16>> {
-    let (a, b) = s.split_once('-').context("expected FIRST-LAST")?;
-    let (a, b): (u16, u16) = (a.parse()?, b.parse()?);
-    if a == 0 || a > b {
-        bail!("invalid port range {s}");
-    }
-    Ok(a..=b)
-}
-
-/// Where a data dir's kubeconfig lives.
-pub fn kubeconfig_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("kubeconfig")
 }

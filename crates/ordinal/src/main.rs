@@ -18,63 +18,23 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server, the controllers and the node (all in one process).
-    Server {
-        /// Where the database, credentials and kubeconfig live.
-        #[arg(long, default_value = "./ordinal-data")]
-        data_dir: PathBuf,
-        /// Address of the HTTPS API.
-        #[arg(long, default_value = "127.0.0.1:6443")]
-        listen: SocketAddr,
-        /// Allow listening on a non-loopback address.
-        #[arg(long)]
-        allow_remote: bool,
-        /// Network Service cluster IPs come from.
-        #[arg(long, default_value = "10.96.0.0/16")]
-        service_cidr: String,
-        /// Range NodePorts come from.
-        #[arg(long, default_value = "30000-32767")]
-        node_port_range: String,
-        /// Network pod IPs come from (the bridge takes the first address).
-        #[arg(long, default_value = "10.244.0.0/16")]
-        pod_cidr: String,
-        /// Name of the pods' bridge.
-        #[arg(long, default_value = "ordinal0")]
-        bridge: String,
-        /// cgroup path (under each hierarchy) for the pods' cgroups.
-        #[arg(long, default_value = "ordinal")]
-        cgroup_parent: String,
-        /// The cluster's DNS domain.
-        #[arg(long, default_value = "cluster.local")]
-        cluster_domain: String,
-        /// When the server stops, stop its pods and remove every trace of them (by default pods
-        /// keep running and are picked up again at the next start).
-        #[arg(long)]
-        stop_pods_on_exit: bool,
-        /// Let pods reach addresses beyond this machine, masqueraded (nftables; turns on IPv4
-        /// forwarding, restored when the server stops with --stop-pods-on-exit).
-        #[arg(long)]
-        masquerade: bool,
-        /// Where the cluster DNS also answers for the host ("none" to answer pods only).
-        #[arg(long, default_value = "127.0.0.1:1053")]
-        dns_listen: String,
-        /// Serve the API and controllers only; run no pods on this machine.
-        #[arg(long)]
-        no_pods: bool,
-    },
+    Server(ordinal::ServerArgs),
     /// Run the StatefulSet controller against any Kubernetes API (the cluster of the current
     /// kubeconfig context, or the in-cluster service account), as an operator.
     Operator,
     /// Print how to make this host resolve cluster names through Ordinal's DNS.
     DnsConfig {
         /// Where `ordinal server --dns-listen` answers.
-        #[arg(long, default_value = "127.0.0.1:1053")]
+        #[arg(long, default_value = ordinal::DEFAULT_DNS_LISTEN)]
         dns_listen: SocketAddr,
-        #[arg(long, default_value = "cluster.local")]
+        /// The cluster's DNS domain (`ordinal server --cluster-domain`).
+        #[arg(long, default_value = ordinal::DEFAULT_CLUSTER_DOMAIN)]
         cluster_domain: String,
     },
     /// Manage the node's images (kept in the data dir).
     Image {
-        #[arg(long, default_value = "./ordinal-data")]
+        /// The data dir whose image store this is (`ordinal server --data-dir`).
+        #[arg(long, default_value = ordinal::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
         #[command(subcommand)]
         action: ImageAction,
@@ -201,40 +161,8 @@ fn run() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Server {
-                data_dir,
-                listen,
-                allow_remote,
-                service_cidr,
-                node_port_range,
-                pod_cidr,
-                bridge,
-                cgroup_parent,
-                cluster_domain,
-                stop_pods_on_exit,
-                masquerade,
-                dns_listen,
-                no_pods,
-            } => {
-                let mut config = ordinal::ServerConfig::new(data_dir, listen);
-                if !no_pods {
-                    let mut pods = ordinal::PodSettings::standard()?;
-                    let (addr, prefix) = ordinal::parse_cidr(&pod_cidr).context("--pod-cidr")?;
-                    pods.pod_cidr = agent::runtime::network::Cidr { addr, prefix };
-                    pods.bridge = bridge;
-                    pods.cgroup_parent = cgroup_parent;
-                    pods.cluster_domain = cluster_domain;
-                    pods.stop_pods_on_exit = stop_pods_on_exit;
-                    pods.masquerade = masquerade;
-                    pods.dns_listen = match dns_listen.as_str() {
-                        "none" => None,
-                        addr => Some(addr.parse().context("--dns-listen")?),
-                    };
-                    config.pods = Some(pods);
-                }
-                config.allow_remote = allow_remote;
-                config.service_cidr = ordinal::parse_cidr(&service_cidr).context("--service-cidr")?;
-                config.node_port_range = ordinal::parse_port_range(&node_port_range).context("--node-port-range")?;
+            Command::Server(args) => {
+                let config = ordinal::ServerConfig::from_args(args)?;
                 // Signals are caught from before the server starts: a stop request that arrives
                 // as soon as it serves still stops it cleanly.
                 let stop = wait_for_signal();
@@ -245,7 +173,9 @@ fn run() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Image { data_dir, action } => {
-                let store = agent::image::ImageStore::open(&data_dir.join("images"))?;
+                let data_dir = ordinal::DataDir::create(&data_dir)
+                    .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+                let store = agent::image::ImageStore::open(&data_dir.images())?;
                 let mut out = std::io::stdout().lock();
                 match action {
                     ImageAction::Import { file } => {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::PostParams;
+use ordinal::DataDir;
 
 /// Removes whatever the pods left, even when the test fails.
 struct Cleanup(agent::runtime::NativeConfig);
@@ -26,10 +27,10 @@ impl Drop for Cleanup {
 
 const IMAGE: &str = "localhost/busybox:node-test";
 
-fn native(data: &Path) -> agent::runtime::NativeConfig {
+fn native(data: &DataDir) -> agent::runtime::NativeConfig {
     let n = std::process::id() % 200 + 20;
     agent::runtime::NativeConfig {
-        root: data.join("pods"),
+        root: data.pods(),
         helper: PathBuf::from(env!("CARGO_BIN_EXE_ordinal")),
         bridge: format!("ordnd{n}"),
         pod_cidr: agent::runtime::network::Cidr { addr: std::net::Ipv4Addr::new(10, 253, n as u8, 0), prefix: 24 },
@@ -40,10 +41,10 @@ fn native(data: &Path) -> agent::runtime::NativeConfig {
     }
 }
 
-fn spawn(data: &Path, port: u16, native: &agent::runtime::NativeConfig, extra: &[&str]) -> anyhow::Result<Server> {
+fn spawn(data: &DataDir, port: u16, native: &agent::runtime::NativeConfig, extra: &[&str]) -> anyhow::Result<Server> {
     let child = Command::new(env!("CARGO_BIN_EXE_ordinal"))
         .args(["server", "--data-dir"])
-        .arg(data)
+        .arg(data.root())
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--bridge", &native.bridge, "--cgroup-parent", &native.cgroup_parent])
         .args(["--pod-cidr", &native.pod_cidr.to_string(), "--dns-listen", "none"])
@@ -72,14 +73,14 @@ fn started_at(pod: &Pod) -> Option<String> {
     Some(format!("{:?}/{}", running.started_at, c.restart_count))
 }
 
-fn import_image(data: &Path) -> anyhow::Result<()> {
+fn import_image(data: &DataDir) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let rootfs = scratch.path().join("rootfs");
     agent::image::busybox_rootfs(Path::new("/bin/busybox"), &rootfs)?;
     let tar = scratch.path().join("image.tar");
     let config = agent::image::ImageConfig { env: vec!["PATH=/bin".into()], ..Default::default() };
     agent::image::build_from_dir(&rootfs, IMAGE, &config, &tar)?;
-    agent::image::ImageStore::open(&data.join("images"))?.import(&tar)?;
+    agent::image::ImageStore::open(&data.images())?.import(&tar)?;
     Ok(())
 }
 
@@ -88,7 +89,7 @@ async fn pods_survive_kill_9_of_the_server_and_stop_pods_on_exit_cleans_up() -> 
     anyhow::ensure!(nix::unistd::geteuid().is_root(), "this test runs containers and needs root");
     anyhow::ensure!(Path::new("/bin/busybox").exists(), "apt-get install busybox-static");
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
+    let data = DataDir::create(dir.path().join("data"))?;
     import_image(&data)?;
     let native = native(&data);
     let _cleanup = Cleanup(native.clone());
@@ -143,8 +144,8 @@ async fn pods_survive_kill_9_of_the_server_and_stop_pods_on_exit_cleans_up() -> 
 }
 
 /// The uid of the one pod with state on disk.
-fn pods_uid(data: &Path) -> anyhow::Result<String> {
-    std::fs::read_dir(data.join("pods"))?
+fn pods_uid(data: &DataDir) -> anyhow::Result<String> {
+    std::fs::read_dir(data.pods())?
         .flatten()
         .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.file_name().to_string_lossy().to_string())
@@ -155,20 +156,19 @@ fn pods_uid(data: &Path) -> anyhow::Result<String> {
 async fn without_root_the_server_serves_and_the_node_says_why_it_runs_no_pods() -> anyhow::Result<()> {
     anyhow::ensure!(nix::unistd::geteuid().is_root(), "this test drops to nobody and needs root to start");
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data)?;
+    let data = DataDir::create(dir.path().join("data"))?;
     // nobody must be able to reach the binary and own the data dir.
     let bin = dir.path().join("ordinal");
     std::fs::copy(env!("CARGO_BIN_EXE_ordinal"), &bin)?;
     let nobody = nix::unistd::Uid::from_raw(65534);
     let nogroup = nix::unistd::Gid::from_raw(65534);
-    for path in [dir.path(), data.as_path(), bin.as_path()] {
+    for path in [dir.path(), data.root(), bin.as_path()] {
         nix::unistd::chown(path, Some(nobody), Some(nogroup))?;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new(&bin)
         .args(["server", "--data-dir"])
-        .arg(&data)
+        .arg(data.root())
         .args(["--listen", &format!("127.0.0.1:{port}"), "--bridge", "ordnobody0"])
         .env("ORDINAL_LOG", "warn")
         .env("HOME", dir.path())

@@ -5,16 +5,16 @@ mod common;
 
 use common::{Server, ready_client};
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
+use ordinal::DataDir;
 
-fn spawn(data_dir: &Path, port: u16) -> anyhow::Result<Server> {
+fn spawn(data_dir: &DataDir, port: u16) -> anyhow::Result<Server> {
     let child = Command::new(env!("CARGO_BIN_EXE_ordinal"))
         .args(["server", "--data-dir"])
-        .arg(data_dir)
+        .arg(data_dir.root())
         .args(["--listen", &format!("127.0.0.1:{port}")])
         // This test is about the store: no pods, so no bridge or cgroups to leave behind.
         .arg("--no-pods")
@@ -28,7 +28,7 @@ fn spawn(data_dir: &Path, port: u16) -> anyhow::Result<Server> {
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
+    let data = DataDir::create(dir.path().join("data"))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut server = spawn(&data, port)?;
     let client = ready_client(&data).await?;

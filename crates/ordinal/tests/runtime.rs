@@ -11,6 +11,7 @@ use agent::image::{ImageConfig, ImageStore};
 use agent::runtime::cgroup::Limits;
 use agent::runtime::network::Cidr;
 use agent::runtime::{ContainerRef, ContainerState, Native, NativeConfig, Runtime, StartRequest, spec};
+use ordinal::DataDir;
 
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -23,10 +24,10 @@ impl Drop for Cleanup {
     }
 }
 
-fn config(dir: &Path) -> NativeConfig {
+fn config(data: &DataDir) -> NativeConfig {
     let n = std::process::id() % 200 + 20;
     NativeConfig {
-        root: dir.join("pods"),
+        root: data.pods(),
         helper: PathBuf::from(env!("CARGO_BIN_EXE_ordinal")),
         bridge: format!("ordrt{n}"),
         pod_cidr: Cidr { addr: Ipv4Addr::new(10, 251, n as u8, 0), prefix: 24 },
@@ -37,14 +38,15 @@ fn config(dir: &Path) -> NativeConfig {
     }
 }
 
-fn busybox_layers(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn busybox_layers(data: &DataDir) -> anyhow::Result<Vec<PathBuf>> {
     anyhow::ensure!(Path::new(BUSYBOX).exists(), "{BUSYBOX} is missing: apt-get install busybox-static");
-    let rootfs = dir.join("rootfs");
+    let scratch = tempfile::tempdir()?;
+    let rootfs = scratch.path().join("rootfs");
     agent::image::busybox_rootfs(Path::new(BUSYBOX), &rootfs)?;
-    let tar = dir.join("busybox.tar");
+    let tar = scratch.path().join("busybox.tar");
     let config = ImageConfig { cmd: vec!["sh".into()], env: vec!["PATH=/bin".into()], ..Default::default() };
     agent::image::build_from_dir(&rootfs, "localhost/busybox:test", &config, &tar)?;
-    let store = ImageStore::open(&dir.join("images"))?;
+    let store = ImageStore::open(&data.images())?;
     let image = store.import(&tar)?.remove(0);
     Ok(store.unpack(&image)?)
 }
@@ -86,8 +88,9 @@ fn shim_log(rt: &Native, c: &ContainerRef) -> String {
 async fn containers_get_their_own_hostname_ip_root_and_logs() -> anyhow::Result<()> {
     anyhow::ensure!(nix::unistd::geteuid().is_root(), "the runtime test needs root");
     let dir = tempfile::tempdir()?;
-    let layers = busybox_layers(dir.path())?;
-    let config = config(dir.path());
+    let data = DataDir::create(dir.path())?;
+    let layers = busybox_layers(&data)?;
+    let config = config(&data);
     let _cleanup = Cleanup(config.clone());
     let rt = Native::init(config.clone()).await?;
 
@@ -220,8 +223,9 @@ fn outside(n: u32) -> anyhow::Result<Outside> {
 async fn pod_traffic_leaves_the_machine_only_with_masquerade() -> anyhow::Result<()> {
     anyhow::ensure!(nix::unistd::geteuid().is_root(), "the runtime test needs root");
     let dir = tempfile::tempdir()?;
-    let layers = busybox_layers(dir.path())?;
-    let mut config = config(dir.path());
+    let data = DataDir::create(dir.path())?;
+    let layers = busybox_layers(&data)?;
+    let mut config = config(&data);
     // Its own bridge, addresses and cgroups: the other test's cleanup must not touch this one.
     config.bridge = format!("{}m", config.bridge);
     config.cgroup_parent = format!("{}-nat", config.cgroup_parent);

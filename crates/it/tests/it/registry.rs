@@ -113,7 +113,7 @@ async fn pods_pull_images_from_a_registry_and_through_a_mirror() -> anyhow::Resu
 
     let server = TestServer::with_pods_and(|data_dir| {
         let registries = serde_json::json!({"mirrors": {"docker.io": [addr.clone()]}, "insecure": [addr.clone()]});
-        std::fs::write(data_dir.join("registries.json"), registries.to_string())
+        std::fs::write(data_dir.registries(), registries.to_string())
     })
     .await?;
     let k = server.kubectl("1.33")?;
@@ -161,7 +161,7 @@ spec:
     assert_eq!(k.ok(&["exec", "mirrored", "--", "hostname"])?.trim(), "mirrored");
     let events = k.ok(&["get", "events", "--field-selector", "involvedObject.name=mirrored"])?;
     assert!(events.contains("Successfully pulled image \"busybox:1.35\""), "{events}");
-    let images = agent::image::ImageStore::open(&server.running_data_dir().join("images"))?;
+    let images = agent::image::ImageStore::open(&server.running_data_dir().images())?;
     assert!(images.get("docker.io/library/busybox:1.35")?.is_some(), "stored under its own name");
 
     // Not in the registry: ErrImagePull with the reason, then ImagePullBackOff.

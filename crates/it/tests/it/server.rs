@@ -28,10 +28,11 @@ async fn kubeconfig_is_private_and_grants_access_over_https() -> anyhow::Result<
 async fn requests_without_credentials_are_refused_but_health_is_public() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let base = format!("https://{}", server.running.addr);
-    let ca = std::fs::read(server.dir.path().join("data/pki/ca.crt"))?;
+    let ca_file = server.running_data_dir().pki().join("ca.crt");
+    let ca = std::fs::read(&ca_file)?;
     let out = std::process::Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(server.dir.path().join("data/pki/ca.crt"))
+        .arg(&ca_file)
         .arg(format!("{base}/api/v1/namespaces"))
         .output()?;
     assert!(!ca.is_empty());
@@ -39,7 +40,7 @@ async fn requests_without_credentials_are_refused_but_health_is_public() -> anyh
     for path in ["/livez", "/readyz", "/version"] {
         let out = std::process::Command::new("curl")
             .args(["-s", "--cacert"])
-            .arg(server.dir.path().join("data/pki/ca.crt"))
+            .arg(&ca_file)
             .arg(format!("{base}{path}"))
             .output()?;
         let body = String::from_utf8_lossy(&out.stdout);
@@ -53,7 +54,7 @@ async fn requests_without_credentials_are_refused_but_health_is_public() -> anyh
     }
     let out = std::process::Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(server.dir.path().join("data/pki/ca.crt"))
+        .arg(&ca_file)
         .args(["-H", "Authorization: Bearer wrong-token"])
         .arg(format!("{base}/api/v1/namespaces"))
         .output()?;
@@ -84,6 +85,34 @@ async fn acknowledged_writes_survive_a_restart() -> anyhow::Result<()> {
     let after = cms.create(&PostParams::default(), &again).await?;
     let after_rv: u64 = after.metadata.resource_version.unwrap_or_default().parse()?;
     assert!(after_rv > list_rv, "revisions keep increasing across restarts");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_dir_is_refused_until_the_first_stops() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let data_dir = server.running_data_dir().clone();
+    let second = ordinal::ServerConfig::new(data_dir.clone(), "127.0.0.1:0".parse()?);
+    let refused = match ordinal::start(second).await {
+        Ok(running) => {
+            running.stop().await;
+            anyhow::bail!("a second server started on {}", data_dir.root().display());
+        }
+        Err(e) => e.to_string(),
+    };
+    let wanted = format!(
+        "data dir {} is in use by another ordinal server (pid {})",
+        data_dir.root().display(),
+        std::process::id()
+    );
+    assert_eq!(refused, wanted);
+    // The first is untouched by the attempt, and once it stops a new server takes the dir.
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    cms.list(&Default::default()).await?;
+    let server = server.restart().await?;
+    assert_eq!(server.running_data_dir(), &data_dir);
+    assert!(ordinal::start(ordinal::ServerConfig::new(data_dir.clone(), "127.0.0.1:0".parse()?)).await.is_err());
     server.stop().await;
     Ok(())
 }

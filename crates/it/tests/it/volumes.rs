@@ -177,8 +177,10 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
 
     // A claim in use is protected: deleting it waits for its pod to go.
     let provisioned = claims.get("www-web-0").await?.spec.and_then(|s| s.volume_name).unwrap_or_default();
-    let provisioned_dir = server.running_data_dir().join("volumes").join(&provisioned);
+    let provisioned_dir = server.running_data_dir().volumes().join(&provisioned);
     assert!(provisioned_dir.join("data").exists());
+    let host_path = volumes.get(&provisioned).await?.spec.and_then(|s| s.host_path).map(|h| h.path);
+    assert_eq!(host_path.as_deref(), provisioned_dir.to_str(), "the volume names its directory by its absolute path");
     k.ok(&["delete", "pvc", "www-web-0", "--wait=false"])?;
     let protected = claims.get("www-web-0").await?;
     assert!(protected.metadata.deletion_timestamp.is_some(), "marked for deletion");

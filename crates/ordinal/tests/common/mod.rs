@@ -1,6 +1,5 @@
 //! Helpers shared by the tests that run the real binary as a process.
 
-use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -15,9 +14,9 @@ impl Drop for Server {
 }
 
 /// A client once the server in `data_dir` answers `/readyz` (polled: it is another process).
-pub async fn ready_client(data_dir: &Path) -> anyhow::Result<kube::Client> {
+pub async fn ready_client(data_dir: &ordinal::DataDir) -> anyhow::Result<kube::Client> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let kubeconfig = data_dir.join("kubeconfig");
+    let kubeconfig = data_dir.kubeconfig();
     loop {
         if kubeconfig.exists() {
             let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;

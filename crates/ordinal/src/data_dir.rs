@@ -1,0 +1,249 @@
+//! The data dir: everything one server keeps on disk, under one absolute path.
+//!
+//! [`DataDir::create`] makes the directory if it is missing (mode 0700) and resolves it to an
+//! absolute, canonical path once, so no relative path reaches the runtime, the container shims
+//! (which change directory) or an API object (a provisioned volume's `hostPath`). The accessors
+//! own the layout; nothing else joins names onto the root.
+//!
+//! ```text
+//! <data-dir>/
+//!   ordinal.db        the store: SQLite in WAL mode (with ordinal.db-wal, ordinal.db-shm)
+//!   pki/              the CA generated on first start and kept, the serving certificate,
+//!                     the admin token (all 0600)
+//!   kubeconfig        written once the API is serving (0600)
+//!   images/           the image store: blobs and unpacked layers
+//!   pods/             per pod uid: kept namespaces (ns/), container state and writable
+//!                     layers (containers/<name>/<attempt>), logs (logs/<name>/<attempt>.log),
+//!                     volumes, etc; ipam.json, the address leases
+//!   volumes/          persistent volumes the local provisioner made, pvc-<uid> each
+//!   registries.json   registry mirrors and insecure registries (optional, written by hand)
+//!   server.lock       held (flock) by the server using this data dir; names its pid
+//! ```
+//!
+//! A server takes [`DataDir::lock`] for its lifetime, so a second server on the same data dir
+//! is refused instead of sharing the store, the pods and the bridge. `ordinal image` does not
+//! take it: importing images while a server runs is fine.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// A server's data dir, absolute and canonical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Create the directory if it is missing (the root itself with mode 0700, its parents as
+    /// usual) and resolve it to an absolute, canonical path.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<DataDir> {
+        let path = path.as_ref();
+        if !path.is_dir() {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+            match std::fs::DirBuilder::new().mode(0o700).create(path) {
+                Ok(()) => {}
+                // Made by someone else in the meantime: fine if it is a directory.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(DataDir { root: std::fs::canonicalize(path)? })
+    }
+
+    /// The directory itself (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The store's SQLite database.
+    pub fn database(&self) -> PathBuf {
+        self.root.join("ordinal.db")
+    }
+
+    /// The CA, the serving certificate and the admin token.
+    pub fn pki(&self) -> PathBuf {
+        self.root.join("pki")
+    }
+
+    /// The admin kubeconfig, written once the API is serving.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.root.join("kubeconfig")
+    }
+
+    /// The image store.
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    /// The runtime's root: per-pod state and the address leases.
+    pub fn pods(&self) -> PathBuf {
+        self.root.join("pods")
+    }
+
+    /// The local provisioner's volumes.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
+    /// Registry mirrors and insecure registries (may be absent).
+    pub fn registries(&self) -> PathBuf {
+        self.root.join("registries.json")
+    }
+
+    /// The file a running server holds locked.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("server.lock")
+    }
+
+    /// Take the data dir for one server: an exclusive, non-blocking `flock` on `server.lock`,
+    /// which then names this process. Held until the returned lock is dropped (or the process
+    /// ends); the descriptor is close-on-exec, so helpers this server starts never hold it.
+    pub fn lock(&self) -> Result<DataDirLock, LockError> {
+        let path = self.lock_file();
+        let io_error = |source| LockError::Io { path: path.clone(), source };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error)?;
+        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(LockError::InUse { dir: self.root.clone(), pid: holder.trim().parse().ok() });
+            }
+            Err((_, errno)) => return Err(io_error(io::Error::from(errno))),
+        };
+        file.set_len(0).map_err(io_error)?;
+        file.rewind().map_err(io_error)?;
+        writeln!(*file, "{}", std::process::id()).map_err(io_error)?;
+        Ok(DataDirLock { _file: file })
+    }
+}
+
+/// A data dir held by this process; released when dropped.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: Flock<File>,
+}
+
+/// Why [`DataDir::lock`] failed.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another server holds the data dir (its pid, when it has written it yet).
+    InUse {
+        dir: PathBuf,
+        pid: Option<u32>,
+    },
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::InUse { dir, pid: Some(pid) } => {
+                write!(f, "data dir {} is in use by another ordinal server (pid {pid})", dir.display())
+            }
+            LockError::InUse { dir, pid: None } => {
+                write!(f, "data dir {} is in use by another ordinal server", dir.display())
+            }
+            LockError::Io { path, source } => write!(f, "lock {}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::InUse { .. } => None,
+            LockError::Io { source, .. } => Some(source),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_relative_path_becomes_absolute_and_canonical() -> anyhow::Result<()> {
+        let scratch = tempfile::tempdir()?;
+        let base = scratch.path().canonicalize()?;
+        std::fs::create_dir_all(base.join("sub"))?;
+        // A relative path (from the working directory up to `/`, then down into the scratch
+        // dir), with a detour for canonicalisation to remove; the test does not change the
+        // process's working directory (tests run in parallel).
+        let cwd = std::env::current_dir()?;
+        let up: PathBuf = cwd.components().skip(1).map(|_| "..").collect();
+        let relative = up.join(base.strip_prefix("/")?).join("sub/../ordinal-data");
+        assert!(relative.is_relative());
+        let data = DataDir::create(&relative)?;
+        assert_eq!(data.root(), base.join("ordinal-data"));
+        assert!(data.root().is_absolute());
+        let mode = std::fs::metadata(data.root())?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "a data dir Ordinal creates is private");
+        // Created already: the same answer.
+        assert_eq!(DataDir::create(&relative)?, data);
+        Ok(())
+    }
+
+    #[test]
+    fn an_existing_dir_keeps_its_mode_and_accessors_are_under_the_root() -> anyhow::Result<()> {
+        let scratch = tempfile::tempdir()?;
+        std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o750))?;
+        let data = DataDir::create(scratch.path())?;
+        assert_eq!(std::fs::metadata(data.root())?.permissions().mode() & 0o777, 0o750);
+        let root = data.root().to_path_buf();
+        for (path, name) in [
+            (data.database(), "ordinal.db"),
+            (data.pki(), "pki"),
+            (data.kubeconfig(), "kubeconfig"),
+            (data.images(), "images"),
+            (data.pods(), "pods"),
+            (data.volumes(), "volumes"),
+            (data.registries(), "registries.json"),
+            (data.lock_file(), "server.lock"),
+        ] {
+            assert_eq!(path, root.join(name));
+            assert!(path.is_absolute());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_naming_the_holder_until_the_first_is_dropped() -> anyhow::Result<()> {
+        let scratch = tempfile::tempdir()?;
+        let data = DataDir::create(scratch.path())?;
+        let held = data.lock()?;
+        let err = match data.lock() {
+            Ok(_) => anyhow::bail!("a second lock on the same data dir was granted"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "data dir {} is in use by another ordinal server (pid {})",
+                data.root().display(),
+                std::process::id()
+            )
+        );
+        drop(held);
+        let _again = data.lock()?;
+        Ok(())
+    }
+}
