@@ -32,7 +32,7 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     // A pod's Deployment is its ReplicaSet's controller (upstream `getDeploymentForPod`): the
     // ReplicaSets are kept in a cache for that lookup.
     let unused = Arc::new(tokio::sync::Notify::new());
-    let (sets, sets_watch) = crate::reflect(Api::<ReplicaSet>::all(client.clone()), unused);
+    let (sets, sets_watch) = client_tools::reflect(Api::<ReplicaSet>::all(client.clone()), unused);
     let controller = Controller::new(Api::<Deployment>::all(client.clone()), watcher::Config::default())
         .owns(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default())
         .watches(Api::<Pod>::all(client), watcher::Config::default(), move |pod| deployment_of_pod(&sets, &pod));
@@ -82,7 +82,8 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
                 Ok(created) => {
                     let replicas = created.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
                     let note = format!("Scaled up replica set {} from 0 to {replicas}", created.name_any());
-                    crate::publish(&ctx.recorder, &reference, EventType::Normal, "ScalingReplicaSet", note).await;
+                    client_tools::publish(&ctx.recorder, &reference, EventType::Normal, "ScalingReplicaSet", note)
+                        .await;
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     // A ReplicaSet of that name that is not this template's: a hash collision.
@@ -96,7 +97,8 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
                 }
                 Err(e) => {
                     let note = format!("Failed to create new replica set {}: {e}", rs.name_any());
-                    crate::publish(&ctx.recorder, &reference, EventType::Warning, "ReplicaSetCreateError", note).await;
+                    client_tools::publish(&ctx.recorder, &reference, EventType::Warning, "ReplicaSetCreateError", note)
+                        .await;
                     return Err(e.into());
                 }
             },
@@ -112,7 +114,8 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
                     Ok(_) if before != *replicas => {
                         let direction = if *replicas > before { "up" } else { "down" };
                         let note = format!("Scaled {direction} replica set {rs_name} from {before} to {replicas}");
-                        crate::publish(&ctx.recorder, &reference, EventType::Normal, "ScalingReplicaSet", note).await;
+                        client_tools::publish(&ctx.recorder, &reference, EventType::Normal, "ScalingReplicaSet", note)
+                            .await;
                     }
                     Ok(_) | Err(kube::Error::Api(_)) => {}
                     Err(e) => return Err(e.into()),

@@ -26,9 +26,9 @@ const SETTLE: Duration = Duration::from_millis(10);
 
 pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let changed = Arc::new(Notify::new());
-    let (services, w1) = crate::reflect(Api::<Service>::all(client.clone()), changed.clone());
-    let (pods, w2) = crate::reflect(Api::<Pod>::all(client.clone()), changed.clone());
-    let (endpoints, w3) = crate::reflect(Api::<Endpoints>::all(client.clone()), changed.clone());
+    let (services, w1) = client_tools::reflect(Api::<Service>::all(client.clone()), changed.clone());
+    let (pods, w2) = client_tools::reflect(Api::<Pod>::all(client.clone()), changed.clone());
+    let (endpoints, w3) = client_tools::reflect(Api::<Endpoints>::all(client.clone()), changed.clone());
     let watches = futures::future::join3(w1, w2, w3);
     tokio::pin!(watches);
     let ready = async {

@@ -53,12 +53,12 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
             match api.create(&PostParams::default(), template).await {
                 Ok(pod) => {
                     let note = format!("Created pod: {}", pod.name_any());
-                    crate::publish(recorder, reference, EventType::Normal, "SuccessfulCreate", note).await;
+                    client_tools::publish(recorder, reference, EventType::Normal, "SuccessfulCreate", note).await;
                     Ok(())
                 }
                 Err(e) => {
                     let note = format!("Error creating: {e}");
-                    crate::publish(recorder, reference, EventType::Warning, "FailedCreate", note).await;
+                    client_tools::publish(recorder, reference, EventType::Warning, "FailedCreate", note).await;
                     Err(e)
                 }
             }
@@ -71,7 +71,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         match pods_api.delete(pod_name, &params).await {
             Ok(_) => {
                 let note = format!("Deleted pod: {pod_name}");
-                crate::publish(&ctx.recorder, &reference, EventType::Normal, "SuccessfulDelete", note).await;
+                client_tools::publish(&ctx.recorder, &reference, EventType::Normal, "SuccessfulDelete", note).await;
             }
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
             Err(e) => return Err(e.into()),

@@ -307,7 +307,7 @@ async fn apply(
                 }
             }
         };
-        crate::publish(
+        client_tools::publish(
             &ctx.recorder,
             &reference,
             if outcome.is_ok() { EventType::Normal } else { EventType::Warning },

@@ -55,10 +55,10 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken, provisioner:
         tracing::warn!(error = %e, "create the local-path StorageClass");
     }
     let changed = Arc::new(Notify::new());
-    let (claims, w1) = crate::reflect(Api::<PersistentVolumeClaim>::all(client.clone()), changed.clone());
-    let (volumes, w2) = crate::reflect(Api::<PersistentVolume>::all(client.clone()), changed.clone());
-    let (classes, w3) = crate::reflect(Api::<StorageClass>::all(client.clone()), changed.clone());
-    let (pods, w4) = crate::reflect(Api::<Pod>::all(client.clone()), changed.clone());
+    let (claims, w1) = client_tools::reflect(Api::<PersistentVolumeClaim>::all(client.clone()), changed.clone());
+    let (volumes, w2) = client_tools::reflect(Api::<PersistentVolume>::all(client.clone()), changed.clone());
+    let (classes, w3) = client_tools::reflect(Api::<StorageClass>::all(client.clone()), changed.clone());
+    let (pods, w4) = client_tools::reflect(Api::<Pod>::all(client.clone()), changed.clone());
     let watches = futures::future::join4(w1, w2, w3, w4);
     tokio::pin!(watches);
     let caches = Caches { claims, volumes, classes, pods };
@@ -282,7 +282,7 @@ async fn say(
     }
     said.insert(key, note.clone());
     let type_ = if warning { EventType::Warning } else { EventType::Normal };
-    crate::publish(recorder, &claim.object_ref(&()), type_, reason, note).await;
+    client_tools::publish(recorder, &claim.object_ref(&()), type_, reason, note).await;
 }
 
 fn ignore_gone<T>(r: kube::Result<T>) -> kube::Result<()> {

@@ -227,7 +227,7 @@ pub async fn run(client: kube::Client, config: DnsConfig, shutdown: Cancellation
     {
         return Err(e);
     }
-    let mut watch = controllers::ServiceWatch::new(client);
+    let mut watch = client_tools::ServiceWatch::new(client);
     while let Some((services, slices)) = watch.changed(&shutdown).await {
         let fresh = logic::dns::build(&services, &slices, &config.zone);
         if let Ok(mut r) = records.write() {

@@ -135,7 +135,7 @@ pub async fn run(client: kube::Client, config: ProxyConfig, shutdown: Cancellati
         }
     };
     let mut proxy = Proxy::new(shutdown.child_token());
-    let mut watch = controllers::ServiceWatch::new(client);
+    let mut watch = client_tools::ServiceWatch::new(client);
     while let Some((services, slices)) = watch.changed(&shutdown).await {
         proxy.apply(logic::proxy::build(&services, &slices)).await;
     }

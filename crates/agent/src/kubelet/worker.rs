@@ -178,7 +178,7 @@ impl<R: Runtime> Worker<R> {
 
     async fn event(&self, pod: &Pod, warning: bool, reason: &str, note: String) {
         let type_ = if warning { EventType::Warning } else { EventType::Normal };
-        controllers::publish(&self.k.recorder, &pod.object_ref(&()), type_, reason, note).await;
+        client_tools::publish(&self.k.recorder, &pod.object_ref(&()), type_, reason, note).await;
     }
 
     /// Make the runtime match the pod; returns how long until something is due.

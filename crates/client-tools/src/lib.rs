@@ -1,0 +1,90 @@
+//! What every Kubernetes client in Ordinal shares, as client-go's `tools` packages: recording
+//! events (`publish`), a watched reflector cache (`reflect`) and the cluster's Services and
+//! EndpointSlices watched together (`ServiceWatch`). The controllers, the node agent, the
+//! cluster DNS and the service proxy use these; keeping them here lets the agent, DNS and proxy
+//! depend on them without linking every controller.
+
+use tokio_util::sync::CancellationToken;
+
+/// A reflected cache of `K` and the stream that keeps it current, poking `changed` on every
+/// event (for the level-triggered passes of the scheduler-like controllers).
+pub fn reflect<K>(
+    api: kube::Api<K>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+) -> (kube::runtime::reflector::Store<K>, impl std::future::Future<Output = ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let (store, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector::reflector(writer, kube::runtime::watcher(api, Default::default()))
+        .default_backoff()
+        .for_each(move |_| {
+            changed.notify_one();
+            futures::future::ready(())
+        });
+    (store, stream)
+}
+
+/// Record an event on `reference` (the action is the reason, as kubelet and the workload
+/// controllers report); failing to record is logged, never fatal.
+pub async fn publish(
+    recorder: &kube::runtime::events::Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: kube::runtime::events::EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = kube::runtime::events::Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::debug!(error = %e, reason, "record event");
+    }
+}
+
+/// The cluster's Services and EndpointSlices, watched: what the cluster DNS and the service
+/// proxy are built from.
+pub struct ServiceWatch {
+    services: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Service>,
+    slices: kube::runtime::reflector::Store<k8s_openapi::api::discovery::v1::EndpointSlice>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    watches: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl ServiceWatch {
+    pub fn new(client: kube::Client) -> ServiceWatch {
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (services, w1) = reflect(kube::Api::all(client.clone()), changed.clone());
+        let (slices, w2) = reflect(kube::Api::all(client), changed.clone());
+        ServiceWatch {
+            services,
+            slices,
+            changed,
+            watches: Box::pin(async move {
+                futures::future::join(w1, w2).await;
+            }),
+        }
+    }
+
+    /// The Services and EndpointSlices after their next change (watch-driven, no polling);
+    /// `None` at shutdown or when the watches end.
+    pub async fn changed(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Option<(Vec<k8s_openapi::api::core::v1::Service>, Vec<k8s_openapi::api::discovery::v1::EndpointSlice>)> {
+        tokio::select! {
+            _ = shutdown.cancelled() => None,
+            _ = &mut self.watches => None,
+            _ = self.changed.notified() => Some((
+                self.services.state().iter().map(|s| (**s).clone()).collect(),
+                self.slices.state().iter().map(|s| (**s).clone()).collect(),
+            )),
+        }
+    }
+}
