@@ -7,6 +7,7 @@ pub mod dns;
 pub mod endpoints;
 pub mod gc;
 pub mod hash;
+pub mod kubelet;
 pub mod ownership;
 pub mod pod;
 pub mod pod_status;

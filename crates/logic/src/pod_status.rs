@@ -1,13 +1,12 @@
 //! A pod's status as kubelet reports it, from what the node observed of its containers: phase
 //! (kubelet's `getPhase`), the `PodReadyToStartContainers`, `Initialized`, `ContainersReady` and
-//! `Ready` conditions, and container statuses with state, last state and restart count. Also
-//! kubelet's restart rules and crash-loop back-off.
+//! `Ready` conditions, and container statuses with state, last state and restart count; also
+//! kubelet's restart rule. Each container's state comes from `kubelet::container_statuses`.
 
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
@@ -19,8 +18,8 @@ pub struct Terminated {
     /// `Completed`, `Error`, `OOMKilled`, `StartError`, `ContainerStatusUnknown`.
     pub reason: String,
     pub message: String,
-    pub started_at: String,
-    pub finished_at: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
     pub container_id: String,
 }
 
@@ -39,11 +38,44 @@ impl Terminated {
     }
 }
 
+/// Why a container waits, as kubelet words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingReason {
+    ContainerCreating,
+    PodInitializing,
+    CrashLoopBackOff,
+    ErrImagePull,
+    ImagePullBackOff,
+    ErrImageNeverPull,
+    CreateContainerConfigError,
+    CreateContainerError,
+}
+
+impl WaitingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitingReason::ContainerCreating => "ContainerCreating",
+            WaitingReason::PodInitializing => "PodInitializing",
+            WaitingReason::CrashLoopBackOff => "CrashLoopBackOff",
+            WaitingReason::ErrImagePull => "ErrImagePull",
+            WaitingReason::ImagePullBackOff => "ImagePullBackOff",
+            WaitingReason::ErrImageNeverPull => "ErrImageNeverPull",
+            WaitingReason::CreateContainerConfigError => "CreateContainerConfigError",
+            WaitingReason::CreateContainerError => "CreateContainerError",
+        }
+    }
+
+    /// Failures of the image puller, which backs off exponentially.
+    pub fn is_pull_failure(self) -> bool {
+        matches!(self, WaitingReason::ErrImagePull | WaitingReason::ImagePullBackOff)
+    }
+}
+
 /// What the node knows about one container now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
-    Waiting { reason: String, message: String },
-    Running { started_at: String, ready: bool, started: bool },
+    Waiting { reason: WaitingReason, message: String },
+    Running { started_at: Timestamp, ready: bool, started: bool },
     Terminated(Terminated),
 }
 
@@ -71,12 +103,6 @@ pub fn should_restart(policy: &str, exit_code: i32) -> bool {
         "OnFailure" => exit_code != 0,
         _ => true,
     }
-}
-
-/// Kubelet's crash-loop back-off: 10s doubling per restart up to 5 minutes.
-pub fn backoff(restart_count: i32) -> Duration {
-    let exp = restart_count.clamp(0, 10) as u32;
-    Duration::from_secs(10).saturating_mul(1 << exp).min(Duration::from_secs(300))
 }
 
 fn restart_policy(pod: &Pod) -> &str {
@@ -130,20 +156,20 @@ pub fn phase(pod: &Pod, init: &[ContainerView], containers: &[ContainerView]) ->
 fn state_json(state: &State) -> Value {
     match state {
         State::Waiting { reason, message } => {
-            let mut w = json!({"reason": reason});
+            let mut w = json!({"reason": reason.as_str()});
             if !message.is_empty() {
                 w["message"] = json!(message);
             }
             json!({"waiting": w})
         }
-        State::Running { started_at, .. } => json!({"running": {"startedAt": started_at}}),
+        State::Running { started_at, .. } => json!({"running": {"startedAt": rfc3339(*started_at)}}),
         State::Terminated(t) => json!({"terminated": terminated_json(t)}),
     }
 }
 
 fn terminated_json(t: &Terminated) -> Value {
-    let mut v = json!({"exitCode": t.exit_code, "reason": t.reason, "startedAt": t.started_at,
-        "finishedAt": t.finished_at, "containerID": t.container_id});
+    let mut v = json!({"exitCode": t.exit_code, "reason": t.reason, "startedAt": rfc3339(t.started_at),
+        "finishedAt": rfc3339(t.finished_at), "containerID": t.container_id});
     if let Some(s) = t.signal {
         v["signal"] = json!(s);
     }
@@ -169,25 +195,31 @@ fn status_json(c: &ContainerView) -> Value {
     v
 }
 
+/// A time as Kubernetes writes it (RFC 3339, whole seconds, UTC).
+pub fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// Facts about the pod the node decided.
 #[derive(Debug, Clone, Default)]
 pub struct PodFacts {
     pub pod_ip: String,
     pub host_ip: String,
-    pub start_time: String,
     /// The sandbox exists (namespaces and network are set up).
     pub sandbox_ready: bool,
 }
 
 /// The whole `status` kubelet would write now. Conditions keep their `lastTransitionTime`
-/// from `pod`'s current status while their value is unchanged.
+/// from `pod`'s current status while their value is unchanged, and `startTime` is set once
+/// (the first status the node writes) and kept.
 pub fn pod_status(
     pod: &Pod,
     init: &[ContainerView],
     containers: &[ContainerView],
     facts: &PodFacts,
-    now: &str,
+    now: Timestamp,
 ) -> Value {
+    let now = rfc3339(now);
     let phase = phase(pod, init, containers);
     let initialized = init.iter().all(|c| matches!(&c.state, State::Terminated(t) if t.exit_code == 0));
     let containers_ready = initialized && !containers.is_empty() && containers.iter().all(ContainerView::is_ready);
@@ -259,9 +291,10 @@ pub fn pod_status(
         "hostIPs": [{"ip": facts.host_ip}],
         "containerStatuses": containers.iter().map(status_json).collect::<Vec<_>>(),
     });
-    if !facts.start_time.is_empty() {
-        status["startTime"] = json!(facts.start_time);
-    }
+    status["startTime"] = match pod.status.as_ref().and_then(|s| s.start_time.as_ref()) {
+        Some(kept) => serde_json::to_value(kept).unwrap_or(json!(now)),
+        None => json!(now),
+    };
     if !init.is_empty() {
         status["initContainerStatuses"] = json!(init.iter().map(status_json).collect::<Vec<_>>());
     }
