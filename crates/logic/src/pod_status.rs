@@ -205,13 +205,15 @@ pub fn rfc3339(t: Timestamp) -> String {
 pub struct PodFacts {
     pub pod_ip: String,
     pub host_ip: String,
+    /// When the node first saw the pod (`startTime`, unless the status already has one).
+    pub start_time: Option<Timestamp>,
     /// The sandbox exists (namespaces and network are set up).
     pub sandbox_ready: bool,
 }
 
 /// The whole `status` kubelet would write now. Conditions keep their `lastTransitionTime`
 /// from `pod`'s current status while their value is unchanged, and `startTime` is set once
-/// (the first status the node writes) and kept.
+/// (when the node first saw the pod) and kept.
 pub fn pod_status(
     pod: &Pod,
     init: &[ContainerView],
@@ -293,7 +295,7 @@ pub fn pod_status(
     });
     status["startTime"] = match pod.status.as_ref().and_then(|s| s.start_time.as_ref()) {
         Some(kept) => serde_json::to_value(kept).unwrap_or(json!(now)),
-        None => json!(now),
+        None => json!(facts.start_time.map_or(now, rfc3339)),
     };
     if !init.is_empty() {
         status["initContainerStatuses"] = json!(init.iter().map(status_json).collect::<Vec<_>>());

@@ -2,10 +2,11 @@
 //! runtime match the pod (sandbox, volumes, init containers in order, containers, restarts with
 //! back-off, probes, graceful termination) and reports the pod's status as kubelet does.
 //!
-//! A worker keeps what it observed per container in a `Track`; the status it writes is computed
-//! from those tracks by the pure `logic::pod_status`. Containers outlive the server: on start the
-//! worker picks up the runs it finds on disk, and pods the API no longer has are torn down.
+//! A worker observes, asks the pure `logic::kubelet` what to do and what the status says, and
+//! acts. Containers outlive the server: on start each worker observes the runs it finds on disk
+//! and the pod's checkpoint, and pods the API no longer has are torn down.
 
+mod checkpoint;
 mod probe;
 pub mod streams;
 mod volumes;
@@ -50,13 +51,22 @@ pub struct Kubelet<R: Runtime> {
     recorder: Recorder,
     /// One pull at a time: concurrent pods of one image wait for the first pull.
     pulls: tokio::sync::Mutex<()>,
+    /// Back-off and retry times (kubelet's, unless a test shortens them).
+    timing: logic::kubelet::Timing,
 }
 
 impl<R: Runtime> Kubelet<R> {
     pub fn new(client: kube::Client, runtime: Arc<R>, images: ImageStore, config: KubeletConfig) -> Kubelet<R> {
         let reporter = Reporter { controller: "kubelet".into(), instance: Some(config.node_name.clone()) };
         let recorder = Recorder::new(client.clone(), reporter);
-        Kubelet { client, runtime, images, config, recorder, pulls: tokio::sync::Mutex::new(()) }
+        let timing = logic::kubelet::Timing::KUBELET;
+        Kubelet { client, runtime, images, config, recorder, pulls: tokio::sync::Mutex::new(()), timing }
+    }
+
+    /// Other back-off and retry times (tests that watch a crash loop cannot wait minutes).
+    pub fn with_timing(mut self, timing: logic::kubelet::Timing) -> Kubelet<R> {
+        self.timing = timing;
+        self
     }
 }
 

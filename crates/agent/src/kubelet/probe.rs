@@ -1,40 +1,26 @@
 //! Probes and lifecycle hooks, as kubelet runs them: `exec` inside the container, `httpGet`
 //! (HTTP/1.1 to the pod IP unless `host` says otherwise; 200–399 is success) and `tcpSocket`.
 //! A prober reports only changes of its verdict, after `successThreshold` / `failureThreshold`
-//! consecutive results, every `periodSeconds` after `initialDelaySeconds`.
+//! consecutive results, every `periodSeconds` from `initialDelaySeconds` after the container
+//! started (so a prober started again after a server restart does not wait again).
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, Probe, TCPSocketAction};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use logic::kubelet::{ProbeCounter, ProbeKind, ProbeTiming};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::{ContainerRef, Runtime};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Startup,
-    Liveness,
-    Readiness,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Startup => "Startup",
-            Kind::Liveness => "Liveness",
-            Kind::Readiness => "Readiness",
-        }
-    }
-}
-
 /// A verdict change of one prober.
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub container: ContainerRef,
-    pub kind: Kind,
+    pub kind: ProbeKind,
     pub success: bool,
     /// The last failure's output, for the `Unhealthy` event.
     pub message: String,
@@ -45,6 +31,19 @@ pub enum Action<'a> {
     Exec(&'a ExecAction),
     Http(&'a HTTPGetAction),
     Tcp(&'a TCPSocketAction),
+}
+
+impl<'a> Action<'a> {
+    /// A lifecycle hook's action (`postStart`, `preStop`).
+    pub fn of_handler(handler: &'a LifecycleHandler) -> Option<Action<'a>> {
+        if let Some(e) = &handler.exec {
+            Some(Action::Exec(e))
+        } else if let Some(h) = &handler.http_get {
+            Some(Action::Http(h))
+        } else {
+            handler.tcp_socket.as_ref().map(Action::Tcp)
+        }
+    }
 }
 
 /// Run one action; Ok on success, Err with kubelet-like output otherwise.
@@ -142,71 +141,50 @@ fn action_of(probe: &Probe) -> Option<Action<'_>> {
     }
 }
 
-fn secs(v: Option<i32>, default: u64) -> Duration {
-    Duration::from_secs(v.map(|s| s.max(0) as u64).unwrap_or(default))
+/// One prober of one container run: probe every period from `initialDelaySeconds` after the
+/// container started, and send each change of verdict (thresholds as `logic::kubelet::probe`
+/// counts them) until cancelled. A liveness or startup failure, and a startup success, end it.
+pub struct Prober<R: Runtime> {
+    pub runtime: std::sync::Arc<R>,
+    pub container: ContainerRef,
+    pub spec: Container,
+    pub pod_ip: String,
+    pub kind: ProbeKind,
+    pub probe: Probe,
+    pub started_at: Timestamp,
 }
 
-/// Probe until cancelled, sending each change of verdict. Readiness and startup start as
-/// failure (not ready, not started), liveness as success, as kubelet's initial results are. A
-/// sustained failure is reported once, when it reaches the threshold.
-#[allow(clippy::too_many_arguments)]
-pub async fn run_prober<R: Runtime>(
-    runtime: std::sync::Arc<R>,
-    container: ContainerRef,
-    spec: Container,
-    pod_ip: String,
-    kind: Kind,
-    probe: Probe,
-    verdicts: mpsc::UnboundedSender<Verdict>,
-    stop: CancellationToken,
-) {
-    let Some(_) = action_of(&probe) else { return };
-    let period = secs(probe.period_seconds, 10).max(Duration::from_secs(1));
-    let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_secs(1));
-    let success_threshold = probe.success_threshold.unwrap_or(1).max(1);
-    let failure_threshold = probe.failure_threshold.unwrap_or(3).max(1);
-    let delay = secs(probe.initial_delay_seconds, 0);
-    tokio::select! {
-        _ = stop.cancelled() => return,
-        _ = tokio::time::sleep(delay) => {}
-    }
-    let mut verdict = kind == Kind::Liveness;
-    let (mut successes, mut failures) = (0, 0);
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+impl<R: Runtime> Prober<R> {
+    pub async fn run(self, verdicts: mpsc::UnboundedSender<Verdict>, stop: CancellationToken) {
+        let Some(_) = action_of(&self.probe) else { return };
+        let timing = ProbeTiming::of(&self.probe);
+        let delay = timing.first_probe_in(self.started_at, Timestamp::now());
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep(delay.unsigned_abs()) => {}
         }
-        let Some(action) = action_of(&probe) else { return };
-        let result = run_action(runtime.as_ref(), &container, &spec, &pod_ip, action, timeout).await;
-        let message = match &result {
-            Ok(()) => {
-                successes += 1;
-                failures = 0;
-                String::new()
+        let mut counter = ProbeCounter::default();
+        let mut ticker = tokio::time::interval(timing.period.unsigned_abs());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {}
             }
-            Err(m) => {
-                failures += 1;
-                successes = 0;
-                m.clone()
-            }
-        };
-        let flip = if !verdict && successes >= success_threshold {
-            Some(true)
-        } else if failures >= failure_threshold {
-            if verdict || failures == failure_threshold { Some(false) } else { None }
-        } else {
-            None
-        };
-        if let Some(success) = flip {
-            verdict = success;
-            let report = Verdict { container: container.clone(), kind, success, message };
+            let Some(action) = action_of(&self.probe) else { return };
+            let result =
+                run_action(self.runtime.as_ref(), &self.container, &self.spec, &self.pod_ip, action, timing.timeout.unsigned_abs())
+                    .await;
+            let success = result.is_ok();
+            let Some(verdict) = counter.record(success, &timing) else { continue };
+            let message = result.err().unwrap_or_default();
+            let report = Verdict { container: self.container.clone(), kind: self.kind, success: verdict, message };
             if verdicts.send(report).is_err() {
                 return;
             }
-            if kind == Kind::Startup && success {
+            // A failed liveness or startup probe stops the container, and a startup probe that
+            // succeeded has done its job: either way, this prober is done with the run.
+            if self.kind == ProbeKind::Startup || (self.kind == ProbeKind::Liveness && !verdict) {
                 return;
             }
         }

@@ -1,88 +1,79 @@
-//! One pod's worker: sync the runtime to the pod, react to container exits and probe verdicts,
-//! write the status, and terminate gracefully when the pod is deleted.
+//! One pod's worker: observe, ask `logic::kubelet`, act.
+//!
+//! The worker keeps what the node observed of its pod (`PodObserved`: sandbox, volumes, each
+//! container's runs, probe verdicts, back-off). Each sync asks `compute_pod_actions` what to do
+//! now, takes those actions against the runtime (sandbox, volumes, kills, starts) and writes the
+//! status that `container_statuses` and `pod_status` compute. Container exits and probe
+//! verdicts arrive as they happen and update the observation; a deleted pod is stopped
+//! gracefully and its object removed.
+//!
+//! Containers outlive the server. A new worker first observes from disk: the runs the runtime
+//! has (their exit records and restart counts) and the pod's checkpoint (per container, the
+//! image its run came from, whether its startup probe succeeded, the back-off), so a restarted
+//! server decides as the one before it would have; the probes of the containers it finds
+//! running start again (readiness is re-established by probing).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::EventType;
 use kube::{Api, Resource};
-use logic::pod_status::{self, ContainerView, State, Terminated};
+use logic::kubelet::{self as decide, Kill, PodObserved, Prerequisite, ProbeKind, Run, RunState, Start, Waiting};
+use logic::pod_status::{self, Terminated, WaitingReason};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::probe::{self, Kind, Verdict};
+use super::checkpoint::{self, Checkpoint};
+use super::probe::{self, Action, Prober, Verdict};
 use super::volumes::{self, Prepared, VolumeError};
 use super::{Kubelet, Runtime};
 use crate::runtime::cgroup::Limits;
 use crate::runtime::spec::{self as rspec, Mount, MountKind};
 use crate::runtime::{ContainerRef, ContainerState, StartRequest};
 
-/// What the worker knows of one container.
-#[derive(Debug, Default)]
-struct Track {
-    /// The latest run (its number is the restart count).
-    attempt: Option<u32>,
-    running: bool,
-    started_at: String,
-    /// How the latest run ended, once it has.
-    current: Option<Terminated>,
-    /// How the run before it ended (`lastState`).
-    last: Option<Terminated>,
-    ready: bool,
-    started: bool,
-    /// Why it is not running (image, config), when it never could start.
-    waiting: Option<(String, String)>,
-    /// Not before this instant (crash-loop back-off).
-    next_start: Option<Instant>,
-    probes: Option<CancellationToken>,
-    /// Tells gated probers the startup probe's outcome.
-    startup: Option<watch::Sender<Option<bool>>>,
-    /// Pulls failed so far (the second failure reads ImagePullBackOff).
-    pull_failures: u32,
+/// The probers of one container run.
+struct Probers {
+    attempt: u32,
+    /// Only the startup prober runs (readiness and liveness wait for it to succeed).
+    startup_only: bool,
+    stop: CancellationToken,
 }
 
-enum Happening {
-    Exited(ContainerRef),
-    Verdict(Verdict),
-}
+/// Why a container could not be started: its waiting reason and the message.
+type StartFailure = (WaitingReason, String);
 
 struct Worker<R: Runtime> {
     k: Arc<Kubelet<R>>,
     uid: String,
-    tracks: BTreeMap<String, Track>,
+    observed: PodObserved,
+    checkpoint: Checkpoint,
     ip: Option<Ipv4Addr>,
-    volumes: Option<BTreeMap<String, Prepared>>,
-    start_time: String,
+    volumes: BTreeMap<String, Prepared>,
+    probers: BTreeMap<String, Probers>,
+    /// When this worker first saw the pod (its `startTime` unless the status has one).
+    first_seen: Timestamp,
     last_status: Option<Value>,
-    sandbox_error: Option<String>,
-    volume_waiting: Option<String>,
-    tx: mpsc::UnboundedSender<Happening>,
+    exits: mpsc::UnboundedSender<ContainerRef>,
+    verdicts: mpsc::UnboundedSender<Verdict>,
 }
 
-fn rfc3339_ns(ns: i128) -> String {
-    jiff::Timestamp::from_nanosecond(ns).map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
+impl<R: Runtime> Drop for Worker<R> {
+    fn drop(&mut self) {
+        for p in self.probers.values() {
+            p.stop.cancel();
+        }
+    }
 }
 
-fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-fn container_id(c: &ContainerRef) -> String {
-    format!("ordinal://{}-{}-{}", c.pod_uid, c.name, c.attempt)
-}
-
-fn spec_of(pod: &Pod) -> k8s_openapi::api::core::v1::PodSpec {
-    pod.spec.clone().unwrap_or_default()
-}
-
-fn policy(pod: &Pod) -> String {
-    pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into())
+fn timestamp(ns: i128) -> Timestamp {
+    Timestamp::from_nanosecond(ns).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// Entry point: one task per pod uid. `rx` carries the pod, or None once the API has no pod.
@@ -92,18 +83,20 @@ pub(super) async fn run<R: Runtime>(
     mut rx: watch::Receiver<Option<Pod>>,
     shutdown: CancellationToken,
 ) {
-    let (tx, mut happenings) = mpsc::unbounded_channel();
+    let (exits, mut exited) = mpsc::unbounded_channel();
+    let (verdicts, mut probed) = mpsc::unbounded_channel();
     let mut w = Worker {
         k,
         uid,
-        tracks: BTreeMap::new(),
+        observed: PodObserved::default(),
+        checkpoint: Checkpoint::default(),
         ip: None,
-        volumes: None,
-        start_time: now(),
+        volumes: BTreeMap::new(),
+        probers: BTreeMap::new(),
+        first_seen: Timestamp::now(),
         last_status: None,
-        sandbox_error: None,
-        volume_waiting: None,
-        tx,
+        exits,
+        verdicts,
     };
     let first = rx.borrow_and_update().clone();
     if let Some(pod) = &first {
@@ -120,6 +113,12 @@ pub(super) async fn run<R: Runtime>(
             return;
         }
         let wake = w.sync(&pod).await;
+        let due = async {
+            match wake {
+                Some(at) => tokio::time::sleep(at.duration_since(Timestamp::now()).unsigned_abs()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             changed = rx.changed() => {
@@ -128,8 +127,9 @@ pub(super) async fn run<R: Runtime>(
                     return;
                 }
             }
-            Some(h) = happenings.recv() => w.happened(&pod, h).await,
-            _ = tokio::time::sleep(wake) => {}
+            Some(cref) = exited.recv() => w.exited(&cref),
+            Some(verdict) = probed.recv() => w.probed(&pod, verdict).await,
+            _ = due => {}
         }
     }
 }
@@ -139,222 +139,260 @@ impl<R: Runtime> Worker<R> {
         ContainerRef { pod_uid: self.uid.clone(), name: name.to_string(), attempt }
     }
 
-    /// Pick up the runs a previous server left (containers outlive it).
+    fn pod_dir(&self) -> std::path::PathBuf {
+        self.k.runtime.pod_dir(&self.uid)
+    }
+
+    fn terminated(&self, cref: &ContainerRef, state: ContainerState) -> Option<Terminated> {
+        let ContainerState::Exited { record, started_at_ns, oom_killed, start_error } = state else { return None };
+        let start_failed = start_error.is_some();
+        Some(Terminated {
+            exit_code: record.exit_code,
+            signal: record.signal,
+            reason: Terminated::reason_for(record.exit_code, oom_killed, start_failed).into(),
+            message: start_error.unwrap_or_default(),
+            started_at: timestamp(started_at_ns),
+            finished_at: timestamp(record.finished_at_ns),
+            container_id: decide::container_id(&cref.pod_uid, &cref.name, cref.attempt),
+        })
+    }
+
+    /// Observe from disk what a previous server left: each container's runs (containers
+    /// outlive the server) and the pod's checkpoint.
     fn recover(&mut self, pod: &Pod) {
-        let spec = spec_of(pod);
-        let all: Vec<Container> =
-            spec.init_containers.clone().unwrap_or_default().into_iter().chain(spec.containers).collect();
-        for c in all {
-            let attempts = self.k.runtime.attempts(&self.uid, &c.name);
-            let Some(&latest) = attempts.last() else { continue };
+        self.checkpoint = Checkpoint::read(&self.pod_dir());
+        let mut found = 0;
+        for c in all_containers(pod) {
+            let Some(&latest) = self.k.runtime.attempts(&self.uid, &c.name).last() else { continue };
+            let saved = self.checkpoint.containers.get(&c.name).cloned().unwrap_or_default();
             let cref = self.cref(&c.name, latest);
-            let mut track = Track { attempt: Some(latest), ..Default::default() };
-            if latest > 0
-                && let ContainerState::Exited { record, started_at_ns, oom_killed, start_error } =
-                    self.k.runtime.state(&self.cref(&c.name, latest - 1))
-            {
-                track.last =
-                    Some(terminated(&self.cref(&c.name, latest - 1), record, started_at_ns, oom_killed, start_error));
-            }
-            match self.k.runtime.state(&cref) {
+            let previous = latest
+                .checked_sub(1)
+                .map(|a| self.cref(&c.name, a))
+                .and_then(|p| self.terminated(&p, self.k.runtime.state(&p)));
+            let this_run = saved.attempt == latest;
+            let image = if this_run { saved.image.clone() } else { c.image.clone().unwrap_or_default() };
+            let image_id = if this_run { saved.image_id.clone() } else { self.image_id(&image) };
+            let state = match self.k.runtime.state(&cref) {
                 ContainerState::Running { started_at_ns } => {
-                    track.running = true;
-                    track.started_at = rfc3339_ns(started_at_ns);
-                    track.started = c.startup_probe.is_none();
-                    track.ready = c.readiness_probe.is_none() && track.started;
                     self.watch_container(&cref);
+                    found += 1;
+                    Some(RunState::Running { started_at: timestamp(started_at_ns) })
                 }
-                ContainerState::Exited { record, started_at_ns, oom_killed, start_error } => {
-                    track.current = Some(terminated(&cref, record, started_at_ns, oom_killed, start_error));
-                }
-                ContainerState::Absent => {}
+                exited @ ContainerState::Exited { .. } => self.terminated(&cref, exited).map(RunState::Exited),
+                ContainerState::Absent => None,
+            };
+            let o = self.observed.container_mut(&c.name);
+            o.previous = previous;
+            o.backoff = saved.backoff();
+            o.latest = state.map(|state| Run { attempt: latest, image, image_id, state });
+            // A startup probe that succeeded for this run stays succeeded.
+            if this_run && saved.started {
+                o.startup = Some(true);
             }
-            self.tracks.insert(c.name.clone(), track);
         }
-        if !self.tracks.is_empty() {
-            tracing::info!(pod = %self.uid, containers = self.tracks.len(), "picked up running pod");
+        if found > 0 {
+            tracing::info!(pod = %self.uid, running = found, "picked up running containers");
         }
     }
 
-    async fn event(&self, pod: &Pod, warning: bool, reason: &str, note: String) {
-        let type_ = if warning { EventType::Warning } else { EventType::Normal };
+    async fn event(&self, pod: &Pod, type_: EventType, reason: &str, note: String) {
         client_tools::publish(&self.k.recorder, &pod.object_ref(&()), type_, reason, note).await;
     }
 
-    /// Make the runtime match the pod; returns how long until something is due.
-    async fn sync(&mut self, pod: &Pod) -> Duration {
-        let far = Duration::from_secs(3600);
-        let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-        if (phase == "Succeeded" || phase == "Failed") && !self.tracks.values().any(|t| t.running) {
-            return far;
+    /// Make the runtime match the pod; returns when the next sync is due (None: only when
+    /// something happens).
+    async fn sync(&mut self, pod: &Pod) -> Option<Timestamp> {
+        loop {
+            let now = Timestamp::now();
+            let actions = decide::compute_pod_actions(pod, &self.observed, now, &self.k.timing);
+            if actions.create_sandbox {
+                self.create_sandbox(pod, now).await;
+                continue;
+            }
+            if actions.mount_volumes {
+                self.mount_volumes(pod, now).await;
+                continue;
+            }
+            self.ensure_probers(pod);
+            for kill in &actions.kill {
+                self.kill(pod, kill).await;
+            }
+            for (name, waiting) in &actions.wait {
+                self.wait(pod, name, waiting).await;
+            }
+            if actions.start.is_empty() {
+                self.report(pod).await;
+                return actions.wake_at;
+            }
+            for start in actions.start {
+                self.start(pod, start).await;
+            }
+            // Decide again with what the starts changed (a start that failed waits; a container
+            // that ended at once goes through its back-off).
         }
-        if self.ip.is_none() {
-            let hostname = logic::container::hostname(pod);
-            let began = Instant::now();
-            let sandbox = self.k.runtime.create_sandbox(&self.uid, &hostname).await;
-            tracing::debug!(pod = %self.uid, ms = began.elapsed().as_secs_f64() * 1000.0, "sandbox");
-            match sandbox {
-                Ok(ip) => {
-                    self.ip = Some(ip);
-                    self.sandbox_error = None;
-                    if let Err(e) = self.write_etc_files(pod, ip) {
-                        self.sandbox_error = Some(e.to_string());
-                    }
-                }
-                Err(e) => {
-                    let message = format!("Failed to create pod sandbox: {e}");
-                    if self.sandbox_error.as_deref() != Some(message.as_str()) {
-                        self.event(pod, true, "FailedCreatePodSandBox", message.clone()).await;
-                    }
-                    self.sandbox_error = Some(message);
-                    self.report(pod).await;
-                    return Duration::from_secs(5);
-                }
-            }
-        }
-        if self.volumes.is_none() {
-            let pod_dir = self.k.runtime.pod_dir(&self.uid);
-            match volumes::prepare(&self.k.client, pod, &pod_dir).await {
-                Ok(v) => {
-                    self.volumes = Some(v);
-                    self.volume_waiting = None;
-                }
-                Err(VolumeError::Waiting(m) | VolumeError::Failed(m)) => {
-                    let note = format!("Unable to attach or mount volumes: {m}");
-                    if self.volume_waiting.as_deref() != Some(note.as_str()) {
-                        self.event(pod, true, "FailedMount", note.clone()).await;
-                    }
-                    self.volume_waiting = Some(note);
-                    self.report(pod).await;
-                    return Duration::from_secs(1);
-                }
-            }
-        }
-
-        let spec = spec_of(pod);
-        let policy = policy(pod);
-        let mut wake = far;
-        let mut initialized = true;
-        for c in spec.init_containers.clone().unwrap_or_default() {
-            let t = self.tracks.entry(c.name.clone()).or_default();
-            if t.running {
-                initialized = false;
-                break;
-            }
-            match &t.current {
-                Some(done) if done.exit_code == 0 => continue,
-                Some(_) if policy == "Never" => {
-                    initialized = false;
-                    break;
-                }
-                _ => {}
-            }
-            initialized = false;
-            if let Some(due) = self.due(&c.name) {
-                wake = wake.min(due);
-            } else {
-                self.start(pod, &c, true).await;
-                if let Some(due) = self.due(&c.name).filter(|_| !self.tracks[&c.name].running) {
-                    wake = wake.min(due);
-                }
-            }
-            break;
-        }
-        if initialized {
-            for c in &spec.containers {
-                let t = self.tracks.entry(c.name.clone()).or_default();
-                if t.running {
-                    continue;
-                }
-                if let Some(done) = &t.current
-                    && !pod_status::should_restart(&policy, done.exit_code)
-                {
-                    continue;
-                }
-                if let Some(due) = self.due(&c.name) {
-                    wake = wake.min(due);
-                    continue;
-                }
-                self.start(pod, c, false).await;
-                if let Some(due) = self.due(&c.name) {
-                    wake = wake.min(due);
-                }
-            }
-        }
-        // A failed pull reads ErrImagePull once, then ImagePullBackOff while it waits.
-        if self.tracks.values().any(|t| t.waiting.as_ref().is_some_and(|w| w.0 == "ErrImagePull")) {
-            wake = wake.min(Duration::from_secs(1));
-            self.report(pod).await;
-            let spec = pod.spec.clone().unwrap_or_default();
-            let image_of = |name: &str| {
-                spec.init_containers
-                    .iter()
-                    .flatten()
-                    .chain(&spec.containers)
-                    .find(|c| c.name == name)
-                    .and_then(|c| c.image.clone())
-            };
-            let mut backing_off = Vec::new();
-            for (name, t) in self.tracks.iter_mut() {
-                if let Some(w) = t.waiting.as_mut().filter(|w| w.0 == "ErrImagePull") {
-                    // Kubelet's wording while a pull waits out its back-off.
-                    w.0 = "ImagePullBackOff".into();
-                    w.1 = format!("Back-off pulling image {:?}", image_of(name).unwrap_or_default());
-                    backing_off.push(w.1.clone());
-                }
-            }
-            for message in backing_off {
-                self.event(pod, false, "BackOff", message).await;
-            }
-            return wake;
-        }
-        self.report(pod).await;
-        wake.max(Duration::from_millis(10))
     }
 
-    /// Time left before the container may start again, if it must wait.
-    fn due(&self, name: &str) -> Option<Duration> {
-        let t = self.tracks.get(name)?;
-        let at = t.next_start?;
-        let now = Instant::now();
-        (at > now).then(|| at - now)
+    async fn create_sandbox(&mut self, pod: &Pod, now: Timestamp) {
+        let hostname = logic::container::hostname(pod);
+        let began = Instant::now();
+        let created = self.k.runtime.create_sandbox(&self.uid, &hostname).await;
+        tracing::debug!(pod = %self.uid, ms = began.elapsed().as_secs_f64() * 1000.0, "sandbox");
+        let result = created.map_err(|e| e.to_string()).and_then(|ip| {
+            self.write_etc_files(pod, ip).map_err(|e| e.to_string())?;
+            Ok(ip)
+        });
+        match result {
+            Ok(ip) => {
+                self.ip = Some(ip);
+                self.observed.sandbox = Prerequisite::Ready;
+            }
+            Err(e) => {
+                let message = format!("Failed to create pod sandbox: {e}");
+                self.prerequisite_failed(pod, true, message, now).await;
+            }
+        }
     }
 
-    fn write_etc_files(&self, pod: &Pod, ip: Ipv4Addr) -> std::io::Result<()> {
-        let dir = self.k.runtime.pod_dir(&self.uid).join("etc");
-        std::fs::create_dir_all(&dir)?;
-        let cfg = &self.k.config;
-        std::fs::write(dir.join("hosts"), logic::container::hosts_file(pod, &ip.to_string(), &cfg.cluster_domain))?;
-        std::fs::write(dir.join("hostname"), format!("{}\n", logic::container::hostname(pod)))?;
-        std::fs::write(
-            dir.join("resolv.conf"),
-            logic::container::resolv_conf(pod, &cfg.cluster_dns, &cfg.cluster_domain, &cfg.host_resolv_conf),
-        )
+    async fn mount_volumes(&mut self, pod: &Pod, now: Timestamp) {
+        match volumes::prepare(&self.k.client, pod, &self.pod_dir()).await {
+            Ok(v) => {
+                self.volumes = v;
+                self.observed.volumes = Prerequisite::Ready;
+            }
+            Err(VolumeError::Waiting(m) | VolumeError::Failed(m)) => {
+                let message = format!("Unable to attach or mount volumes: {m}");
+                self.prerequisite_failed(pod, false, message, now).await;
+            }
+        }
     }
 
-    /// Start the next run of container `c`.
-    async fn start(&mut self, pod: &Pod, c: &Container, _init: bool) {
-        let name = c.name.clone();
+    /// Record a sandbox (or volume) failure, with an event when its message is new.
+    async fn prerequisite_failed(&mut self, pod: &Pod, sandbox: bool, message: String, now: Timestamp) {
+        let until = now.checked_add(self.k.timing.retry).unwrap_or(now);
+        let slot = if sandbox { &mut self.observed.sandbox } else { &mut self.observed.volumes };
+        let new = !matches!(slot, Prerequisite::Failed { message: m, .. } if *m == message);
+        *slot = Prerequisite::Failed { message: message.clone(), until };
+        if new {
+            let reason = if sandbox { "FailedCreatePodSandBox" } else { "FailedMount" };
+            self.event(pod, EventType::Warning, reason, message).await;
+        }
+    }
+
+    async fn kill(&mut self, pod: &Pod, kill: &Kill) {
+        let Some(run) = self.observed.container(&kill.name).and_then(|o| o.latest.clone()) else { return };
+        self.event(pod, EventType::Normal, "Killing", kill.message.clone()).await;
+        self.observed.container_mut(&kill.name).stopping = true;
+        self.stop_probers(&kill.name);
+        let Some(spec) = container_spec(pod, &kill.name).cloned() else { return };
+        let deadline = Instant::now() + decide::termination_grace(pod).unsigned_abs();
+        let cref = self.cref(&kill.name, run.attempt);
+        tokio::spawn(stop_container(self.k.runtime.clone(), cref, deadline, Some((spec, self.ip))));
+    }
+
+    async fn wait(&mut self, pod: &Pod, name: &str, waiting: &Waiting) {
+        if !self.observed.container_mut(name).wait(waiting.clone()) {
+            return;
+        }
+        match waiting.reason {
+            WaitingReason::ImagePullBackOff => {
+                self.event(pod, EventType::Normal, "BackOff", waiting.message.clone()).await;
+            }
+            WaitingReason::CrashLoopBackOff => {
+                let note = format!("Back-off restarting failed container {name} in pod {}", decide::format_pod(pod));
+                self.event(pod, EventType::Warning, "BackOff", note).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// A start that did not happen: recorded (the status shows why), with an event when the
+    /// message is new.
+    async fn start_failed(&mut self, pod: &Pod, name: &str, (reason, message): StartFailure) {
+        let o = self.observed.container_mut(name);
+        let new = o.waiting.as_ref().map(|w| &w.message) != Some(&message);
+        o.start_failed(reason, message.clone(), Timestamp::now(), &self.k.timing);
+        if new {
+            let note = if reason.is_pull_failure() { message } else { format!("Error: {message}") };
+            self.event(pod, EventType::Warning, "Failed", note).await;
+        }
+    }
+
+    /// Start the next run of a container.
+    async fn start(&mut self, pod: &Pod, start: Start) {
+        let Some(c) = container_spec(pod, &start.name).cloned() else { return };
+        let name = start.name;
+        // The back-off moves on with the decision to start (upstream `backOff.Next`).
+        self.observed.container_mut(&name).backoff = start.backoff;
+        let attempt = self.k.runtime.attempts(&self.uid, &name).last().map_or(0, |a| a + 1);
+        let (request, image, image_id) = match self.prepare_start(pod, &c, attempt).await {
+            Ok(prepared) => prepared,
+            Err(failure) => {
+                self.start_failed(pod, &name, failure).await;
+                return;
+            }
+        };
+        let cref = request.container.clone();
+        let began = Instant::now();
+        let started = self.k.runtime.start(request).await;
+        tracing::debug!(pod = %self.uid, container = %name, ms = began.elapsed().as_secs_f64() * 1000.0, "start");
+        // Forget older runs; the one before this stays for `lastState`.
+        if attempt >= 2 {
+            self.k.runtime.remove_container(&self.cref(&name, attempt - 2)).await;
+        }
+        let state = match (started, self.k.runtime.state(&cref)) {
+            (Ok(()), ContainerState::Running { started_at_ns }) => RunState::Running { started_at: timestamp(started_at_ns) },
+            (_, exited @ ContainerState::Exited { .. }) => match self.terminated(&cref, exited) {
+                Some(done) => RunState::Exited(done),
+                None => return,
+            },
+            (result, _) => {
+                let message = match result {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "the container vanished after starting".into(),
+                };
+                self.start_failed(pod, &name, (WaitingReason::CreateContainerError, message)).await;
+                return;
+            }
+        };
+        let mut saved = checkpoint::Container { attempt, image: image.clone(), image_id: image_id.clone(), ..Default::default() };
+        saved.set_backoff(start.backoff);
+        self.save_checkpoint(&name, saved);
+        let running = matches!(state, RunState::Running { .. });
+        if let RunState::Exited(done) = &state
+            && done.reason == "StartError"
+        {
+            self.event(pod, EventType::Warning, "Failed", format!("Error: {}", done.message)).await;
+        }
+        self.observed.container_mut(&name).started(Run { attempt, image, image_id, state });
+        if running {
+            self.event(pod, EventType::Normal, "Created", format!("Created container: {name}")).await;
+            self.event(pod, EventType::Normal, "Started", format!("Started container {name}")).await;
+            self.watch_container(&cref);
+            self.post_start(pod, &c, &cref).await;
+        }
+    }
+
+    /// Everything a start needs: the image (pulled as the policy says), its layers, the process
+    /// and the mounts.
+    async fn prepare_start(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        attempt: u32,
+    ) -> Result<(StartRequest, String, String), StartFailure> {
         let image_name = c.image.clone().unwrap_or_default();
-        let attempt = self.tracks.get(&name).and_then(|t| t.attempt).map(|a| a + 1).unwrap_or(0);
-        // The image: pulled as the pull policy says.
-        let Some(image) = self.ensure_image(pod, c, &image_name).await else { return };
-        let image_config = match self.k.images.config(&image) {
-            Ok(cfg) => cfg,
-            Err(e) => {
-                self.tracks.entry(name.clone()).or_default().waiting =
-                    Some(("ErrImagePull".into(), format!("image {image_name}: {e}")));
-                return;
-            }
-        };
-        let layers = match self.k.images.unpack(&image) {
-            Ok(l) => l,
-            Err(e) => {
-                self.tracks.entry(name.clone()).or_default().waiting =
-                    Some(("CreateContainerError".into(), format!("unpack image {image_name}: {e}")));
-                return;
-            }
-        };
+        let image = self.ensure_image(pod, c, &image_name).await?;
+        let image_config = self
+            .k
+            .images
+            .config(&image)
+            .map_err(|e| (WaitingReason::ErrImagePull, format!("image {image_name}: {e}")))?;
+        let layers = self
+            .k
+            .images
+            .unpack(&image)
+            .map_err(|e| (WaitingReason::CreateContainerError, format!("unpack image {image_name}: {e}")))?;
         // The process: argv, env (with referenced config maps and secrets), user, directory.
         let facts = self.process_facts(pod, c).await;
         let defaults = logic::container::ImageDefaults {
@@ -364,35 +402,18 @@ impl<R: Runtime> Worker<R> {
             working_dir: image_config.working_dir.clone(),
             user: image_config.user.clone(),
         };
-        let plan = match logic::container::process_plan(pod, c, &defaults, &facts) {
-            Ok(plan) => plan,
-            Err(e) => {
-                let message = e.to_string();
-                let t = self.tracks.entry(name.clone()).or_default();
-                let changed = t.waiting.as_ref().map(|w| w.1.as_str()) != Some(message.as_str());
-                t.waiting = Some(("CreateContainerConfigError".into(), message.clone()));
-                t.next_start = Some(Instant::now() + Duration::from_secs(2));
-                if changed {
-                    self.event(pod, true, "Failed", format!("Error: {message}")).await;
-                }
-                return;
-            }
-        };
-        let mounts = match self.mounts(c) {
-            Ok(m) => m,
-            Err(VolumeError::Waiting(m) | VolumeError::Failed(m)) => {
-                self.tracks.entry(name.clone()).or_default().waiting = Some(("CreateContainerConfigError".into(), m));
-                return;
-            }
-        };
-        let cref = self.cref(&name, attempt);
+        let plan = logic::container::process_plan(pod, c, &defaults, &facts)
+            .map_err(|e| (WaitingReason::CreateContainerConfigError, e.to_string()))?;
+        let mounts = self.mounts(c).map_err(|(VolumeError::Waiting(m) | VolumeError::Failed(m))| {
+            (WaitingReason::CreateContainerConfigError, m)
+        })?;
         let request = StartRequest {
-            container: cref.clone(),
+            container: self.cref(&c.name, attempt),
             id: format!(
                 "{}/{}/{}",
                 pod.metadata.namespace.clone().unwrap_or_default(),
                 pod.metadata.name.clone().unwrap_or_default(),
-                name
+                c.name
             ),
             layers,
             mounts,
@@ -407,85 +428,67 @@ impl<R: Runtime> Worker<R> {
             },
             limits: limits(c),
         };
-        let began = Instant::now();
-        let started = self.k.runtime.start(request).await;
-        tracing::debug!(pod = %self.uid, container = %name, ms = began.elapsed().as_secs_f64() * 1000.0, "start");
-        // Forget older runs; the one before this stays for `lastState`.
-        if attempt >= 2 {
-            self.k.runtime.remove_container(&self.cref(&name, attempt - 2)).await;
-        }
-        let t = self.tracks.entry(name.clone()).or_default();
-        t.attempt = Some(attempt);
-        t.last = t.current.take().or(t.last.take());
-        t.waiting = None;
-        t.next_start = None;
-        t.ready = false;
-        t.started = false;
-        match (started, self.k.runtime.state(&cref)) {
-            (Ok(()), ContainerState::Running { started_at_ns }) => {
-                t.running = true;
-                t.started_at = rfc3339_ns(started_at_ns);
-                t.started = c.startup_probe.is_none();
-                t.ready = c.readiness_probe.is_none() && t.started;
-                self.event(pod, false, "Created", format!("Created container: {name}")).await;
-                self.event(pod, false, "Started", format!("Started container {name}")).await;
-                self.watch_container(&cref);
-                self.start_probes(c, &cref);
-                self.post_start(pod, c, &cref).await;
-            }
-            (_, ContainerState::Exited { record, started_at_ns, oom_killed, start_error }) => {
-                // It ended at once (or never got going): treat as an exit.
-                let done = terminated(&cref, record, started_at_ns, oom_killed, start_error);
-                if done.reason == "StartError" {
-                    self.event(pod, true, "Failed", format!("Error: {}", done.message)).await;
-                }
-                self.record_exit(&name, done);
-            }
-            (result, _) => {
-                let message = match result {
-                    Err(e) => e.to_string(),
-                    Ok(()) => "the container vanished after starting".into(),
-                };
-                self.event(pod, true, "Failed", format!("Error: {message}")).await;
-                let t = self.tracks.entry(name.clone()).or_default();
-                t.waiting = Some(("CreateContainerError".into(), message));
-                t.next_start = Some(Instant::now() + Duration::from_secs(5));
-            }
+        let image_id = format!("{}@{}", image.name, image.manifest);
+        Ok((request, image_name, image_id))
+    }
+
+    fn image_id(&self, image_name: &str) -> String {
+        match self.k.images.get(image_name) {
+            Ok(Some(i)) => format!("{}@{}", i.name, i.manifest),
+            _ => String::new(),
         }
     }
 
-    /// The container's image, pulled if the policy says so; None (and the waiting reason set)
-    /// when it cannot be had yet.
-    async fn ensure_image(&mut self, pod: &Pod, c: &Container, image_name: &str) -> Option<crate::image::Image> {
+    fn save_checkpoint(&mut self, name: &str, container: checkpoint::Container) {
+        self.checkpoint.containers.insert(name.to_string(), container);
+        if let Err(e) = self.checkpoint.write(&self.pod_dir()) {
+            tracing::warn!(pod = %self.uid, error = %e, "write the kubelet checkpoint");
+        }
+    }
+
+    fn write_etc_files(&self, pod: &Pod, ip: Ipv4Addr) -> std::io::Result<()> {
+        let dir = self.pod_dir().join("etc");
+        std::fs::create_dir_all(&dir)?;
+        let cfg = &self.k.config;
+        std::fs::write(dir.join("hosts"), logic::container::hosts_file(pod, &ip.to_string(), &cfg.cluster_domain))?;
+        std::fs::write(dir.join("hostname"), format!("{}\n", logic::container::hostname(pod)))?;
+        std::fs::write(
+            dir.join("resolv.conf"),
+            logic::container::resolv_conf(pod, &cfg.cluster_dns, &cfg.cluster_domain, &cfg.host_resolv_conf),
+        )
+    }
+
+    /// The container's image, pulled if the policy says so.
+    async fn ensure_image(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        image_name: &str,
+    ) -> Result<crate::image::Image, StartFailure> {
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
         let present = self.k.images.get(image_name).ok().flatten();
-        let first_run = self.tracks.get(&c.name).and_then(|t| t.attempt).is_none();
         let pull = match policy.as_str() {
             "Always" => true,
             "Never" => false,
             _ => present.is_none(),
         };
         if !pull {
-            return match present {
-                Some(image) => {
-                    if first_run {
-                        let note = format!("Container image \"{image_name}\" already present on machine");
-                        self.event(pod, false, "Pulled", note).await;
-                    }
-                    Some(image)
-                }
-                None => {
-                    let message = format!("Container image \"{image_name}\" is not present with pull policy of Never");
-                    self.image_failed(pod, c, "ErrImageNeverPull", message).await;
-                    None
-                }
+            let Some(image) = present else {
+                let message = format!("Container image \"{image_name}\" is not present with pull policy of Never");
+                return Err((WaitingReason::ErrImageNeverPull, message));
             };
+            let first_run = self.observed.container(&c.name).is_none_or(|o| o.latest.is_none());
+            if first_run {
+                let note = format!("Container image \"{image_name}\" already present on machine");
+                self.event(pod, EventType::Normal, "Pulled", note).await;
+            }
+            return Ok(image);
         }
-        self.event(pod, false, "Pulling", format!("Pulling image \"{image_name}\"")).await;
-        let waited = std::time::Instant::now();
+        self.event(pod, EventType::Normal, "Pulling", format!("Pulling image \"{image_name}\"")).await;
+        let waited = Instant::now();
         let kubelet = self.k.clone();
         let one_at_a_time = kubelet.pulls.lock().await;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let registries = crate::image::RegistryConfig::load(&kubelet.config.registries).unwrap_or_default();
         let pulled = kubelet.images.pull(image_name, &registries).await;
         drop(one_at_a_time);
@@ -497,29 +500,10 @@ impl<R: Runtime> Worker<R> {
                     waited.elapsed().as_secs_f64(),
                     image.size
                 );
-                self.event(pod, false, "Pulled", note).await;
-                if let Some(t) = self.tracks.get_mut(&c.name) {
-                    t.pull_failures = 0;
-                }
-                Some(image)
+                self.event(pod, EventType::Normal, "Pulled", note).await;
+                Ok(image)
             }
-            Err(e) => {
-                let message = format!("Failed to pull image \"{image_name}\": {e}");
-                self.image_failed(pod, c, "ErrImagePull", message).await;
-                None
-            }
-        }
-    }
-
-    /// Record an image failure: the waiting reason, an event, and back-off before the next try.
-    async fn image_failed(&mut self, pod: &Pod, c: &Container, reason: &str, message: String) {
-        let t = self.tracks.entry(c.name.clone()).or_default();
-        t.pull_failures += 1;
-        let changed = t.waiting.as_ref().map(|w| w.1.as_str()) != Some(message.as_str());
-        t.waiting = Some((reason.to_string(), message.clone()));
-        t.next_start = Some(Instant::now() + pod_status::backoff(t.pull_failures as i32 - 1));
-        if changed {
-            self.event(pod, true, "Failed", message).await;
+            Err(e) => Err((WaitingReason::ErrImagePull, format!("Failed to pull image \"{image_name}\": {e}"))),
         }
     }
 
@@ -574,9 +558,8 @@ impl<R: Runtime> Worker<R> {
 
     /// The container's binds: its volume mounts, then the pod's `/etc` files (as kubelet does).
     fn mounts(&self, c: &Container) -> Result<Vec<Mount>, VolumeError> {
-        let empty = BTreeMap::new();
-        let mut mounts = volumes::container_mounts(c, self.volumes.as_ref().unwrap_or(&empty))?;
-        let etc = self.k.runtime.pod_dir(&self.uid).join("etc");
+        let mut mounts = volumes::container_mounts(c, &self.volumes)?;
+        let etc = self.pod_dir().join("etc");
         for file in ["hosts", "hostname", "resolv.conf"] {
             if !mounts.iter().any(|m| m.target == format!("/etc/{file}")) {
                 mounts.push(Mount {
@@ -593,200 +576,115 @@ impl<R: Runtime> Worker<R> {
     /// Report when the run ends.
     fn watch_container(&self, cref: &ContainerRef) {
         let runtime = self.k.runtime.clone();
-        let tx = self.tx.clone();
+        let exits = self.exits.clone();
         let cref = cref.clone();
         tokio::spawn(async move {
             runtime.wait(&cref).await;
-            let _ = tx.send(Happening::Exited(cref));
+            let _ = exits.send(cref);
         });
     }
 
-    fn start_probes(&mut self, c: &Container, cref: &ContainerRef) {
-        let stop = CancellationToken::new();
-        let ip = self.ip.map(|i| i.to_string()).unwrap_or_default();
-        let (vtx, mut vrx) = mpsc::unbounded_channel();
-        let (startup_tx, startup_rx) = watch::channel(None::<bool>);
-        let mut any = false;
-        for (kind, probe) in [
-            (Kind::Startup, &c.startup_probe),
-            (Kind::Readiness, &c.readiness_probe),
-            (Kind::Liveness, &c.liveness_probe),
-        ] {
-            let Some(probe) = probe.clone() else { continue };
-            any = true;
-            let gated = kind != Kind::Startup && c.startup_probe.is_some();
-            let runtime = self.k.runtime.clone();
-            let (cref, spec, ip, vtx, stop) = (cref.clone(), c.clone(), ip.clone(), vtx.clone(), stop.clone());
-            let mut started = startup_rx.clone();
-            tokio::spawn(async move {
-                // Liveness and readiness wait for the startup probe to succeed.
-                if gated {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        outcome = started.wait_for(Option::is_some) => {
-                            if !outcome.is_ok_and(|v| *v == Some(true)) {
-                                return;
-                            }
-                        }
-                    }
-                }
-                probe::run_prober(runtime, cref, spec, ip, kind, probe, vtx, stop).await;
-            });
-        }
-        if !any {
-            return;
-        }
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            while let Some(v) = vrx.recv().await {
-                if tx.send(Happening::Verdict(v)).is_err() {
-                    return;
-                }
+    /// Every running container has the probers its state calls for: the startup prober until
+    /// that succeeds, then readiness and liveness. Recovered containers get theirs here too.
+    fn ensure_probers(&mut self, pod: &Pod) {
+        let Some(spec) = pod.spec.as_ref() else { return };
+        for c in &spec.containers {
+            let Some(o) = self.observed.container(&c.name) else { continue };
+            let Some(Run { attempt, state: RunState::Running { started_at }, .. }) = &o.latest else { continue };
+            if o.stopping {
+                continue;
             }
-        });
-        if let Some(t) = self.tracks.get_mut(&c.name) {
-            t.probes = Some(stop);
-            t.startup = Some(startup_tx);
+            let startup_only = c.startup_probe.is_some() && o.startup != Some(true);
+            let current = self.probers.get(&c.name);
+            if current.is_some_and(|p| p.attempt == *attempt && p.startup_only == startup_only) {
+                continue;
+            }
+            let (attempt, started_at) = (*attempt, *started_at);
+            self.stop_probers(&c.name);
+            let kinds: Vec<(ProbeKind, Option<&k8s_openapi::api::core::v1::Probe>)> = if startup_only {
+                vec![(ProbeKind::Startup, c.startup_probe.as_ref())]
+            } else {
+                vec![(ProbeKind::Readiness, c.readiness_probe.as_ref()), (ProbeKind::Liveness, c.liveness_probe.as_ref())]
+            };
+            let stop = CancellationToken::new();
+            for (kind, probe) in kinds {
+                let Some(probe) = probe.cloned() else { continue };
+                let prober = Prober {
+                    runtime: self.k.runtime.clone(),
+                    container: self.cref(&c.name, attempt),
+                    spec: c.clone(),
+                    pod_ip: self.ip.map(|i| i.to_string()).unwrap_or_default(),
+                    kind,
+                    probe,
+                    started_at,
+                };
+                tokio::spawn(prober.run(self.verdicts.clone(), stop.clone()));
+            }
+            self.probers.insert(c.name.clone(), Probers { attempt, startup_only, stop });
+        }
+    }
+
+    fn stop_probers(&mut self, name: &str) {
+        if let Some(p) = self.probers.remove(name) {
+            p.stop.cancel();
         }
     }
 
     async fn post_start(&mut self, pod: &Pod, c: &Container, cref: &ContainerRef) {
-        let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.clone()) else { return };
+        let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else { return };
+        let Some(action) = Action::of_handler(handler) else { return };
         let ip = self.ip.map(|i| i.to_string()).unwrap_or_default();
-        let action = if let Some(e) = &handler.exec {
-            probe::Action::Exec(e)
-        } else if let Some(h) = &handler.http_get {
-            probe::Action::Http(h)
-        } else if let Some(t) = &handler.tcp_socket {
-            probe::Action::Tcp(t)
-        } else {
-            return;
-        };
-        let grace = Duration::from_secs(30);
+        let grace = std::time::Duration::from_secs(30);
         if let Err(message) = probe::run_action(self.k.runtime.as_ref(), cref, c, &ip, action, grace).await {
-            self.event(pod, true, "FailedPostStartHook", format!("PostStartHook failed: {message}")).await;
+            self.event(pod, EventType::Warning, "FailedPostStartHook", format!("PostStartHook failed: {message}")).await;
             let _ = self.k.runtime.signal(cref, Signal::SIGKILL);
         }
     }
 
-    fn record_exit(&mut self, name: &str, done: Terminated) {
-        let Some(t) = self.tracks.get_mut(name) else { return };
-        t.running = false;
-        t.ready = false;
-        t.started = false;
-        if let Some(stop) = t.probes.take() {
-            stop.cancel();
+    /// A container run ended.
+    fn exited(&mut self, cref: &ContainerRef) {
+        let latest = self.observed.container(&cref.name).and_then(|o| o.latest.as_ref()).map(|r| r.attempt);
+        if latest != Some(cref.attempt) {
+            return;
         }
-        t.startup = None;
-        // Kubelet restarts at once the first time, then after 10s, 20s, … up to 5 minutes.
-        let restarts = t.attempt.unwrap_or(0) as i32;
-        let delay = if restarts == 0 { Duration::ZERO } else { pod_status::backoff(restarts - 1) };
-        t.next_start = Some(Instant::now() + delay);
-        t.current = Some(done);
+        if let Some(done) = self.terminated(cref, self.k.runtime.state(cref)) {
+            self.observed.container_mut(&cref.name).exited(done);
+            self.stop_probers(&cref.name);
+        }
     }
 
-    async fn happened(&mut self, pod: &Pod, h: Happening) {
-        match h {
-            Happening::Exited(cref) => {
-                let current = self.tracks.get(&cref.name).and_then(|t| t.attempt);
-                if current != Some(cref.attempt) {
-                    return;
-                }
-                if let ContainerState::Exited { record, started_at_ns, oom_killed, start_error } =
-                    self.k.runtime.state(&cref)
-                {
-                    let done = terminated(&cref, record, started_at_ns, oom_killed, start_error);
-                    self.record_exit(&cref.name, done);
-                    let policy = policy(pod);
-                    let restarts = self.tracks.get(&cref.name).and_then(|t| t.attempt).unwrap_or(0);
-                    let code = self.tracks.get(&cref.name).and_then(|t| t.current.as_ref()).map(|d| d.exit_code);
-                    if restarts > 0 && code.is_some_and(|c| pod_status::should_restart(&policy, c)) {
-                        let name = pod.metadata.name.clone().unwrap_or_default();
-                        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-                        self.event(
-                            pod,
-                            true,
-                            "BackOff",
-                            format!(
-                                "Back-off restarting failed container {} in pod {name}_{ns}({})",
-                                cref.name, self.uid
-                            ),
-                        )
-                        .await;
-                    }
-                }
-            }
-            Happening::Verdict(v) => {
-                let current = self.tracks.get(&v.container.name).and_then(|t| t.attempt);
-                if current != Some(v.container.attempt) {
-                    return;
-                }
-                if !v.success {
-                    let note = format!("{} probe failed: {}", v.kind.name(), v.message);
-                    self.event(pod, true, "Unhealthy", note).await;
-                }
-                match (v.kind, v.success) {
-                    (Kind::Readiness, ok) => {
-                        if let Some(t) = self.tracks.get_mut(&v.container.name) {
-                            t.ready = ok && t.running && t.started;
-                        }
-                    }
-                    (Kind::Startup, true) => {
-                        if let Some(t) = self.tracks.get_mut(&v.container.name) {
-                            t.started = true;
-                            let has_readiness = pod
-                                .spec
-                                .as_ref()
-                                .and_then(|s| s.containers.iter().find(|c| c.name == v.container.name))
-                                .is_some_and(|c| c.readiness_probe.is_some());
-                            t.ready = !has_readiness;
-                            if let Some(gate) = &t.startup {
-                                let _ = gate.send(Some(true));
-                            }
-                        }
-                    }
-                    (kind, false) => {
-                        // Liveness or startup failed: restart the container.
-                        let what = if kind == Kind::Liveness { "liveness" } else { "startup" };
-                        self.event(
-                            pod,
-                            false,
-                            "Killing",
-                            format!("Container {} failed {what} probe, will be restarted", v.container.name),
-                        )
-                        .await;
-                        let grace = grace_seconds(pod, None);
-                        let runtime = self.k.runtime.clone();
-                        tokio::spawn(stop_container(runtime, v.container.clone(), Instant::now() + grace, None));
-                    }
-                    (Kind::Liveness, true) => {}
-                }
-            }
+    /// A prober's verdict changed.
+    async fn probed(&mut self, pod: &Pod, v: Verdict) {
+        let o = self.observed.container(&v.container.name);
+        let current = o.and_then(|o| o.latest.as_ref()).filter(|r| matches!(r.state, RunState::Running { .. }));
+        if current.map(|r| r.attempt) != Some(v.container.attempt) {
+            return;
+        }
+        if !v.success {
+            let note = format!("{} probe failed: {}", v.kind.name(), v.message);
+            self.event(pod, EventType::Warning, "Unhealthy", note).await;
+        }
+        self.observed.container_mut(&v.container.name).probed(v.kind, v.success);
+        if v.kind == ProbeKind::Startup
+            && v.success
+            && let Some(mut saved) = self.checkpoint.containers.get(&v.container.name).cloned()
+            && saved.attempt == v.container.attempt
+        {
+            saved.started = true;
+            self.save_checkpoint(&v.container.name, saved);
         }
     }
 
     /// The status now, written when it changed.
     async fn report(&mut self, pod: &Pod) {
-        let spec = spec_of(pod);
-        let initialized = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .all(|c| self.tracks.get(&c.name).and_then(|t| t.current.as_ref()).is_some_and(|d| d.exit_code == 0));
-        let init: Vec<ContainerView> =
-            spec.init_containers.iter().flatten().map(|c| self.view(pod, c, "PodInitializing", true)).collect();
-        let containers: Vec<ContainerView> = spec
-            .containers
-            .iter()
-            .map(|c| self.view(pod, c, if initialized { "ContainerCreating" } else { "PodInitializing" }, false))
-            .collect();
+        let (init, containers) = decide::container_statuses(pod, &self.observed);
         let facts = pod_status::PodFacts {
             pod_ip: self.ip.map(|i| i.to_string()).unwrap_or_default(),
             host_ip: self.k.config.host_ip.clone(),
-            start_time: self.start_time.clone(),
-            sandbox_ready: self.ip.is_some(),
+            start_time: Some(self.first_seen),
+            sandbox_ready: self.observed.sandbox == Prerequisite::Ready,
         };
-        let status = pod_status::pod_status(pod, &init, &containers, &facts, &now());
+        let status = pod_status::pod_status(pod, &init, &containers, &facts, Timestamp::now());
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
@@ -799,72 +697,20 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    fn view(&self, pod: &Pod, c: &Container, not_started: &str, init: bool) -> ContainerView {
-        let t = self.tracks.get(&c.name);
-        let image_id = self
-            .k
-            .images
-            .get(c.image.as_deref().unwrap_or_default())
-            .ok()
-            .flatten()
-            .map(|i| format!("{}@{}", i.name, i.manifest))
-            .unwrap_or_default();
-        let mut view = ContainerView {
-            name: c.name.clone(),
-            image: c.image.clone().unwrap_or_default(),
-            image_id,
-            container_id: String::new(),
-            restart_count: t.and_then(|t| t.attempt).unwrap_or(0) as i32,
-            state: State::Waiting { reason: not_started.into(), message: String::new() },
-            last: t.and_then(|t| t.last.clone()),
-        };
-        let Some(t) = t else { return view };
-        if let Some(a) = t.attempt {
-            view.container_id = container_id(&self.cref(&c.name, a));
-        }
-        let policy = policy(pod);
-        if t.running {
-            view.state = State::Running { started_at: t.started_at.clone(), ready: t.ready, started: t.started };
-        } else if let Some((reason, message)) = &t.waiting {
-            view.state = State::Waiting { reason: reason.clone(), message: message.clone() };
-        } else if let Some(done) = &t.current {
-            let restarts = pod_status::should_restart(&policy, done.exit_code) && !(init && done.exit_code == 0);
-            if restarts && t.next_start.is_some_and(|at| at > Instant::now()) {
-                let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                let ns = pod.metadata.namespace.clone().unwrap_or_default();
-                let delay = pod_status::backoff(view.restart_count - 1);
-                view.state = State::Waiting {
-                    reason: "CrashLoopBackOff".into(),
-                    message: format!(
-                        "back-off {}s restarting failed container={} pod={pod_name}_{ns}({})",
-                        delay.as_secs(),
-                        c.name,
-                        self.uid
-                    ),
-                };
-                view.last = Some(done.clone());
-            } else if restarts {
-                view.state = State::Waiting { reason: not_started.into(), message: String::new() };
-                view.last = Some(done.clone());
-            } else {
-                view.state = State::Terminated(done.clone());
-            }
-        }
-        view
-    }
-
     /// Graceful termination of a deleted pod, then removal of the pod object.
     async fn terminate(&mut self, pod: &Pod) {
-        let deadline = Instant::now() + grace_seconds(pod, pod.metadata.deletion_grace_period_seconds);
+        let deadline = Instant::now() + decide::termination_grace(pod).unsigned_abs();
         let mut stopping = Vec::new();
-        let spec = spec_of(pod);
-        for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
-            let Some(t) = self.tracks.get(&c.name) else { continue };
-            let (true, Some(attempt)) = (t.running, t.attempt) else { continue };
+        for c in all_containers(pod) {
+            let Some(Run { attempt, state: RunState::Running { .. }, .. }) =
+                self.observed.container(&c.name).and_then(|o| o.latest.clone())
+            else {
+                continue;
+            };
+            self.stop_probers(&c.name);
+            self.event(pod, EventType::Normal, "Killing", format!("Stopping container {}", c.name)).await;
             let cref = self.cref(&c.name, attempt);
-            self.event(pod, false, "Killing", format!("Stopping container {}", c.name)).await;
-            let pre_stop = c.lifecycle.as_ref().and_then(|l| l.pre_stop.clone()).map(|h| (h, c.clone(), self.ip));
-            stopping.push(tokio::spawn(stop_container(self.k.runtime.clone(), cref, deadline, pre_stop)));
+            stopping.push(tokio::spawn(stop_container(self.k.runtime.clone(), cref, deadline, Some((c.clone(), self.ip)))));
         }
         for s in stopping {
             let _ = s.await;
@@ -875,17 +721,13 @@ impl<R: Runtime> Worker<R> {
     /// Stop whatever still runs, remove the sandbox, and delete the pod object if given.
     async fn teardown(&mut self, pod: Option<&Pod>) {
         for name in self.k.runtime.containers_of(&self.uid) {
+            self.stop_probers(&name);
             for attempt in self.k.runtime.attempts(&self.uid, &name) {
                 let cref = self.cref(&name, attempt);
                 if matches!(self.k.runtime.state(&cref), ContainerState::Running { .. }) {
                     let _ = self.k.runtime.signal(&cref, Signal::SIGKILL);
                     self.k.runtime.wait(&cref).await;
                 }
-            }
-        }
-        for t in self.tracks.values_mut() {
-            if let Some(stop) = t.probes.take() {
-                stop.cancel();
             }
         }
         if let Err(e) = self.k.runtime.remove_sandbox(&self.uid).await {
@@ -907,10 +749,16 @@ impl<R: Runtime> Worker<R> {
     }
 }
 
-fn grace_seconds(pod: &Pod, requested: Option<i64>) -> Duration {
-    let secs =
-        requested.or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds)).unwrap_or(30).max(0);
-    Duration::from_secs(secs as u64)
+/// The pod's init containers, then its regular ones.
+fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+    let spec = pod.spec.as_ref();
+    let init = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or(&[]);
+    let regular = spec.map(|s| s.containers.as_slice()).unwrap_or(&[]);
+    init.iter().chain(regular)
+}
+
+fn container_spec<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    all_containers(pod).find(|c| c.name == name)
 }
 
 /// preStop (within the grace period), SIGTERM, then SIGKILL at the deadline.
@@ -918,46 +766,21 @@ async fn stop_container<R: Runtime>(
     runtime: Arc<R>,
     cref: ContainerRef,
     deadline: Instant,
-    pre_stop: Option<(k8s_openapi::api::core::v1::LifecycleHandler, Container, Option<Ipv4Addr>)>,
+    hook: Option<(Container, Option<Ipv4Addr>)>,
 ) {
-    if let Some((handler, spec, ip)) = pre_stop {
+    if let Some((spec, ip)) = hook
+        && let Some(handler) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+        && let Some(action) = Action::of_handler(handler)
+    {
         let ip = ip.map(|i| i.to_string()).unwrap_or_default();
         let left = deadline.saturating_duration_since(Instant::now());
-        let action = if let Some(e) = &handler.exec {
-            Some(probe::Action::Exec(e))
-        } else if let Some(h) = &handler.http_get {
-            Some(probe::Action::Http(h))
-        } else {
-            handler.tcp_socket.as_ref().map(probe::Action::Tcp)
-        };
-        if let Some(action) = action {
-            let _ = probe::run_action(runtime.as_ref(), &cref, &spec, &ip, action, left).await;
-        }
+        let _ = probe::run_action(runtime.as_ref(), &cref, &spec, &ip, action, left).await;
     }
     let _ = runtime.signal(&cref, Signal::SIGTERM);
     let left = deadline.saturating_duration_since(Instant::now());
     if tokio::time::timeout(left, runtime.wait(&cref)).await.is_err() {
         let _ = runtime.signal(&cref, Signal::SIGKILL);
         runtime.wait(&cref).await;
-    }
-}
-
-fn terminated(
-    cref: &ContainerRef,
-    record: rspec::ExitRecord,
-    started_at_ns: i128,
-    oom_killed: bool,
-    start_error: Option<String>,
-) -> Terminated {
-    let start_failed = start_error.is_some();
-    Terminated {
-        exit_code: record.exit_code,
-        signal: record.signal,
-        reason: Terminated::reason_for(record.exit_code, oom_killed, start_failed).into(),
-        message: start_error.unwrap_or_default(),
-        started_at: rfc3339_ns(started_at_ns),
-        finished_at: rfc3339_ns(record.finished_at_ns),
-        container_id: container_id(cref),
     }
 }
 

@@ -359,17 +359,18 @@ pub fn compute_pod_actions(pod: &Pod, observed: &PodObserved, now: Timestamp, ti
             Some(run @ Run { state: RunState::Running { .. }, .. }) => {
                 let Some(o) = o.filter(|o| !o.stopping) else { continue };
                 let image = c.image.as_deref().unwrap_or_default();
-                let (reason, why, restart) = if run.image != image {
-                    // Restarted whatever the policy: the container must run its new definition.
-                    (KillReason::DefinitionChanged, "definition changed", true)
+                let (reason, why) = if run.image != image {
+                    (KillReason::DefinitionChanged, "definition changed")
                 } else if o.liveness == Some(false) {
-                    (KillReason::LivenessProbe, "failed liveness probe", restart_on_failure)
+                    (KillReason::LivenessProbe, "failed liveness probe")
                 } else if o.startup == Some(false) {
-                    (KillReason::StartupProbe, "failed startup probe", restart_on_failure)
+                    (KillReason::StartupProbe, "failed startup probe")
                 } else {
                     continue;
                 };
-                let then = if restart { ", will be restarted" } else { "" };
+                // The run that follows the stop obeys the restart policy and back-off as any
+                // exit does (upstream starts it in the same sync; the outcome is the same).
+                let then = if restart_on_failure { ", will be restarted" } else { "" };
                 let message = format!("Container {} {why}{then}", c.name);
                 actions.kill.push(Kill { name: c.name.clone(), reason, message });
             }
@@ -491,7 +492,7 @@ fn view(pod: &Pod, c: &Container, o: Option<&ContainerObserved>, init: bool, not
             v.last = o.previous.clone();
         }
         RunState::Exited(done) => {
-            let restarts = should_container_be_restarted(pod, Some(o)) && !(init && !init_failed(done));
+            let restarts = should_container_be_restarted(pod, Some(o)) && (!init || init_failed(done));
             if restarts || waiting.is_some() {
                 v.state = waiting.unwrap_or(v.state);
                 v.last = Some(done.clone());

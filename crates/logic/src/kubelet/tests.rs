@@ -199,13 +199,17 @@ fn probes_decide_kills_and_readiness() {
 }
 
 #[test]
-fn a_changed_image_restarts_the_container_whatever_the_policy() {
-    let mut p = pod("Never");
-    p.spec.as_mut().expect("spec").containers[0].image = Some("busybox:2".into());
-    let a = compute_pod_actions(&p, &ready_pod(vec![("app", running(0, 0))]), t(5), &TIMING);
-    assert_eq!(a.kill.len(), 1);
-    assert_eq!(a.kill[0].reason, KillReason::DefinitionChanged);
-    assert_eq!(a.kill[0].message, "Container app definition changed, will be restarted");
+fn a_changed_image_stops_the_container_to_run_the_new_one() {
+    for (policy, message) in [
+        ("Always", "Container app definition changed, will be restarted"),
+        ("Never", "Container app definition changed"),
+    ] {
+        let mut p = pod(policy);
+        p.spec.as_mut().expect("spec").containers[0].image = Some("busybox:2".into());
+        let a = compute_pod_actions(&p, &ready_pod(vec![("app", running(0, 0))]), t(5), &TIMING);
+        assert_eq!(a.kill.len(), 1);
+        assert_eq!((a.kill[0].reason, a.kill[0].message.as_str()), (KillReason::DefinitionChanged, message));
+    }
 }
 
 #[test]

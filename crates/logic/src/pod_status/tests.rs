@@ -83,7 +83,12 @@ fn init_containers_gate_the_pod() {
 
 #[test]
 fn readiness_and_conditions() {
-    let facts = PodFacts { pod_ip: "10.244.0.5".into(), host_ip: "10.244.0.1".into(), sandbox_ready: true };
+    let facts = PodFacts {
+        pod_ip: "10.244.0.5".into(),
+        host_ip: "10.244.0.1".into(),
+        start_time: Some(at("2026-01-01T00:00:00Z")),
+        sandbox_ready: true,
+    };
     let status = pod_status(&pod("Always"), &[], &[view("app", running(false))], &facts, at("2026-01-01T00:00:09Z"));
     let cond = |s: &Value, t: &str| s["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == t).cloned());
     assert_eq!(cond(&status, "Ready").map(|c| c["status"].clone()), Some(json!("False")));
@@ -92,6 +97,7 @@ fn readiness_and_conditions() {
         Some(json!("containers with unready status: [app]"))
     );
     assert_eq!(status["podIP"], "10.244.0.5");
+    assert_eq!(status["startTime"], "2026-01-01T00:00:00Z");
     assert_eq!(
         cond(&status, "PodScheduled").map(|c| c["lastTransitionTime"].clone()),
         Some(json!("2026-01-01T00:00:00Z"))
