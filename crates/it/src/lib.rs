@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod fake_runtime;
+
 /// A server for one test; stopped (and its directory removed) when dropped via `stop`.
 pub struct TestServer {
     pub running: ordinal::Running,

@@ -6,6 +6,7 @@ mod deletion;
 mod deployments;
 mod dns;
 mod kubectl;
+mod kubelet;
 mod patch;
 mod pods;
 mod registry;
