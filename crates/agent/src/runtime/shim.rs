@@ -117,11 +117,23 @@ fn run(state_dir: &Path) -> Result<(), Fail> {
         )
     };
     let start_error = fs::File::create(state_dir.join(spec::START_ERROR_FILE)).map_err(ctx("start-error file"))?;
+    // The container lives no longer than its shim: the shim holds the write end of this pipe
+    // for its whole life, so the container's init sees it hang up if the shim is gone.
+    let (alive_r, alive_w) = nix::unistd::pipe().map_err(ctx("pipe"))?;
 
     // SAFETY: this process is single-threaded (the shim is a fresh exec of the binary and starts
     // no threads), so the child may run arbitrary code after fork.
     match unsafe { fork() }.map_err(ctx("fork"))? {
         ForkResult::Child => {
+            // Killed with the shim (then everything in the container's PID namespace goes with
+            // it). A shim that died before this line is seen through the pipe instead.
+            drop(alive_w);
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            let mut alive = [PollFd::new(alive_r.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut alive, PollTimeout::ZERO).is_ok_and(|n| n > 0) {
+                std::process::exit(spec::START_FAILURE);
+            }
+            drop(alive_r);
             drop(streams);
             drop(listener);
             // Standard output is the server's start handshake: only the shim answers on it.
@@ -138,11 +150,14 @@ fn run(state_dir: &Path) -> Result<(), Fail> {
             std::process::exit(code);
         }
         ForkResult::Parent { child } => {
+            drop(alive_r);
+            let _keep_alive = alive_w;
             drop(child_stdio);
             drop(start_error);
             fs::write(spec::INIT_PID_FILE, child.as_raw().to_string()).map_err(ctx("write init.pid"))?;
-            // Tell the server the container is started, then let go of the handshake pipe.
-            println!("started {child}");
+            // Tell the server the container is started, then let go of the handshake pipe. The
+            // server may be gone (killed mid-start): a failed write must not end the shim.
+            let _ = writeln!(std::io::stdout(), "started {child}").and_then(|()| std::io::stdout().flush());
             if let Ok(null) = fs::OpenOptions::new().write(true).open("/dev/null") {
                 let _ = nix::unistd::dup2_stdout(&null);
             }
