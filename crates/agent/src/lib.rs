@@ -5,4 +5,5 @@
 pub mod image;
 pub mod kubelet;
 pub mod node;
+pub mod pidlock;
 pub mod runtime;

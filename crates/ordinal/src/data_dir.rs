@@ -24,13 +24,11 @@
 //! is refused instead of sharing the store, the pods and the bridge. `ordinal image` does not
 //! take it: importing images while a server runs is fine.
 
-use std::fmt;
-use std::fs::File;
-use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use agent::pidlock::{PidLock, PidLockError};
 
 /// A server's data dir, absolute and canonical.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,78 +100,18 @@ impl DataDir {
         self.root.join("server.lock")
     }
 
-    /// Take the data dir for one server: an exclusive, non-blocking `flock` on `server.lock`,
-    /// which then names this process. Held until the returned lock is dropped (or the process
-    /// ends); the descriptor is close-on-exec, so helpers this server starts never hold it.
+    /// Take the data dir for one server: `server.lock` held (with this process's pid in it)
+    /// until the returned lock is dropped or the process ends, however it ends.
     pub fn lock(&self) -> Result<DataDirLock, LockError> {
-        let path = self.lock_file();
-        let io_error = |source| LockError::Io { path: path.clone(), source };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_error)?;
-        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => locked,
-            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                return Err(LockError::InUse { dir: self.root.clone(), pid: holder.trim().parse().ok() });
-            }
-            Err((_, errno)) => return Err(io_error(io::Error::from(errno))),
-        };
-        file.set_len(0).map_err(io_error)?;
-        file.rewind().map_err(io_error)?;
-        writeln!(*file, "{}", std::process::id()).map_err(io_error)?;
-        Ok(DataDirLock { _file: file })
+        PidLock::take(&self.lock_file(), &format!("data dir {}", self.root.display()))
     }
 }
 
 /// A data dir held by this process; released when dropped.
-#[derive(Debug)]
-pub struct DataDirLock {
-    _file: Flock<File>,
-}
+pub type DataDirLock = PidLock;
 
 /// Why [`DataDir::lock`] failed.
-#[derive(Debug)]
-pub enum LockError {
-    /// Another server holds the data dir (its pid, when it has written it yet).
-    InUse {
-        dir: PathBuf,
-        pid: Option<u32>,
-    },
-    Io {
-        path: PathBuf,
-        source: io::Error,
-    },
-}
-
-impl fmt::Display for LockError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::InUse { dir, pid: Some(pid) } => {
-                write!(f, "data dir {} is in use by another ordinal server (pid {pid})", dir.display())
-            }
-            LockError::InUse { dir, pid: None } => {
-                write!(f, "data dir {} is in use by another ordinal server", dir.display())
-            }
-            LockError::Io { path, source } => write!(f, "lock {}: {source}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for LockError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LockError::InUse { .. } => None,
-            LockError::Io { source, .. } => Some(source),
-        }
-    }
-}
+pub type LockError = PidLockError;
 
 #[cfg(test)]
 mod tests {

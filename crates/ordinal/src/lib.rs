@@ -39,6 +39,8 @@ pub struct Running {
     tasks: TaskTracker,
     /// Set when pods are to be stopped and cleaned away at stop.
     reset_pods: Option<agent::runtime::NativeConfig>,
+    /// Keeps a second server off this server's bridge and pod network.
+    _network: Option<agent::runtime::network::NetworkClaim>,
     /// Keeps a second server off this data dir; released after `stop` has finished (the last
     /// field, so dropped last).
     _lock: DataDirLock,
@@ -111,6 +113,11 @@ fn first_service_ip(cidr: (Ipv4Addr, u8)) -> Ipv4Addr {
 /// dir is locked first: a second server on it is refused.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let lock = config.data_dir.lock()?;
+    // Without root the node runs no pods (it says why) and has no network to claim.
+    let network = match config.pods.as_ref().filter(|_| config.controllers && nix::unistd::geteuid().is_root()) {
+        Some(pods) => Some(agent::runtime::network::claim_network(&pods.bridge, pods.pod_cidr).await?),
+        None => None,
+    };
     let started = Instant::now();
     if !config.listen.ip().is_loopback() {
         if !config.allow_remote {
@@ -192,7 +199,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         "serving; kubeconfig written to {}",
         kubeconfig.display()
     );
-    Ok(Running { addr, kubeconfig, data_dir: config.data_dir, client, state, shutdown, tasks, reset_pods, _lock: lock })
+    Ok(Running { addr, kubeconfig, data_dir: config.data_dir, client, state, shutdown, tasks, reset_pods, _network: network, _lock: lock })
 }
 
 /// Start the runtime and the kubelet if this server runs pods; the node's health either way.

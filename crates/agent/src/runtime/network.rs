@@ -39,6 +39,13 @@ pub enum NetError {
     Netlink { what: String, message: String },
     #[error("no free address left in {0}")]
     Exhausted(String),
+    /// Another server holds the bridge.
+    #[error(transparent)]
+    InUse(#[from] crate::pidlock::PidLockError),
+    #[error(
+        "pod network {cidr} overlaps {address} on {interface}: another ordinal server or network uses it (choose another --pod-cidr)"
+    )]
+    Overlap { cidr: Cidr, address: Cidr, interface: String },
     #[error("the namespace thread panicked")]
     Thread,
 }
@@ -83,6 +90,11 @@ impl Cidr {
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & !(self.size().wrapping_sub(1)) == self.base()
+    }
+
+    /// Do the two networks share an address?
+    pub fn overlaps(&self, other: Cidr) -> bool {
+        self.contains(Ipv4Addr::from(other.base())) || other.contains(Ipv4Addr::from(self.base()))
     }
 }
 
@@ -215,6 +227,61 @@ async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
         Ok(None) => Ok(None),
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
         Err(e) => Err(nl(format!("find link {name}"))(e)),
+    }
+}
+
+/// Where bridge locks live (one per bridge name).
+const CLAIMS: &str = "/run/ordinal";
+
+/// A server's hold on its bridge and pod network, for as long as it runs: two servers never
+/// share a bridge (each would hand out the other's addresses and answer the other's pods' DNS).
+#[derive(Debug)]
+pub struct NetworkClaim {
+    _lock: crate::pidlock::PidLock,
+}
+
+/// Claim `bridge` for this server (refused while another server holds it) and check that no
+/// other interface has an address in the pod network.
+pub async fn claim_network(bridge: &str, cidr: Cidr) -> Result<NetworkClaim> {
+    fs::create_dir_all(CLAIMS).map_err(io(format!("create {CLAIMS}")))?;
+    let lock_file = Path::new(CLAIMS).join(format!("bridge-{bridge}.lock"));
+    let lock = crate::pidlock::PidLock::take(&lock_file, &format!("bridge {bridge}"))?;
+    let ours = bridge.to_string();
+    let overlap = on_thread(move |rt| {
+        rt.block_on(async {
+            use rtnetlink::packet_route::address::AddressAttribute;
+            use rtnetlink::packet_route::link::LinkAttribute;
+            let handle = connect()?;
+            let links: Vec<_> = handle.link().get().execute().try_collect().await.map_err(nl("list links"))?;
+            let name_of = |index: u32| {
+                links.iter().filter(|l| l.header.index == index).flat_map(|l| &l.attributes).find_map(|a| match a {
+                    LinkAttribute::IfName(name) => Some(name.clone()),
+                    _ => None,
+                })
+            };
+            let addresses: Vec<_> =
+                handle.address().get().execute().try_collect().await.map_err(nl("list addresses"))?;
+            for a in addresses {
+                let interface = name_of(a.header.index).unwrap_or_else(|| format!("link {}", a.header.index));
+                if interface == ours {
+                    continue;
+                }
+                for attr in &a.attributes {
+                    if let AddressAttribute::Address(IpAddr::V4(ip)) = attr {
+                        let address = Cidr { addr: *ip, prefix: a.header.prefix_len };
+                        if address.overlaps(cidr) {
+                            return Ok(Some((address, interface)));
+                        }
+                    }
+                }
+            }
+            Ok(None)
+        })
+    })
+    .await?;
+    match overlap {
+        Some((address, interface)) => Err(NetError::Overlap { cidr, address, interface }),
+        None => Ok(NetworkClaim { _lock: lock }),
     }
 }
 
@@ -481,6 +548,15 @@ mod tests {
         assert_eq!(c.gateway(), Ipv4Addr::new(10, 244, 0, 1));
         assert!(c.contains(Ipv4Addr::new(10, 244, 255, 1)));
         assert!(!c.contains(Ipv4Addr::new(10, 245, 0, 1)));
+    }
+
+    #[test]
+    fn overlapping_networks() {
+        let pods = cidr("10.244.0.0", 16);
+        assert!(pods.overlaps(cidr("10.244.7.1", 24)), "inside");
+        assert!(pods.overlaps(cidr("10.0.0.1", 8)), "around");
+        assert!(!pods.overlaps(cidr("10.245.0.1", 16)));
+        assert!(!pods.overlaps(cidr("127.0.0.1", 8)));
     }
 
     #[test]
