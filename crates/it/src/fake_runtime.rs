@@ -138,7 +138,7 @@ impl Runtime for FakeRuntime {
             None => ContainerState::Absent,
             Some((started_at_ns, None)) => ContainerState::Running { started_at_ns: *started_at_ns },
             Some((started_at_ns, Some(record))) => ContainerState::Exited {
-                record: record.clone(),
+                record: *record,
                 started_at_ns: *started_at_ns,
                 oom_killed: false,
                 start_error: None,
