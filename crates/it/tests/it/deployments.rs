@@ -96,11 +96,29 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     // counts every pod until it is gone.
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let peak_all = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (watch_pods, record, record_all) = (pods.clone(), peak.clone(), peak_all.clone());
+    // What the watch saw, for the failure messages.
+    let timeline = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (watch_pods, record, record_all, log) = (pods.clone(), peak.clone(), peak_all.clone(), timeline.clone());
     let recorder = tokio::spawn(async move {
         let (mut active, mut all) = (BTreeSet::new(), BTreeSet::new());
         let mut events = Box::pin(watcher(watch_pods, watcher::Config::default()));
         while let Some(Ok(event)) = events.next().await {
+            if let watcher::Event::Apply(p) | watcher::Event::Delete(p) = &event {
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+                let line = format!(
+                    "{} {} deleting={} phase={:?} ready={:?}",
+                    if matches!(event, watcher::Event::Delete(_)) { "deleted" } else { "applied" },
+                    p.metadata.name.as_deref().unwrap_or_default(),
+                    p.metadata.deletion_timestamp.is_some(),
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    ready.map(|c| c.status.as_str()),
+                );
+                log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
+            }
             match event {
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
                     let name = p.metadata.name.clone().unwrap_or_default();
@@ -160,7 +178,12 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     k.ok(&["rollout", "status", "deploy/mynginx", "--timeout=90s"])?;
     let images = k.ok(&["get", "pods", "-l", "app=mynginx", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
     assert_eq!(images.split_whitespace().collect::<BTreeSet<_>>(), BTreeSet::from([V2]), "{images}");
-    assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 4, "maxSurge 25% of 3 rounds up to one extra pod");
+    assert_eq!(
+        peak.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "maxSurge 25% of 3 rounds up to one extra pod; the pods seen:\n{}",
+        timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("\n")
+    );
     let rs_list = k.ok(&["get", "rs", "-l", "app=mynginx", "--no-headers"])?;
     assert_eq!(rs_list.lines().count(), 2, "the old ReplicaSet stays, scaled to zero: {rs_list}");
     let history = k.ok(&["rollout", "history", "deploy/mynginx"])?;

@@ -118,7 +118,10 @@ async fn a_crash_loop_backs_off_and_its_restart_count_and_back_off_survive_a_kub
     // Restarted at once after the first exit, then after 1 s, 2 s, and 4 s (the maximum).
     let pod = node
         .until("crasher", "back-off at its maximum", |c| {
-            waiting(c).is_some_and(|(r, m)| r == "CrashLoopBackOff" && m.starts_with("back-off 4s restarting failed container=app pod=crasher_default("))
+            waiting(c).is_some_and(|(r, m)| {
+                r == "CrashLoopBackOff"
+                    && m.starts_with("back-off 4s restarting failed container=app pod=crasher_default(")
+            })
         })
         .await?;
     let app = &pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default()[0];
@@ -126,9 +129,12 @@ async fn a_crash_loop_backs_off_and_its_restart_count_and_back_off_survive_a_kub
     assert!(restarts >= 3, "{app:?}");
     assert_eq!(app.last_state.as_ref().and_then(|l| l.terminated.as_ref()).map(|t| t.exit_code), Some(1));
     let events: Api<Event> = Api::default_namespaced(node.server.client());
-    let backoff = events.list(&Default::default()).await?.items.into_iter().find(|e| e.reason.as_deref() == Some("BackOff"));
+    let backoff =
+        events.list(&Default::default()).await?.items.into_iter().find(|e| e.reason.as_deref() == Some("BackOff"));
     assert!(
-        backoff.and_then(|e| e.message).is_some_and(|m| m.starts_with("Back-off restarting failed container app in pod crasher_default(")),
+        backoff
+            .and_then(|e| e.message)
+            .is_some_and(|m| m.starts_with("Back-off restarting failed container app in pod crasher_default(")),
         "a BackOff event"
     );
 
@@ -151,7 +157,8 @@ async fn a_crash_loop_backs_off_and_its_restart_count_and_back_off_survive_a_kub
 }
 
 #[tokio::test]
-async fn recovered_containers_get_their_probes_back_and_stay_ready_until_a_probe_says_otherwise() -> anyhow::Result<()> {
+async fn recovered_containers_get_their_probes_back_and_stay_ready_until_a_probe_says_otherwise() -> anyhow::Result<()>
+{
     let mut node = FakeNode::start().await?;
     let probe = |cmd: &str| json!({"exec": {"command": [cmd]}, "periodSeconds": 1, "failureThreshold": 1});
     node.create(
@@ -213,7 +220,12 @@ async fn containers_that_ended_while_the_kubelet_was_away_get_their_final_status
     node.runtime.exit("app", 0);
     node.start_kubelet()?;
     let pod = node
-        .until("once", "terminated", |c| c.state.as_ref().and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.reason.as_deref() == Some("Completed")))
+        .until("once", "terminated", |c| {
+            c.state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|t| t.reason.as_deref() == Some("Completed"))
+        })
         .await?;
     assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Succeeded"));
     node.stop().await
@@ -235,7 +247,8 @@ async fn a_changed_image_restarts_the_container() -> anyhow::Result<()> {
     let app = &pod.status.and_then(|s| s.container_statuses).unwrap_or_default()[0];
     assert!(app.image_id.starts_with("localhost/busybox:other@sha256:"), "{app:?}");
     let events: Api<Event> = Api::default_namespaced(node.server.client());
-    let killing = events.list(&Default::default()).await?.items.into_iter().find(|e| e.reason.as_deref() == Some("Killing"));
+    let killing =
+        events.list(&Default::default()).await?.items.into_iter().find(|e| e.reason.as_deref() == Some("Killing"));
     assert_eq!(killing.and_then(|e| e.message).as_deref(), Some("Container app definition changed, will be restarted"));
     node.stop().await
 }
