@@ -69,7 +69,10 @@ mod tests {
         let path = dir.path().join("x.lock");
         let held = PidLock::take(&path, "thing x").expect("first");
         let refused = PidLock::take(&path, "thing x").map(drop).expect_err("second");
-        assert_eq!(refused.to_string(), format!("thing x is in use by another ordinal server (pid {})", std::process::id()));
+        assert_eq!(
+            refused.to_string(),
+            format!("thing x is in use by another ordinal server (pid {})", std::process::id())
+        );
         drop(held);
         PidLock::take(&path, "thing x").expect("free again");
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod fake_runtime;
+pub mod process;
 
 /// A server for one test; stopped (and its directory removed) when dropped via `stop`.
 pub struct TestServer {
@@ -229,8 +230,10 @@ impl TestServer {
     }
 }
 
-/// What a pod-running server still holds for pods: directories, bridge ports, cgroups.
-fn leftovers(native: &agent::runtime::NativeConfig) -> Vec<String> {
+/// What a pod-running server still holds for pods: pod directories, ports on its bridge,
+/// cgroups under its parent, mounts under its pods directory (kept namespaces, memory-backed
+/// volumes) and container shims.
+pub fn leftovers(native: &agent::runtime::NativeConfig) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&native.root).into_iter().flatten().flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -248,6 +251,61 @@ fn leftovers(native: &agent::runtime::NativeConfig) -> Vec<String> {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 found.push(format!("cgroup {}", entry.path().display()));
             }
+        }
+    }
+    let root = native.root.to_string_lossy().to_string();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for point in mountinfo.lines().filter_map(|l| l.split(' ').nth(4)) {
+        if point.starts_with(&root) {
+            found.push(format!("mount {point}"));
+        }
+    }
+    for shim in shims(&native.root) {
+        found.push(format!("shim pid {} for {}", shim.pid, shim.state_dir.display()));
+    }
+    found
+}
+
+/// A live container shim.
+#[derive(Debug, Clone)]
+pub struct Shim {
+    pub pid: i32,
+    /// `<pods>/<pod uid>/containers/<name>/<attempt>`.
+    pub state_dir: PathBuf,
+}
+
+impl Shim {
+    /// The pod uid its state dir names.
+    pub fn pod_uid(&self, pods: &Path) -> Option<String> {
+        let rel = self.state_dir.strip_prefix(pods).ok()?;
+        Some(rel.components().next()?.as_os_str().to_string_lossy().to_string())
+    }
+
+    /// `namespace/pod/container`, from the run's spec.
+    pub fn id(&self) -> Option<String> {
+        let spec = std::fs::read(self.state_dir.join(agent::runtime::spec::SPEC_FILE)).ok()?;
+        let spec: serde_json::Value = serde_json::from_slice(&spec).ok()?;
+        spec["id"].as_str().map(str::to_string)
+    }
+}
+
+/// The live (not zombie) container shims whose state is under `pods`.
+pub fn shims(pods: &Path) -> Vec<Shim> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.get(1) != Some(&b"__shim".as_slice()) {
+            continue;
+        }
+        let Some(dir) = args.get(2).map(|d| PathBuf::from(String::from_utf8_lossy(d).to_string())) else { continue };
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+            .unwrap_or(true);
+        if dir.starts_with(pods) && !zombie {
+            found.push(Shim { pid, state_dir: dir });
         }
     }
     found
@@ -294,6 +352,8 @@ pub struct Kubectl {
     pub bin: PathBuf,
     home: PathBuf,
     kubeconfig: PathBuf,
+    /// The working directory its commands run in (where `-f file` names are found).
+    cwd: Option<PathBuf>,
 }
 
 impl Kubectl {
@@ -304,7 +364,13 @@ impl Kubectl {
         }
         let home = scratch.join(format!("home-{version}"));
         std::fs::create_dir_all(&home)?;
-        Ok(Kubectl { bin, home, kubeconfig: kubeconfig.to_path_buf() })
+        Ok(Kubectl { bin, home, kubeconfig: kubeconfig.to_path_buf(), cwd: None })
+    }
+
+    /// Run commands in `dir`, as a user typing them there.
+    pub fn in_dir(mut self, dir: &Path) -> Kubectl {
+        self.cwd = Some(dir.to_path_buf());
+        self
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -315,6 +381,9 @@ impl Kubectl {
             .env("KUBECONFIG", &self.kubeconfig)
             .env("PATH", "/usr/bin:/bin")
             .stdin(Stdio::null());
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         cmd
     }
 

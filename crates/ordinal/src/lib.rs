@@ -199,7 +199,18 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         "serving; kubeconfig written to {}",
         kubeconfig.display()
     );
-    Ok(Running { addr, kubeconfig, data_dir: config.data_dir, client, state, shutdown, tasks, reset_pods, _network: network, _lock: lock })
+    Ok(Running {
+        addr,
+        kubeconfig,
+        data_dir: config.data_dir,
+        client,
+        state,
+        shutdown,
+        tasks,
+        reset_pods,
+        _network: network,
+        _lock: lock,
+    })
 }
 
 /// Start the runtime and the kubelet if this server runs pods; the node's health either way.

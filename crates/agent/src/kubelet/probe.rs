@@ -172,9 +172,15 @@ impl<R: Runtime> Prober<R> {
                 _ = ticker.tick() => {}
             }
             let Some(action) = action_of(&self.probe) else { return };
-            let result =
-                run_action(self.runtime.as_ref(), &self.container, &self.spec, &self.pod_ip, action, timing.timeout.unsigned_abs())
-                    .await;
+            let result = run_action(
+                self.runtime.as_ref(),
+                &self.container,
+                &self.spec,
+                &self.pod_ip,
+                action,
+                timing.timeout.unsigned_abs(),
+            )
+            .await;
             let success = result.is_ok();
             let Some(verdict) = counter.record(success, &timing) else { continue };
             let message = result.err().unwrap_or_default();

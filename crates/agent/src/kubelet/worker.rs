@@ -341,7 +341,9 @@ impl<R: Runtime> Worker<R> {
             self.k.runtime.remove_container(&self.cref(&name, attempt - 2)).await;
         }
         let state = match (started, self.k.runtime.state(&cref)) {
-            (Ok(()), ContainerState::Running { started_at_ns }) => RunState::Running { started_at: timestamp(started_at_ns) },
+            (Ok(()), ContainerState::Running { started_at_ns }) => {
+                RunState::Running { started_at: timestamp(started_at_ns) }
+            }
             (_, exited @ ContainerState::Exited { .. }) => match self.terminated(&cref, exited) {
                 Some(done) => RunState::Exited(done),
                 None => return,
@@ -355,7 +357,8 @@ impl<R: Runtime> Worker<R> {
                 return;
             }
         };
-        let mut saved = checkpoint::Container { attempt, image: image.clone(), image_id: image_id.clone(), ..Default::default() };
+        let mut saved =
+            checkpoint::Container { attempt, image: image.clone(), image_id: image_id.clone(), ..Default::default() };
         saved.set_backoff(start.backoff);
         self.save_checkpoint(&name, saved);
         let running = matches!(state, RunState::Running { .. });
@@ -604,7 +607,10 @@ impl<R: Runtime> Worker<R> {
             let kinds: Vec<(ProbeKind, Option<&k8s_openapi::api::core::v1::Probe>)> = if startup_only {
                 vec![(ProbeKind::Startup, c.startup_probe.as_ref())]
             } else {
-                vec![(ProbeKind::Readiness, c.readiness_probe.as_ref()), (ProbeKind::Liveness, c.liveness_probe.as_ref())]
+                vec![
+                    (ProbeKind::Readiness, c.readiness_probe.as_ref()),
+                    (ProbeKind::Liveness, c.liveness_probe.as_ref()),
+                ]
             };
             let stop = CancellationToken::new();
             for (kind, probe) in kinds {
@@ -636,7 +642,8 @@ impl<R: Runtime> Worker<R> {
         let ip = self.ip.map(|i| i.to_string()).unwrap_or_default();
         let grace = std::time::Duration::from_secs(30);
         if let Err(message) = probe::run_action(self.k.runtime.as_ref(), cref, c, &ip, action, grace).await {
-            self.event(pod, EventType::Warning, "FailedPostStartHook", format!("PostStartHook failed: {message}")).await;
+            self.event(pod, EventType::Warning, "FailedPostStartHook", format!("PostStartHook failed: {message}"))
+                .await;
             let _ = self.k.runtime.signal(cref, Signal::SIGKILL);
         }
     }
@@ -710,7 +717,12 @@ impl<R: Runtime> Worker<R> {
             self.stop_probers(&c.name);
             self.event(pod, EventType::Normal, "Killing", format!("Stopping container {}", c.name)).await;
             let cref = self.cref(&c.name, attempt);
-            stopping.push(tokio::spawn(stop_container(self.k.runtime.clone(), cref, deadline, Some((c.clone(), self.ip)))));
+            stopping.push(tokio::spawn(stop_container(
+                self.k.runtime.clone(),
+                cref,
+                deadline,
+                Some((c.clone(), self.ip)),
+            )));
         }
         for s in stopping {
             let _ = s.await;

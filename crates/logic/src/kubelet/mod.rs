@@ -268,7 +268,10 @@ pub enum InitProgress<'a> {
     /// An init container runs.
     Running,
     /// This one runs next; `failed` when it is the one that failed last.
-    Next { container: &'a Container, failed: bool },
+    Next {
+        container: &'a Container,
+        failed: bool,
+    },
 }
 
 pub fn init_progress<'a>(pod: &'a Pod, observed: &PodObserved) -> InitProgress<'a> {
@@ -448,11 +451,18 @@ pub fn container_statuses(pod: &Pod, observed: &PodObserved) -> (Vec<ContainerVi
         .map(|c| view(pod, c, observed.container(&c.name), true, WaitingReason::PodInitializing))
         .collect();
     let not_started = if initialized { WaitingReason::ContainerCreating } else { WaitingReason::PodInitializing };
-    let regular = spec.containers.iter().map(|c| view(pod, c, observed.container(&c.name), false, not_started)).collect();
+    let regular =
+        spec.containers.iter().map(|c| view(pod, c, observed.container(&c.name), false, not_started)).collect();
     (init, regular)
 }
 
-fn view(pod: &Pod, c: &Container, o: Option<&ContainerObserved>, init: bool, not_started: WaitingReason) -> ContainerView {
+fn view(
+    pod: &Pod,
+    c: &Container,
+    o: Option<&ContainerObserved>,
+    init: bool,
+    not_started: WaitingReason,
+) -> ContainerView {
     let mut v = ContainerView {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),

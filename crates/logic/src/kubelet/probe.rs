@@ -38,7 +38,8 @@ pub struct ProbeTiming {
 
 impl ProbeTiming {
     pub fn of(probe: &Probe) -> ProbeTiming {
-        let secs = |v: Option<i32>, default: i64, min: i64| SignedDuration::from_secs(v.map_or(default, i64::from).max(min));
+        let secs =
+            |v: Option<i32>, default: i64, min: i64| SignedDuration::from_secs(v.map_or(default, i64::from).max(min));
         let count = |v: Option<i32>, default: u32| v.map_or(default, |n| u32::try_from(n).unwrap_or(0)).max(1);
         ProbeTiming {
             initial_delay: secs(probe.initial_delay_seconds, 0, 0),

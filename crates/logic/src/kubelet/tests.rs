@@ -140,10 +140,7 @@ fn crash_loop_back_off_doubles_to_five_minutes_and_resets_after_a_long_run() {
 
     // The message quotes the delay as kubelet does.
     let a = compute_pod_actions(&p, &ready_pod(vec![("app", c.clone())]), now, &TIMING);
-    assert_eq!(
-        a.wait[0].1.message,
-        "back-off 5m0s restarting failed container=app pod=web-0_default(uid-1)",
-    );
+    assert_eq!(a.wait[0].1.message, "back-off 5m0s restarting failed container=app pod=web-0_default(uid-1)",);
 
     // A run that lasted more than twice the maximum before failing restarts at once, and the
     // back-off starts over.
@@ -185,11 +182,17 @@ fn probes_decide_kills_and_readiness() {
         ready(c);
         c.probed(ProbeKind::Liveness, false);
     });
-    assert_eq!(killed.0, Some((KillReason::LivenessProbe, "Container app failed liveness probe, will be restarted".into())));
+    assert_eq!(
+        killed.0,
+        Some((KillReason::LivenessProbe, "Container app failed liveness probe, will be restarted".into()))
+    );
     let never = probed("Never", &|c| c.probed(ProbeKind::Liveness, false));
     assert_eq!(never.0, Some((KillReason::LivenessProbe, "Container app failed liveness probe".into())));
     let startup = probed("OnFailure", &|c| c.probed(ProbeKind::Startup, false));
-    assert_eq!(startup.0, Some((KillReason::StartupProbe, "Container app failed startup probe, will be restarted".into())));
+    assert_eq!(
+        startup.0,
+        Some((KillReason::StartupProbe, "Container app failed startup probe, will be restarted".into()))
+    );
     // Once a stop is under way, it is not decided again.
     let stopping = probed("Always", &|c| {
         c.probed(ProbeKind::Liveness, false);
@@ -230,7 +233,10 @@ fn init_containers_run_one_at_a_time_then_the_regular_ones() {
     assert_eq!(step(&always, vec![("one", exited(0, 0, 5))]), (vec![s("two", true)], json!("Pending")));
     // A failed init container is retried (after its back-off) unless the policy is Never,
     // which fails the pod.
-    assert_eq!(step(&always, vec![("one", exited(0, 0, 5)), ("two", exited(0, 1, 6))]), (vec![s("two", true)], json!("Pending")));
+    assert_eq!(
+        step(&always, vec![("one", exited(0, 0, 5)), ("two", exited(0, 1, 6))]),
+        (vec![s("two", true)], json!("Pending"))
+    );
     assert_eq!(step(&never, vec![("one", exited(0, 0, 5)), ("two", exited(0, 1, 6))]), (vec![], json!("Failed")));
     let done = vec![("one", exited(0, 0, 5)), ("two", exited(0, 0, 6))];
     assert_eq!(step(&always, done), (vec![s("app", false), s("side", false)], json!("Pending")));
@@ -260,11 +266,17 @@ fn start_failures_wait_and_pulls_back_off() {
     // …becomes ImagePullBackOff while the pull backs off.
     let a = compute_pod_actions(&p, &observed, t(1), &TIMING);
     let (name, w) = &a.wait[0];
-    assert_eq!((name.as_str(), w.reason, w.message.as_str()), ("app", WaitingReason::ImagePullBackOff, "Back-off pulling image \"busybox\""));
+    assert_eq!(
+        (name.as_str(), w.reason, w.message.as_str()),
+        ("app", WaitingReason::ImagePullBackOff, "Back-off pulling image \"busybox\"")
+    );
     assert_eq!(w.until, t(10));
     assert!(c.wait(w.clone()), "a new reason is worth an event");
     assert!(!c.wait(w.clone()), "the same reason again is not");
-    assert_eq!(starts(&compute_pod_actions(&p, &ready_pod(vec![("app", c.clone())]), t(10), &TIMING)), [("app", false)]);
+    assert_eq!(
+        starts(&compute_pod_actions(&p, &ready_pod(vec![("app", c.clone())]), t(10), &TIMING)),
+        [("app", false)]
+    );
     // The second failure backs off twice as long.
     c.start_failed(WaitingReason::ErrImagePull, "refused".into(), t(10), &TIMING);
     assert_eq!(c.waiting.as_ref().map(|w| w.until), Some(t(30)));
@@ -285,8 +297,10 @@ fn recovered_containers_keep_what_the_api_showed_until_probed_again() {
     );
     let ready_in_api = |p: &mut Pod, id: &str, ready: bool| {
         p.status = Some(
-            serde_json::from_value(json!({"phase": "Running", "containerStatuses": [{"name": "app", "image": "busybox",
-                "imageID": "", "containerID": id, "ready": ready, "restartCount": 2}]}))
+            serde_json::from_value(
+                json!({"phase": "Running", "containerStatuses": [{"name": "app", "image": "busybox",
+                "imageID": "", "containerID": id, "ready": ready, "restartCount": 2}]}),
+            )
             .expect("status"),
         );
     };
@@ -353,7 +367,10 @@ fn probe_verdicts_follow_thresholds() {
         (&[true], &[None]),
         (&[true, true], &[None, Some(true)]),
         (&[false, false, false], &[None, None, Some(false)]),
-        (&[true, true, false, false, true, false, false, false], &[None, Some(true), None, None, None, None, None, Some(false)]),
+        (
+            &[true, true, false, false, true, false, false, false],
+            &[None, Some(true), None, None, None, None, None, Some(false)],
+        ),
         (&[false, false, false, false, true, true, true], &[None, None, Some(false), None, None, Some(true), None]),
     ];
     for (results, want) in table {

@@ -1,6 +1,5 @@
 use super::*;
 
-
 fn pod(policy: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": "web-0", "namespace": "default"},
@@ -75,7 +74,13 @@ fn init_containers_gate_the_pod() {
     assert_eq!(phase(&pod("Always"), &[view("init", running(false))], &app), "Pending");
     assert_eq!(phase(&pod("Never"), &[view("init", exited(1))], &app), "Failed");
     assert_eq!(phase(&pod("Always"), &[view("init", exited(1))], &app), "Pending", "retried");
-    let status = pod_status(&pod("Always"), &[view("init", running(false))], &app, &PodFacts::default(), at("2026-01-01T00:00:09Z"));
+    let status = pod_status(
+        &pod("Always"),
+        &[view("init", running(false))],
+        &app,
+        &PodFacts::default(),
+        at("2026-01-01T00:00:09Z"),
+    );
     let initialized = status["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Initialized"));
     assert_eq!(initialized.map(|c| c["status"].clone()), Some(json!("False")));
     assert_eq!(initialized.map(|c| c["reason"].clone()), Some(json!("ContainersNotInitialized")));
