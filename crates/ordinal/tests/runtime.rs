@@ -140,6 +140,25 @@ async fn containers_get_their_own_hostname_ip_root_and_logs() -> anyhow::Result<
     }
     assert_eq!(reply.trim(), "hello");
 
+    // A sandbox whose wiring is gone (as a server killed halfway through making it leaves it)
+    // is completed by making it again: same address, reachable again.
+    let veth = agent::runtime::network::host_veth_name(uid);
+    let status = std::process::Command::new("ip").args(["link", "del", &veth]).status()?;
+    anyhow::ensure!(status.success(), "ip link del {veth}");
+    assert!(std::net::TcpStream::connect_timeout(&(ip, 8080).into(), Duration::from_millis(200)).is_err());
+    assert_eq!(rt.create_sandbox(uid, "web-0").await?, ip);
+    let mut again = String::new();
+    for _ in 0..200 {
+        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&(ip, 8080).into(), Duration::from_millis(200)) {
+            s.read_to_string(&mut again)?;
+            if !again.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(again.trim(), "hello", "the pod is wired again");
+
     // exec sees the same hostname and network; its exit code comes back.
     let out = rt.exec_command(&server.container, &["hostname".into()], false).output().await?;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "web-0");

@@ -302,21 +302,7 @@ pub async fn ensure_bridge(bridge: String, cidr: Cidr) -> Result<()> {
                 }
             };
             let gateway = IpAddr::V4(cidr.gateway());
-            let has_address = handle
-                .address()
-                .get()
-                .set_link_index_filter(index)
-                .execute()
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(nl("list bridge addresses"))?
-                .iter()
-                .any(|a| {
-                    a.attributes.iter().any(|attr| {
-                        matches!(attr, rtnetlink::packet_route::address::AddressAttribute::Address(ip) if *ip == gateway)
-                    })
-                });
-            if !has_address {
+            if !has_address(&handle, index, gateway).await? {
                 handle.address().add(index, gateway, cidr.prefix).execute().await.map_err(nl("address bridge"))?;
             }
             handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(nl("bridge up"))
@@ -419,39 +405,54 @@ pub async fn remove_bridge(bridge: String) -> Result<()> {
     .await
 }
 
-/// Create the pod's namespaces (hostname set), keep them as files, and wire its network.
-/// Idempotent per directory: an existing sandbox is left as it is.
+/// Make the pod's sandbox, or finish one an interrupted start (a killed server) left: the kept
+/// namespaces, then each piece of wiring (the veth pair, its host end on the bridge, the pod's
+/// address, links up, the default route) made only where it is missing, so calling it again on
+/// a complete sandbox changes nothing.
 pub async fn create_sandbox(net: PodNet) -> Result<()> {
-    if SHARED_NAMESPACES.iter().all(|k| is_ns_mount(&net.ns_dir.join(k))) {
-        return Ok(());
-    }
     on_thread(move |rt| {
         fs::create_dir_all(&net.ns_dir).map_err(io("create namespace dir"))?;
         let host_ns = fs::File::open("/proc/thread-self/ns/net").map_err(io("open host netns"))?;
         let host = rt.block_on(async { connect() })?;
-        unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)
-            .map_err(sys("unshare net+uts+ipc"))?;
-        nix::unistd::sethostname(&net.hostname).map_err(sys("sethostname"))?;
-        for kind in SHARED_NAMESPACES {
-            let target = net.ns_dir.join(kind);
-            fs::File::create(&target).map_err(io(format!("create {}", target.display())))?;
-            let source = format!("/proc/thread-self/ns/{kind}");
-            mount(Some(source.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(sys(format!("keep {kind} namespace")))?;
+        if SHARED_NAMESPACES.iter().all(|k| is_ns_mount(&net.ns_dir.join(k))) {
+            let netns = fs::File::open(net.ns_dir.join("net")).map_err(io("open the pod's netns"))?;
+            nix::sched::setns(&netns, CloneFlags::CLONE_NEWNET).map_err(sys("enter the pod's netns"))?;
+        } else {
+            // None kept yet, or some (a start killed between the mounts): begin afresh.
+            release_namespaces(&net.ns_dir)?;
+            unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)
+                .map_err(sys("unshare net+uts+ipc"))?;
+            nix::unistd::sethostname(&net.hostname).map_err(sys("sethostname"))?;
+            for kind in SHARED_NAMESPACES {
+                let target = net.ns_dir.join(kind);
+                fs::File::create(&target).map_err(io(format!("create {}", target.display())))?;
+                let source = format!("/proc/thread-self/ns/{kind}");
+                mount(Some(source.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                    .map_err(sys(format!("keep {kind} namespace")))?;
+            }
         }
         rt.block_on(async {
             let pod = connect()?;
-            pod.link().add(LinkVeth::new("eth0", &net.host_veth).build()).execute().await.map_err(nl("add veth"))?;
-            pod.link()
-                .set(LinkUnspec::new_with_name(&net.host_veth).setns_by_fd(host_ns.as_raw_fd()).build())
-                .execute()
-                .await
-                .map_err(nl("move veth to the host"))?;
+            if link_index(&pod, "eth0").await?.is_none() {
+                pod.link()
+                    .add(LinkVeth::new("eth0", &net.host_veth).build())
+                    .execute()
+                    .await
+                    .map_err(nl("add veth"))?;
+            }
+            // The host end, where a start was interrupted before moving it out.
+            if link_index(&pod, &net.host_veth).await?.is_some() {
+                pod.link()
+                    .set(LinkUnspec::new_with_name(&net.host_veth).setns_by_fd(host_ns.as_raw_fd()).build())
+                    .execute()
+                    .await
+                    .map_err(nl("move veth to the host"))?;
+            }
             for name in ["lo", "eth0"] {
                 let index = link_index(&pod, name)
                     .await?
                     .ok_or_else(|| NetError::Netlink { what: "pod link".into(), message: format!("{name} missing") })?;
-                if name == "eth0" {
+                if name == "eth0" && !has_address(&pod, index, IpAddr::V4(net.ip)).await? {
                     pod.address()
                         .add(index, IpAddr::V4(net.ip), net.cidr.prefix)
                         .execute()
@@ -465,7 +466,10 @@ pub async fn create_sandbox(net: PodNet) -> Result<()> {
                     .map_err(nl("link up"))?;
             }
             let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(net.cidr.gateway()).build();
-            pod.route().add(route).execute().await.map_err(nl("default route"))?;
+            match pod.route().add(route).execute().await {
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
+                other => other.map_err(nl("default route"))?,
+            }
 
             let bridge = link_index(&host, &net.bridge).await?.ok_or_else(|| NetError::Netlink {
                 what: "attach veth".into(),
@@ -483,6 +487,22 @@ pub async fn create_sandbox(net: PodNet) -> Result<()> {
         })
     })
     .await
+}
+
+/// Does link `index` carry `ip`?
+async fn has_address(handle: &Handle, index: u32, ip: IpAddr) -> Result<bool> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    let addresses: Vec<_> = handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl("list addresses"))?;
+    Ok(addresses
+        .iter()
+        .any(|a| a.attributes.iter().any(|attr| matches!(attr, AddressAttribute::Address(a) if *a == ip))))
 }
 
 /// Is `path` a kept namespace (a mount of an nsfs file)?
