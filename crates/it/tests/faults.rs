@@ -40,11 +40,14 @@ const SERVICE_CIDR: &str = "10.250.0.0/24";
 fn manifest() -> (Service, StatefulSet) {
     let service = json!({"metadata": {"name": "web"},
         "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 80}]}});
-    // The pod refuses to start on a claim another ordinal wrote to.
+    // The pod refuses to start on a claim another ordinal wrote to, and takes a second to stop
+    // (so a pod that outlived its object would be seen beside its successor).
     let script = r#"owner=$(cat /data/owner 2>/dev/null); host=$(hostname)
 if [ -n "$owner" ] && [ "$owner" != "$host" ]; then echo "claim of $owner mounted in $host"; exit 1; fi
 echo "$host" > /data/owner; mkdir -p /www; echo "$VERSION" > /www/index.html
-exec httpd -f -p 80 -h /www"#;
+httpd -f -p 80 -h /www & server=$!
+trap 'sleep 1; kill $server; exit 0' TERM
+wait"#;
     let set = json!({"metadata": {"name": "web"}, "spec": {
         "serviceName": "web", "replicas": 3, "selector": {"matchLabels": {"app": "web"}},
         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
@@ -74,7 +77,7 @@ type Violations = Arc<Mutex<Vec<String>>>;
 
 fn push(v: &Violations, what: String) {
     let mut v = v.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if v.len() < 50 {
+    if v.len() < 50 && !v.contains(&what) {
         v.push(what);
     }
 }
