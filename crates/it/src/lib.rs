@@ -185,6 +185,11 @@ impl TestServer {
         clean
     }
 
+    /// How this server runs pods, when it does.
+    pub fn pod_settings(&self) -> Option<ordinal::PodSettings> {
+        self.pods.as_ref().map(|g| g.settings.clone())
+    }
+
     /// The pods' bridge, when this server runs pods.
     pub fn pod_bridge(&self) -> Option<String> {
         self.pods.as_ref().map(|g| g.native.bridge.clone())

@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use anyhow::Context;
 use it::TestServer;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{Api, PostParams};
@@ -115,6 +116,49 @@ async fn a_second_server_on_the_same_data_dir_is_refused_until_the_first_stops()
     assert!(ordinal::start(ordinal::ServerConfig::new(data_dir.clone(), "127.0.0.1:0".parse()?)).await.is_err());
     server.stop().await;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_bridge_or_pod_network_is_refused() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    let settings = server.pod_settings().context("pod settings")?;
+    let scratch = tempfile::tempdir()?;
+    let attempt = |settings: ordinal::PodSettings| {
+        let data = ordinal::DataDir::create(scratch.path().join(&settings.bridge));
+        async move {
+            let mut config = ordinal::ServerConfig::new(data?, "127.0.0.1:0".parse()?);
+            config.pods = Some(settings);
+            match ordinal::start(config).await {
+                Ok(running) => {
+                    running.stop().await;
+                    anyhow::bail!("a second server started")
+                }
+                Err(e) => Ok(format!("{e:#}")),
+            }
+        }
+    };
+    // The same bridge: the two would hand out each other's addresses.
+    let refused = attempt(settings.clone()).await?;
+    let wanted = format!("bridge {} is in use by another ordinal server (pid {})", settings.bridge, std::process::id());
+    assert_eq!(refused, wanted);
+    // Another bridge on the same pod network: routes would clash.
+    let mut other = settings.clone();
+    other.bridge = format!("{}x", settings.bridge);
+    let refused = attempt(other).await?;
+    assert!(refused.starts_with(&format!("pod network {} overlaps", settings.pod_cidr)), "{refused}");
+    assert!(refused.contains(&format!("on {}", settings.bridge)), "{refused}");
+    // The first server still runs pods.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::default_namespaced(server.client());
+    let pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "still"},
+        "spec": {"containers": [{"name": "app", "image": it::TEST_IMAGE, "command": ["sleep", "60"]}]}}))?;
+    pods.create(&Default::default(), &pod).await?;
+    it::pod_ready(&pods, "still", None).await?;
+    pods.delete("still", &Default::default()).await?;
+    it::eventually("the pod gone", std::time::Duration::from_secs(30), || async {
+        pods.get_opt("still").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    server.finish().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
