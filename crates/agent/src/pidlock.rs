@@ -43,14 +43,26 @@ impl PidLock {
             .mode(0o600)
             .open(path)
             .map_err(io_error)?;
-        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => locked,
-            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                return Err(PidLockError::InUse { what: what.to_string(), pid: holder.trim().parse().ok() });
+        // A holder that is gone can still hold the lock for a moment: a child it was starting
+        // when it was killed has the descriptor until it execs. Such a lock is waited for.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut file = file;
+        let mut file = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => break locked,
+                Err((mut unlocked, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let mut holder = String::new();
+                    let _ = unlocked.rewind();
+                    let _ = unlocked.read_to_string(&mut holder);
+                    let pid: Option<u32> = holder.trim().parse().ok();
+                    if pid.is_some_and(|p| i32::try_from(p).is_ok_and(crate::runtime::is_alive)) || std::time::Instant::now() > deadline {
+                        return Err(PidLockError::InUse { what: what.to_string(), pid });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    file = unlocked;
+                }
+                Err((_, errno)) => return Err(io_error(io::Error::from(errno))),
             }
-            Err((_, errno)) => return Err(io_error(io::Error::from(errno))),
         };
         file.set_len(0).map_err(io_error)?;
         file.rewind().map_err(io_error)?;

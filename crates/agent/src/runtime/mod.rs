@@ -254,7 +254,7 @@ fn is_shim_of(pid: i32, dir: &std::path::Path) -> bool {
 }
 
 /// Alive and not a zombie.
-fn is_alive(pid: i32) -> bool {
+pub(crate) fn is_alive(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
