@@ -55,7 +55,9 @@ impl PidLock {
                     let _ = unlocked.rewind();
                     let _ = unlocked.read_to_string(&mut holder);
                     let pid: Option<u32> = holder.trim().parse().ok();
-                    if pid.is_some_and(|p| i32::try_from(p).is_ok_and(crate::runtime::is_alive)) || std::time::Instant::now() > deadline {
+                    if pid.is_some_and(|p| i32::try_from(p).is_ok_and(crate::runtime::is_alive))
+                        || std::time::Instant::now() > deadline
+                    {
                         return Err(PidLockError::InUse { what: what.to_string(), pid });
                     }
                     std::thread::sleep(std::time::Duration::from_millis(20));

@@ -140,6 +140,21 @@ impl Suite {
         }
     }
 
+    /// Create `object`; one that a kill hid the answer to exists already, which is as good.
+    async fn create<K>(&self, api: Api<K>, object: K) -> anyhow::Result<()>
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        self.acknowledged(&format!("create {name}"), || async {
+            match api.create(&PostParams::default(), &object).await {
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                other => other.map(drop),
+            }
+        })
+        .await
+    }
+
     async fn patch_set(&self, patch: serde_json::Value) -> anyhow::Result<()> {
         let (sets, params, patch) = (self.sets(), PatchParams::default(), Patch::Strategic(patch));
         self.acknowledged("patch the set", || sets.patch("web", &params, &patch)).await?;
@@ -339,24 +354,8 @@ async fn kill_9_at_random_moments_loses_nothing_duplicates_nothing_and_leaks_not
     for (what, patch, replicas, version) in phases {
         if patch.is_null() {
             let (service, set) = manifest();
-            let services: Api<Service> = Api::default_namespaced(client.clone());
-            let sets = suite.sets();
-            suite
-                .acknowledged("create the service", || async {
-                    match services.create(&PostParams::default(), &service).await {
-                        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-                        other => other.map(drop),
-                    }
-                })
-                .await?;
-            suite
-                .acknowledged("create the set", || async {
-                    match sets.create(&PostParams::default(), &set).await {
-                        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-                        other => other.map(drop),
-                    }
-                })
-                .await?;
+            suite.create(Api::<Service>::default_namespaced(client.clone()), service).await?;
+            suite.create(suite.sets(), set).await?;
         } else {
             // A patch to the values wanted: safe to repeat if a kill hides its answer.
             suite.patch_set(patch).await?;

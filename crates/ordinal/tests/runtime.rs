@@ -84,6 +84,21 @@ fn shim_log(rt: &Native, c: &ContainerRef) -> String {
     std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default()
 }
 
+/// What a server in a pod says first, once it answers (within a few seconds).
+async fn first_reply(ip: Ipv4Addr, port: u16) -> anyhow::Result<String> {
+    let mut reply = String::new();
+    for _ in 0..200 {
+        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_millis(200)) {
+            s.read_to_string(&mut reply)?;
+            if !reply.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(reply.trim().to_string())
+}
+
 #[tokio::test]
 async fn containers_get_their_own_hostname_ip_root_and_logs() -> anyhow::Result<()> {
     anyhow::ensure!(nix::unistd::geteuid().is_root(), "the runtime test needs root");
@@ -128,17 +143,7 @@ async fn containers_get_their_own_hostname_ip_root_and_logs() -> anyhow::Result<
     // A server in the pod, reached from the host over the bridge.
     let server = request(uid, "server", &layers, &["sh", "-c", "while true; do echo hello | nc -l -p 8080; done"]);
     rt.start(server.clone()).await?;
-    let mut reply = String::new();
-    for _ in 0..200 {
-        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&(ip, 8080).into(), Duration::from_millis(200)) {
-            s.read_to_string(&mut reply)?;
-            if !reply.is_empty() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(reply.trim(), "hello");
+    assert_eq!(first_reply(ip, 8080).await?, "hello");
 
     // A sandbox whose wiring is gone (as a server killed halfway through making it leaves it)
     // is completed by making it again: same address, reachable again.
@@ -147,17 +152,7 @@ async fn containers_get_their_own_hostname_ip_root_and_logs() -> anyhow::Result<
     anyhow::ensure!(status.success(), "ip link del {veth}");
     assert!(std::net::TcpStream::connect_timeout(&(ip, 8080).into(), Duration::from_millis(200)).is_err());
     assert_eq!(rt.create_sandbox(uid, "web-0").await?, ip);
-    let mut again = String::new();
-    for _ in 0..200 {
-        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&(ip, 8080).into(), Duration::from_millis(200)) {
-            s.read_to_string(&mut again)?;
-            if !again.is_empty() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(again.trim(), "hello", "the pod is wired again");
+    assert_eq!(first_reply(ip, 8080).await?, "hello", "the pod is wired again");
 
     // exec sees the same hostname and network; its exit code comes back.
     let out = rt.exec_command(&server.container, &["hostname".into()], false).output().await?;

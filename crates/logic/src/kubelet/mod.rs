@@ -324,27 +324,14 @@ pub fn compute_pod_actions(pod: &Pod, observed: &PodObserved, now: Timestamp, ti
     if pod.metadata.deletion_timestamp.is_some() || (is_terminal(pod) && !observed.any_running()) {
         return actions;
     }
-    match pending(&observed.sandbox, now) {
-        Pending::No => {}
-        Pending::Now => {
-            actions.create_sandbox = true;
-            return actions;
+    for (prerequisite, is_sandbox) in [(&observed.sandbox, true), (&observed.volumes, false)] {
+        match pending(prerequisite, now) {
+            Pending::No => continue,
+            Pending::Now if is_sandbox => actions.create_sandbox = true,
+            Pending::Now => actions.mount_volumes = true,
+            Pending::Until(at) => actions.wake(at),
         }
-        Pending::Until(at) => {
-            actions.wake(at);
-            return actions;
-        }
-    }
-    match pending(&observed.volumes, now) {
-        Pending::No => {}
-        Pending::Now => {
-            actions.mount_volumes = true;
-            return actions;
-        }
-        Pending::Until(at) => {
-            actions.wake(at);
-            return actions;
-        }
+        return actions;
     }
     match init_progress(pod, observed) {
         InitProgress::Done => {}
