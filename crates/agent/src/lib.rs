@@ -2,6 +2,7 @@
 //! (`image`), runs pods as isolated Linux containers through a runtime (`runtime`), and keeps
 //! their status true (`kubelet`).
 
+pub mod fsroot;
 pub mod image;
 pub mod kubelet;
 pub mod node;
