@@ -44,13 +44,15 @@ pub enum ConfigError {
     NoCommand,
     /// A referenced config map, secret or key is missing (and not optional).
     MissingRef(String),
+    /// The security context asks for what this node cannot or must not give.
+    Security(String),
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigError::NoCommand => write!(f, "no command specified"),
-            ConfigError::MissingRef(what) => write!(f, "{what}"),
+            ConfigError::MissingRef(what) | ConfigError::Security(what) => write!(f, "{what}"),
         }
     }
 }
@@ -64,6 +66,8 @@ pub struct ProcessPlan {
     pub working_dir: String,
     /// `uid[:gid]` from `securityContext` (pod, then container), else the image's `User`.
     pub user: String,
+    /// How the process is confined.
+    pub security: crate::security::SecurityPlan,
 }
 
 /// `command`/`args` over `Entrypoint`/`Cmd` (Kubernetes' documented table).
@@ -204,7 +208,9 @@ pub fn process_plan(
         }
         (None, None) => image.user.clone(),
     };
-    Ok(ProcessPlan { argv, env, working_dir, user })
+    crate::security::verify_run_as_non_root(pod, container, &user).map_err(ConfigError::Security)?;
+    let security = crate::security::security_plan(pod, container).map_err(ConfigError::Security)?;
+    Ok(ProcessPlan { argv, env, working_dir, user, security })
 }
 
 /// The hostname a pod's containers see: `spec.hostname`, else the pod name (truncated to 63).

@@ -14,6 +14,7 @@ pub mod pod_status;
 pub mod proxy;
 pub mod replicaset;
 pub mod schedule;
+pub mod security;
 pub mod statefulset;
 pub mod volume;
 

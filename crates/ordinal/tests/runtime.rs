@@ -65,6 +65,8 @@ fn request(uid: &str, name: &str, layers: &[PathBuf], argv: &[&str]) -> StartReq
             stdin: false,
             stdin_once: false,
             tty: false,
+            // Confined as a default pod's container is.
+            security: logic::security::security_plan(&Default::default(), &Default::default()).expect("default plan"),
         },
         limits: Limits::default(),
     }

@@ -234,6 +234,10 @@ impl<R: Runtime> Worker<R> {
     }
 
     async fn create_sandbox(&mut self, pod: &Pod, now: Timestamp) {
+        if let Some(why) = logic::security::sandbox_refusal(pod) {
+            self.prerequisite_failed(pod, true, format!("Failed to create pod sandbox: {why}"), now).await;
+            return;
+        }
         let hostname = logic::container::hostname(pod);
         let began = Instant::now();
         let created = self.k.runtime.create_sandbox(&self.uid, &hostname).await;
@@ -410,6 +414,7 @@ impl<R: Runtime> Worker<R> {
         let mounts = self.mounts(c).map_err(|(VolumeError::Waiting(m) | VolumeError::Failed(m))| {
             (WaitingReason::CreateContainerConfigError, m)
         })?;
+        let all_devices = plan.security.privileged;
         let request = StartRequest {
             container: self.cref(&c.name, attempt),
             id: format!(
@@ -428,8 +433,9 @@ impl<R: Runtime> Worker<R> {
                 stdin: c.stdin.unwrap_or(false),
                 stdin_once: c.stdin_once.unwrap_or(false),
                 tty: c.tty.unwrap_or(false),
+                security: plan.security,
             },
-            limits: limits(c),
+            limits: Limits { all_devices, ..limits(c) },
         };
         let image_id = format!("{}@{}", image.name, image.manifest);
         Ok((request, image_name, image_id))
@@ -804,5 +810,6 @@ fn limits(c: &Container) -> Limits {
         memory_bytes: q("memory").map(|m| (m / 1000).max(0) as u64),
         cpu_millis: q("cpu").map(|m| m.max(0) as u64),
         pids: None,
+        all_devices: false,
     }
 }

@@ -1,5 +1,9 @@
 //! Resource limits through cgroups, v2 where the unified hierarchy has the controllers, else the
-//! v1 controllers (hosts in "hybrid" mode, like this one, have v1 `memory`, `cpu` and `pids`).
+//! v1 controllers (hosts in "hybrid" mode, like this one, have v1 `memory`, `cpu` and `pids`),
+//! and device access through the v1 `devices` controller: a container may open only the
+//! devices of its own `/dev` (runc's default list; block devices may not even be made), a
+//! privileged one every device. (On v2 the equivalent is a BPF program Ordinal does not load
+//! yet; there a container is held to its private `/dev` and its capabilities alone.)
 //! Each container gets `<parent>/<pod-uid>/<container>`; the shim writes itself into the
 //! `cgroup.procs` files before it starts anything.
 
@@ -13,7 +17,25 @@ pub struct Limits {
     /// CPU in millicores.
     pub cpu_millis: Option<u64>,
     pub pids: Option<u64>,
+    /// Every device (a privileged container), not only the default ones.
+    pub all_devices: bool,
 }
+
+/// The devices a container may use (v1 `devices.allow` lines): runc's defaults, less making
+/// block devices (`b *:* m`), which a container has no use for.
+const DEFAULT_DEVICES: [&str; 11] = [
+    "c *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
 
 const CFS_PERIOD_US: u64 = 100_000;
 
@@ -45,7 +67,7 @@ impl Cgroups {
         let hierarchy = if unified.split_whitespace().any(|c| c == "memory") {
             Hierarchy::V2(base.to_path_buf())
         } else {
-            let v1: Vec<(&'static str, PathBuf)> = ["memory", "cpu", "pids"]
+            let v1: Vec<(&'static str, PathBuf)> = ["memory", "cpu", "pids", "devices"]
                 .into_iter()
                 .filter_map(|c| {
                     let dir = base.join(c);
@@ -92,6 +114,16 @@ impl Cgroups {
                 "pids" => {
                     if let Some(n) = limits.pids {
                         write("pids.max", n.to_string())?;
+                    }
+                }
+                "devices" => {
+                    if limits.all_devices {
+                        write("devices.allow", "a".into())?;
+                    } else {
+                        write("devices.deny", "a".into())?;
+                        for rule in DEFAULT_DEVICES {
+                            write("devices.allow", rule.into())?;
+                        }
                     }
                 }
                 _ => {

@@ -9,6 +9,7 @@
 //! - `<pod-uid>/logs/<name>/<attempt>.log`: its output (kept while the pod exists).
 
 pub mod cgroup;
+pub mod seccomp;
 pub mod network;
 pub mod shim;
 pub mod spec;

@@ -422,37 +422,68 @@ fn init(spec: &ContainerSpec, stdio: ChildStdio, start_error: fs::File) -> Resul
     }
 }
 
-fn mount_err<'a>(what: &str, target: &'a Path) -> impl FnOnce(nix::errno::Errno) -> Fail + 'a {
-    let what = what.to_string();
-    move |e| format!("mount {what} at {}: {e}", target.display()).into()
+fn mount_err(what: &str, target: &str) -> impl FnOnce(nix::errno::Errno) -> Fail {
+    let (what, target) = (what.to_string(), target.to_string());
+    move |e| format!("mount {what} at {target}: {e}").into()
 }
 
-/// A path inside the new root, created as a directory (or an empty file when `file`).
-fn inside(root: &Path, target: &str, file: bool) -> Result<PathBuf, Fail> {
-    let relative = Path::new(target.trim_start_matches('/'));
-    if relative.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(format!("mount target {target:?} leaves the container").into());
+/// The container's root while it is assembled: every target inside it is resolved by the
+/// kernel inside it (`fsroot`), so a symlink in the image, or one a container wrote into a
+/// shared volume, can never point a mount at the host.
+struct NewRoot(crate::fsroot::Root);
+
+impl NewRoot {
+    /// `path` inside the root, made as a directory (or an empty file when `file`) if missing;
+    /// held by a descriptor whose `/proc/self/fd` path is what gets mounted on.
+    fn target(&self, path: &str, file: bool) -> Result<OwnedFd, Fail> {
+        let mode = nix::sys::stat::Mode::from_bits_truncate(if file { 0o644 } else { 0o755 });
+        self.0.ensure(Path::new(path), file, mode).map_err(|e| format!("mount target {path:?}: {e}").into())
     }
-    let path = root.join(relative);
-    if file {
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(ctx(format!("mkdir {}", parent.display())))?;
-        }
-        if !path.exists() {
-            fs::File::create(&path).map_err(ctx(format!("create {}", path.display())))?;
-        }
-    } else {
-        fs::create_dir_all(&path).map_err(ctx(format!("mkdir {}", path.display())))?;
+
+    /// `path` inside the root if it exists.
+    fn existing(&self, path: &str) -> Option<OwnedFd> {
+        self.0.open_at(Path::new(path), nix::fcntl::OFlag::O_PATH).ok()
     }
-    Ok(path)
+
+    fn mount(&self, source: Option<&str>, path: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>, file: bool) -> Result<(), Fail> {
+        let target = self.target(path, file)?;
+        mount(source, &crate::fsroot::proc_path(&target), fstype, flags, data).map_err(mount_err(source.unwrap_or(""), path))
+    }
+
+    /// Hide `path` if it exists: a file under `/dev/null`, a directory under an empty
+    /// read-only tmpfs (runc's masked paths).
+    fn mask(&self, path: &str) -> Result<(), Fail> {
+        let Some(fd) = self.existing(path) else { return Ok(()) };
+        let at = crate::fsroot::proc_path(&fd);
+        let none: Option<&str> = None;
+        if nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
+            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("tmpfs"), &at, Some("tmpfs"), flags, Some("size=0")).map_err(mount_err("tmpfs", path))
+        } else {
+            mount(Some("/dev/null"), &at, none, MsFlags::MS_BIND, none).map_err(mount_err("/dev/null", path))
+        }
+    }
+
+    /// Make `path` read-only if it exists (bind it onto itself, then remount that read-only).
+    fn read_only(&self, path: &str) -> Result<(), Fail> {
+        let Some(fd) = self.existing(path) else { return Ok(()) };
+        let none: Option<&str> = None;
+        let at = crate::fsroot::proc_path(&fd);
+        mount(Some(&at), &at, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(mount_err("bind", path))?;
+        // The descriptor still names what was under the new mount: look the path up again.
+        let bound = self.existing(path).ok_or_else(|| format!("{path} vanished"))?;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
+        mount(none, &crate::fsroot::proc_path(&bound), none, flags, none).map_err(mount_err("read-only remount", path))
+    }
 }
 
 fn build_root(spec: &ContainerSpec) -> Result<(), Fail> {
+    let security = &spec.process.security;
     unshare(CloneFlags::CLONE_NEWNS).map_err(ctx("unshare mount"))?;
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(ctx("make / private"))?;
-    let root = &spec.rootfs.merged;
-    fs::create_dir_all(root).map_err(ctx("mkdir rootfs"))?;
+    let merged = &spec.rootfs.merged;
+    fs::create_dir_all(merged).map_err(ctx("mkdir rootfs"))?;
     let lower: Vec<String> = spec.rootfs.layers.iter().rev().map(|p| p.display().to_string()).collect();
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
@@ -460,67 +491,50 @@ fn build_root(spec: &ContainerSpec) -> Result<(), Fail> {
         spec.rootfs.upper.display(),
         spec.rootfs.work.display()
     );
-    mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-        .map_err(mount_err("overlay", root))?;
+    mount(Some("overlay"), merged, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
+        .map_err(mount_err("overlay", &merged.display().to_string()))?;
+    let root = NewRoot(crate::fsroot::Root::open(merged).map_err(ctx("open the new root"))?);
 
-    let proc_dir = inside(root, "/proc", false)?;
-    mount(Some("proc"), &proc_dir, Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, none)
-        .map_err(mount_err("proc", &proc_dir))?;
-    let sys = inside(root, "/sys", false)?;
-    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("sysfs"), &sys, Some("sysfs"), ro, none).map_err(mount_err("sysfs", &sys))?;
-    let dev = inside(root, "/dev", false)?;
-    mount(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k"))
-        .map_err(mount_err("tmpfs", &dev))?;
-    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let target = inside(root, &format!("/dev/{node}"), true)?;
-        mount(Some(format!("/dev/{node}").as_str()), &target, none, MsFlags::MS_BIND, none)
-            .map_err(mount_err(node, &target))?;
+    let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    root.mount(Some("proc"), "/proc", Some("proc"), noexec, none, false)?;
+    let sys = if security.privileged { noexec } else { noexec | MsFlags::MS_RDONLY };
+    root.mount(Some("sysfs"), "/sys", Some("sysfs"), sys, none, false)?;
+    if security.privileged {
+        // Every device of the host, as upstream gives privileged containers; its own terminals.
+        root.mount(Some("/dev"), "/dev", none, MsFlags::MS_BIND | MsFlags::MS_REC, none, false)?;
+    } else {
+        root.mount(Some("tmpfs"), "/dev", Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k"), false)?;
+        for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+            let host = format!("/dev/{node}");
+            root.mount(Some(host.as_str()), &host, none, MsFlags::MS_BIND, none, true)?;
+        }
     }
-    let pts = inside(root, "/dev/pts", false)?;
-    mount(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )
-    .map_err(mount_err("devpts", &pts))?;
-    let shm = inside(root, "/dev/shm", false)?;
-    mount(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
-    )
-    .map_err(mount_err("shm", &shm))?;
-    for (link, to) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        let _ = std::os::unix::fs::symlink(to, dev.join(link));
+    let pts_options = "newinstance,ptmxmode=0666,mode=0620";
+    root.mount(Some("devpts"), "/dev/pts", Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some(pts_options), false)?;
+    root.mount(Some("shm"), "/dev/shm", Some("tmpfs"), noexec, Some("mode=1777,size=65536k"), false)?;
+    // The usual links in the container's own /dev (the host's, bound for a privileged
+    // container, is left as it is).
+    if !security.privileged {
+        let dev = root.target("/dev", false)?;
+        for (link, to) in [
+            ("ptmx", "pts/ptmx"),
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            let _ = nix::unistd::symlinkat(to, &dev, link);
+        }
     }
 
     for m in &spec.mounts {
-        let is_file = m.kind == MountKind::Bind && m.source.is_file();
-        let target = inside(root, &m.target, is_file)?;
         match &m.kind {
             MountKind::Bind => {
-                mount(Some(&m.source), &target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
-                    .map_err(mount_err(&m.source.display().to_string(), &target))?;
+                let file = m.source.is_file();
+                let source = m.source.display().to_string();
+                root.mount(Some(source.as_str()), &m.target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none, file)?;
                 if m.read_only {
-                    mount(
-                        none,
-                        &target,
-                        none,
-                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
-                        none,
-                    )
-                    .map_err(mount_err("read-only remount", &target))?;
+                    root.read_only(&m.target)?;
                 }
             }
             MountKind::Tmpfs(size) => {
@@ -529,14 +543,25 @@ fn build_root(spec: &ContainerSpec) -> Result<(), Fail> {
                 if m.read_only {
                     flags |= MsFlags::MS_RDONLY;
                 }
-                mount(Some("tmpfs"), &target, Some("tmpfs"), flags, Some(options.as_str()))
-                    .map_err(mount_err("tmpfs", &target))?;
+                root.mount(Some("tmpfs"), &m.target, Some("tmpfs"), flags, Some(options.as_str()), false)?;
             }
         }
     }
+    if security.mask_paths {
+        for path in logic::security::MASKED_PATHS {
+            root.mask(path)?;
+        }
+        for path in logic::security::READONLY_PATHS {
+            root.read_only(path)?;
+        }
+    }
+    if security.read_only_root {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(none, merged, none, flags, none).map_err(mount_err("read-only remount", "/"))?;
+    }
 
     // pivot_root(".", "."): the old root ends up stacked on the new one, then is detached.
-    std::env::set_current_dir(root).map_err(ctx("chdir rootfs"))?;
+    std::env::set_current_dir(merged).map_err(ctx("chdir rootfs"))?;
     pivot_root(".", ".").map_err(ctx("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(ctx("detach old root"))?;
     std::env::set_current_dir("/").map_err(ctx("chdir /"))?;
@@ -619,6 +644,12 @@ pub(super) struct Launch {
     uid: Uid,
     gid: Gid,
     groups: Vec<Gid>,
+    /// Capability numbers kept in the bounding set (for root: effective and permitted after
+    /// the exec); the others are dropped.
+    keep: Vec<usize>,
+    no_new_privileges: bool,
+    /// Compiled before the fork: the child only installs them.
+    seccomp: Vec<seccompiler::BpfProgram>,
 }
 
 impl Launch {
@@ -633,8 +664,24 @@ impl Launch {
         }
         let path = find_executable(program, &env)
             .ok_or_else(|| format!("exec: {program:?}: executable file not found in $PATH"))?;
-        let (uid, gid, groups) = resolve_user(&process.user)?;
+        let (uid, gid, mut groups) = resolve_user(&process.user)?;
+        let security = &process.security;
+        for g in &security.groups {
+            let g = Gid::from_raw(*g);
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
         let cwd = PathBuf::from(if process.cwd.is_empty() { "/" } else { process.cwd.as_str() });
+        let keep = security
+            .capabilities
+            .iter()
+            .filter_map(|c| logic::security::CAPABILITIES.iter().position(|k| k == c))
+            .collect();
+        let seccomp = match security.seccomp {
+            logic::security::Seccomp::RuntimeDefault => super::seccomp::runtime_default(&security.capabilities)?,
+            logic::security::Seccomp::Unconfined => Vec::new(),
+        };
         Ok(Launch {
             path: CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| format!("{e}"))?,
             argv: cstrings(process.argv.iter().cloned())?,
@@ -643,7 +690,32 @@ impl Launch {
             uid,
             gid,
             groups,
+            keep,
+            no_new_privileges: security.no_new_privileges,
+            seccomp,
         })
+    }
+
+    /// Drop every capability not kept from the bounding set (so an exec cannot gain it) and
+    /// clear the ambient set. Done as root, before the user changes.
+    fn drop_capabilities(&self) -> Result<(), String> {
+        let last: usize = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(logic::security::CAPABILITIES.len() - 1);
+        for cap in (0..=last).filter(|c| !self.keep.contains(c)) {
+            // SAFETY: prctl with integer arguments only; no memory is passed.
+            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+            if rc != 0 {
+                return Err(format!("drop capability {cap}: {}", std::io::Error::last_os_error()));
+            }
+        }
+        // SAFETY: as above.
+        let rc = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+        if rc != 0 {
+            return Err(format!("clear ambient capabilities: {}", std::io::Error::last_os_error()));
+        }
+        clear_inheritable()
     }
 
     /// In the child: become the user, enter the working directory, exec. Returns only on error.
@@ -657,6 +729,19 @@ impl Launch {
         if let Err(e) = nix::unistd::setgid(self.gid) {
             return format!("setgid: {e}");
         }
+        if let Err(e) = self.drop_capabilities() {
+            return e;
+        }
+        if self.no_new_privileges
+            && let Err(e) = nix::sys::prctl::set_no_new_privs()
+        {
+            return format!("set no_new_privs: {e}");
+        }
+        // While still root (installing a filter without no_new_privs takes CAP_SYS_ADMIN); the
+        // filter lets through what is left to do: setuid and execve.
+        if let Err(e) = super::seccomp::install(&self.seccomp) {
+            return e;
+        }
         if let Err(e) = nix::unistd::setuid(self.uid) {
             return format!("setuid: {e}");
         }
@@ -664,6 +749,41 @@ impl Launch {
             Err(e) => format!("exec: {:?}: {e}", self.path),
         }
     }
+}
+
+/// Empty the inheritable set, as containerd does since CVE-2022-24769 (an exec must not gain
+/// capabilities through files marked inheritable).
+fn clear_inheritable() -> Result<(), String> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget fills two `Data` records (version 3) for the calling thread; both structs
+    // are laid out as the kernel's and live across the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut Header, data.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(format!("capget: {}", std::io::Error::last_os_error()));
+    }
+    for d in &mut data {
+        d.inheritable = 0;
+    }
+    // SAFETY: as above, for capset reading them.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(format!("capset: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 fn spawn_workload(process: &spec::Process, stdio: ChildStdio, mut start_error: fs::File) -> Result<Pid, Fail> {
@@ -792,6 +912,7 @@ mod tests {
                 stdin: false,
                 stdin_once: false,
                 tty: false,
+                security: logic::security::SecurityPlan::unconfined(),
             },
             log,
             log_max_bytes: max_bytes,

@@ -72,6 +72,15 @@ pub struct Process {
     pub stdin_once: bool,
     /// A terminal instead of pipes.
     pub tty: bool,
+    /// How the process (and whatever is executed in the container later) is confined. A run
+    /// started before Ordinal confined containers has none in its `spec.json`, and its exec
+    /// sessions stay as unconfined as it is.
+    #[serde(default = "unconfined")]
+    pub security: logic::security::SecurityPlan,
+}
+
+fn unconfined() -> logic::security::SecurityPlan {
+    logic::security::SecurityPlan::unconfined()
 }
 
 /// What the shim records when the container's process is gone.
