@@ -28,11 +28,23 @@ pub struct Root {
     path: PathBuf,
 }
 
-fn how(flags: OFlag, mode: Mode) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .mode(mode)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+/// How a path may be resolved below a root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// As if the root were `/`: symlinks and `..` are followed but stop at the root (an image's
+    /// own absolute symlinks mean paths inside it).
+    InRoot,
+    /// Only below the root: a symlink or `..` that would leave it is an error (`EXDEV`), as
+    /// kubelet refuses a `subPath` that leads out of its volume.
+    Beneath,
+}
+
+fn how(flags: OFlag, mode: Mode, scope: Scope) -> OpenHow {
+    let resolve = match scope {
+        Scope::InRoot => ResolveFlag::RESOLVE_IN_ROOT,
+        Scope::Beneath => ResolveFlag::RESOLVE_BENEATH,
+    };
+    OpenHow::new().flags(flags | OFlag::O_CLOEXEC).mode(mode).resolve(resolve | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
 fn err(e: Errno) -> io::Error {
@@ -85,7 +97,18 @@ impl Root {
 
     /// Open `path` inside the root with `flags` (`O_PATH` to only hold it).
     pub fn open_at(&self, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
-        openat2(&self.fd, &relative(&parts(path)), how(flags, Mode::empty())).map_err(err)
+        openat2(&self.fd, &relative(&parts(path)), how(flags, Mode::empty(), Scope::InRoot)).map_err(err)
+    }
+
+    /// Open `path` below the root, refusing (`EXDEV`) a symlink or `..` that leads out of it.
+    pub fn open_beneath(&self, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+        openat2(&self.fd, &relative(&parts(path)), how(flags, Mode::empty(), Scope::Beneath)).map_err(err)
+    }
+
+    /// As [`Root::mkdir_all`], but refusing (`EXDEV`) a symlink or `..` that leads out of the
+    /// root instead of confining it.
+    pub fn mkdir_all_beneath(&self, path: &Path, mode: Mode) -> io::Result<OwnedFd> {
+        Ok(self.walk(parts(path), Some(mode), Scope::Beneath)?.0)
     }
 
     /// Open `path` inside the root, not following it if it is itself a symlink.
@@ -98,7 +121,7 @@ impl Root {
     pub fn parent(&self, path: &Path, mode: Mode) -> io::Result<Option<(OwnedFd, OsString)>> {
         let mut dirs = parts(path);
         let Some(name) = dirs.pop() else { return Ok(None) };
-        let (dir, _) = self.walk(dirs, Some(mode))?;
+        let (dir, _) = self.walk(dirs, Some(mode), Scope::InRoot)?;
         Ok(Some((dir, name)))
     }
 
@@ -106,20 +129,23 @@ impl Root {
     /// symlinks as if the root were `/` (a dangling one leads to a directory made where it
     /// points, inside the root); the last one, opened `O_PATH`.
     pub fn mkdir_all(&self, path: &Path, mode: Mode) -> io::Result<OwnedFd> {
-        Ok(self.walk(parts(path), Some(mode))?.0)
+        Ok(self.walk(parts(path), Some(mode), Scope::InRoot)?.0)
     }
 
     /// Walk `parts` from the root one component at a time, through descriptors: a symlink's
     /// target is read and walked in its place (from the root when absolute), `..` never rises
     /// above the root, and a missing directory is made when `mkdir` says with what mode. Returns
     /// the directory reached and its components from the root.
-    fn walk(&self, path: Vec<OsString>, mkdir: Option<Mode>) -> io::Result<(OwnedFd, Vec<OsString>)> {
+    fn walk(&self, path: Vec<OsString>, mkdir: Option<Mode>, scope: Scope) -> io::Result<(OwnedFd, Vec<OsString>)> {
         let mut todo: std::collections::VecDeque<OsString> = path.into();
         let mut done: Vec<OsString> = Vec::new();
         let mut dir = self.fd.try_clone()?;
         let mut links = 0;
         while let Some(name) = todo.pop_front() {
             if name == ".." {
+                if done.is_empty() && scope == Scope::Beneath {
+                    return Err(err(Errno::EXDEV));
+                }
                 done.pop();
                 dir = self.reopen(&done)?;
                 continue;
@@ -154,6 +180,9 @@ impl Root {
                 let target = nix::fcntl::readlinkat(&next, "").map_err(err)?;
                 let target = PathBuf::from(target);
                 if target.is_absolute() {
+                    if scope == Scope::Beneath {
+                        return Err(err(Errno::EXDEV));
+                    }
                     done.clear();
                     dir = self.fd.try_clone()?;
                 }
@@ -173,7 +202,8 @@ impl Root {
 
     /// The directory at `parts` from the root (components already resolved).
     fn reopen(&self, parts: &[OsString]) -> io::Result<OwnedFd> {
-        openat2(&self.fd, &relative(parts), how(OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())).map_err(err)
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+        openat2(&self.fd, &relative(parts), how(flags, Mode::empty(), Scope::InRoot)).map_err(err)
     }
 
     /// Make sure `path` exists inside the root as a directory, or (`file`) as a file (empty if
@@ -190,7 +220,7 @@ impl Root {
             let Some(name) = dirs.pop().filter(|n| is_plain_name(n)) else {
                 return Err(io::Error::other(format!("{} is not a file name", path.display())));
             };
-            let (dir, at) = self.walk(dirs, Some(dir_mode))?;
+            let (dir, at) = self.walk(dirs, Some(dir_mode), Scope::InRoot)?;
             let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
             match nix::fcntl::openat(&dir, name.as_os_str(), flags, Mode::empty()) {
                 Ok(fd) if nix::sys::stat::fstat(&fd).map_err(err)?.st_mode & libc::S_IFMT == libc::S_IFLNK => {
@@ -212,6 +242,25 @@ impl Root {
             }
         }
         Err(err(Errno::ELOOP))
+    }
+}
+
+/// A volume's `subPath`: resolved below the volume (a link out of it is refused, as kubelet
+/// refuses it), made as a directory when missing. The kubelet checks it before a start (to
+/// report why) and the shim resolves it again to mount what it resolved.
+pub fn sub_path(volume: &Path, sub: &Path) -> Result<OwnedFd, String> {
+    let root = Root::open(volume).map_err(|e| format!("open volume {}: {e}", volume.display()))?;
+    let why = |e: io::Error| {
+        let reason =
+            if e.raw_os_error() == Some(libc::EXDEV) { "leads out of its volume".to_string() } else { e.to_string() };
+        format!("subPath {:?} {reason}", sub.display().to_string())
+    };
+    match root.open_beneath(sub, OFlag::O_PATH) {
+        Ok(fd) => Ok(fd),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            root.mkdir_all_beneath(sub, Mode::from_bits_truncate(0o755)).map_err(why)
+        }
+        Err(e) => Err(why(e)),
     }
 }
 
@@ -256,6 +305,25 @@ mod tests {
         assert!(inside.is_dir(), "{}", inside.display());
         root.ensure(Path::new("up/file"), true, Mode::from_bits_truncate(0o644)).expect("file");
         assert!(dir.path().join("file").is_file());
+    }
+
+    #[test]
+    fn beneath_refuses_what_in_root_confines() {
+        let (outside, dir, root) = root();
+        symlink(outside.path(), dir.path().join("abs")).expect("symlink");
+        symlink("../../..", dir.path().join("up")).expect("symlink");
+        std::fs::create_dir(dir.path().join("real")).expect("mkdir");
+        symlink("real", dir.path().join("inside")).expect("symlink");
+        let exdev = |r: io::Result<OwnedFd>| r.map(drop).map_err(|e| e.raw_os_error());
+        let mode = Mode::from_bits_truncate(0o755);
+        for path in ["abs", "abs/new", "up/x", "../x"] {
+            assert_eq!(exdev(root.open_beneath(Path::new(path), OFlag::O_PATH)), Err(Some(libc::EXDEV)), "{path}");
+            assert_eq!(exdev(root.mkdir_all_beneath(Path::new(path), mode)), Err(Some(libc::EXDEV)), "{path}");
+        }
+        // Symlinks that stay below are followed.
+        root.mkdir_all_beneath(Path::new("inside/made"), mode).expect("inside");
+        assert!(dir.path().join("real/made").is_dir());
+        assert!(root.open_beneath(Path::new("inside/made"), OFlag::O_PATH).is_ok());
     }
 
     #[test]

@@ -151,7 +151,10 @@ fn pick<T: Clone>(
     container.and_then(c).or_else(|| pod.and_then(p))
 }
 
-fn contexts<'a>(pod: &'a Pod, container: &'a Container) -> (Option<&'a SecurityContext>, Option<&'a PodSecurityContext>) {
+fn contexts<'a>(
+    pod: &'a Pod,
+    container: &'a Container,
+) -> (Option<&'a SecurityContext>, Option<&'a PodSecurityContext>) {
     (container.security_context.as_ref(), pod.spec.as_ref().and_then(|s| s.security_context.as_ref()))
 }
 
@@ -196,7 +199,9 @@ pub fn security_plan(pod: &Pod, container: &Container) -> Result<SecurityPlan, S
     let seccomp = pick(sc, psc, |s| s.seccomp_profile.clone(), |p| p.seccomp_profile.clone());
     let seccomp = match seccomp.as_ref().map(|p| p.type_.as_str()) {
         Some("Localhost") => {
-            return Err("seccompProfile type Localhost is not supported by this node (use RuntimeDefault or Unconfined)".into());
+            return Err(
+                "seccompProfile type Localhost is not supported by this node (use RuntimeDefault or Unconfined)".into(),
+            );
         }
         Some("Unconfined") => Seccomp::Unconfined,
         Some(_) if !privileged => Seccomp::RuntimeDefault,
@@ -211,7 +216,8 @@ pub fn security_plan(pod: &Pod, container: &Container) -> Result<SecurityPlan, S
     if selinux.is_some_and(|o| o.user.is_some() || o.role.is_some() || o.type_.is_some() || o.level.is_some()) {
         return Err("seLinuxOptions are not supported: SELinux is not enabled on this node".into());
     }
-    let capabilities = if privileged { CAPABILITIES.iter().map(|c| c.to_string()).collect() } else { capabilities(sc)? };
+    let capabilities =
+        if privileged { CAPABILITIES.iter().map(|c| c.to_string()).collect() } else { capabilities(sc)? };
     let escalation = sc.and_then(|s| s.allow_privilege_escalation).unwrap_or(false);
     let unmasked = sc.and_then(|s| s.proc_mount.as_deref()) == Some("Unmasked");
     let mut groups: Vec<u32> = Vec::new();
@@ -300,7 +306,8 @@ mod tests {
             d
         };
         assert_eq!(caps(json!({})), Ok(defaults.clone()));
-        let added = caps(json!({"capabilities": {"add": ["NET_ADMIN", "CAP_SYS_TIME"], "drop": ["MKNOD"]}})).expect("caps");
+        let added =
+            caps(json!({"capabilities": {"add": ["NET_ADMIN", "CAP_SYS_TIME"], "drop": ["MKNOD"]}})).expect("caps");
         assert!(added.contains(&"CAP_NET_ADMIN".to_string()) && added.contains(&"CAP_SYS_TIME".to_string()));
         assert!(!added.contains(&"CAP_MKNOD".to_string()));
         assert_eq!(caps(json!({"capabilities": {"drop": ["ALL"]}})), Ok(vec![]));
@@ -329,7 +336,10 @@ mod tests {
         // The container's profile wins over the pod's.
         let unconfined = plan(json!({"seccompProfile": {"type": "Unconfined"}}), json!({})).expect("plan");
         assert_eq!(unconfined.seccomp, Seccomp::Unconfined);
-        let back = plan(json!({"seccompProfile": {"type": "Unconfined"}}), json!({"seccompProfile": {"type": "RuntimeDefault"}}));
+        let back = plan(
+            json!({"seccompProfile": {"type": "Unconfined"}}),
+            json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+        );
         assert_eq!(back.map(|p| p.seccomp), Ok(Seccomp::RuntimeDefault));
         let escalating = plan(json!({}), json!({"allowPrivilegeEscalation": true})).expect("plan");
         assert!(!escalating.no_new_privileges);
@@ -365,7 +375,10 @@ mod tests {
             check(json!({"runAsNonRoot": true}), json!({}), ""),
             Err(format!("container has runAsNonRoot and image will run as root {who}"))
         );
-        assert_eq!(check(json!({"runAsNonRoot": true}), json!({}), "0:0"), check(json!({"runAsNonRoot": true}), json!({}), ""));
+        assert_eq!(
+            check(json!({"runAsNonRoot": true}), json!({}), "0:0"),
+            check(json!({"runAsNonRoot": true}), json!({}), "")
+        );
         assert_eq!(check(json!({"runAsNonRoot": true}), json!({}), "1000"), Ok(()));
         assert_eq!(
             check(json!({"runAsNonRoot": true}), json!({}), "nginx"),
@@ -386,7 +399,9 @@ mod tests {
         assert_eq!(sandbox_refusal(&pod(json!({"containers": []}))), None);
         let refused = sandbox_refusal(&pod(json!({"containers": [], "hostNetwork": true, "hostPID": true})));
         assert_eq!(refused.as_deref(), Some("hostNetwork, hostPID not supported by Ordinal's node yet"));
-        let sysctls = pod(json!({"containers": [], "securityContext": {"sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "1024 65000"}]}}));
+        let sysctls = pod(
+            json!({"containers": [], "securityContext": {"sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "1024 65000"}]}}),
+        );
         assert!(sandbox_refusal(&sysctls).is_some_and(|r| r.starts_with("sysctls")));
     }
 }

@@ -55,6 +55,14 @@ impl DataDir {
         Ok(DataDir { root: std::fs::canonicalize(path)? })
     }
 
+    /// Make the directory readable by its owner only (0700): a server's data dir holds the
+    /// database, keys and pods' files. Done at every start, for a dir made by hand or by an
+    /// older Ordinal.
+    pub fn make_private(&self) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+    }
+
     /// The directory itself (absolute).
     pub fn root(&self) -> &Path {
         &self.root

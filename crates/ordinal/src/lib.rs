@@ -113,6 +113,7 @@ fn first_service_ip(cidr: (Ipv4Addr, u8)) -> Ipv4Addr {
 /// dir is locked first: a second server on it is refused.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let lock = config.data_dir.lock()?;
+    config.data_dir.make_private()?;
     // Without root the node runs no pods (it says why) and has no network to claim.
     let network = match config.pods.as_ref().filter(|_| config.controllers && nix::unistd::geteuid().is_root()) {
         Some(pods) => Some(agent::runtime::network::claim_network(&pods.bridge, pods.pod_cidr).await?),

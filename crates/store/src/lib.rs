@@ -107,6 +107,12 @@ pub enum StoreError {
     },
     #[error("store lock poisoned")]
     Poisoned,
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What a `mutate` closure decides to do with the key.
@@ -186,7 +192,23 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) 
 
 impl Store {
     /// Open (or create) the database at `path`.
+    /// Open (or create) the database at `path`. It and its WAL and shared-memory files are
+    /// private (0600): SQLite creates the latter two with the database's own mode, so the
+    /// database is made 0600 before SQLite first opens it, and tightened if it was not.
     pub fn open(path: &Path, config: StoreConfig) -> Result<Store, StoreError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(io(path))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&file)(e)),
+                _ => {}
+            }
+        }
         let conn = Connection::open(path)?;
         Store::from_connection(conn, config)
     }

@@ -173,3 +173,22 @@ async fn reloaded_ring_knows_previous_values() {
     assert_eq!(modified.prev.as_ref().map(|p| p["v"].clone()), Some(json!(1)));
     let _: Arc<Event> = modified;
 }
+
+#[test]
+fn the_database_and_its_wal_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ordinal.db");
+    let mode = |suffix: &str| {
+        let file = format!("{}{suffix}", path.display());
+        std::fs::metadata(file).map(|m| m.permissions().mode() & 0o777).ok()
+    };
+    let store = Store::open(&path, StoreConfig { history: 8 }).expect("open");
+    put(&store, "/a", json!({}));
+    assert_eq!((mode(""), mode("-wal"), mode("-shm")), (Some(0o600), Some(0o600), Some(0o600)));
+    drop(store);
+    // A database an older version left readable is tightened at the next open.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let _store = Store::open(&path, StoreConfig { history: 8 }).expect("reopen");
+    assert_eq!(mode(""), Some(0o600));
+}

@@ -13,6 +13,8 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Container, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Volume,
 };
 use kube::Api;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use crate::runtime::spec::{Mount, MountKind};
 
@@ -63,18 +65,12 @@ async fn prepare_one(
     if let Some(empty) = &volume.empty_dir {
         fs::create_dir_all(&dir).map_err(failed)?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).map_err(failed)?;
-        if empty.medium.as_deref() == Some("Memory") && !is_mount_point(&dir) {
+        if empty.medium.as_deref() == Some("Memory") {
             let size = empty.size_limit.as_ref().map(|q| logic_bytes(&q.0)).unwrap_or(0);
             let options = if size > 0 { format!("size={size},mode=1777") } else { "mode=1777".into() };
-            nix::mount::mount(
-                Some("tmpfs"),
-                &dir,
-                Some("tmpfs"),
-                nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-                Some(options.as_str()),
-            )
-            .map_err(|e| failed(format!("mount tmpfs for emptyDir {}: {e}", volume.name)))?;
+            mount_tmpfs(&dir, &options, &format!("emptyDir {}", volume.name))?;
         }
+        set_volume_ownership(&dir, pod, false)?;
         return Ok(writable(dir));
     }
     if let Some(host) = &volume.host_path {
@@ -137,20 +133,17 @@ async fn prepare_one(
     if let Some(cm) = &volume.config_map {
         let files =
             source_files(client, namespace, &cm.name, cm.items.as_deref(), cm.optional, config_map_data).await?;
-        write_files(&dir, &files, cm.default_mode.unwrap_or(0o644))?;
-        return Ok(Prepared { path: dir, read_only: true });
+        return files_volume(&dir, pod, &files, cm.default_mode, false);
     }
     if let Some(secret) = &volume.secret {
         let name = secret.secret_name.clone().unwrap_or_default();
         let files =
             source_files(client, namespace, &name, secret.items.as_deref(), secret.optional, secret_data).await?;
-        write_files(&dir, &files, secret.default_mode.unwrap_or(0o644))?;
-        return Ok(Prepared { path: dir, read_only: true });
+        return files_volume(&dir, pod, &files, secret.default_mode, true);
     }
     if let Some(downward) = &volume.downward_api {
         let files = downward_files(pod, downward.items.as_deref().unwrap_or_default());
-        write_files(&dir, &files, downward.default_mode.unwrap_or(0o644))?;
-        return Ok(Prepared { path: dir, read_only: true });
+        return files_volume(&dir, pod, &files, downward.default_mode, false);
     }
     if let Some(projected) = &volume.projected {
         let mut files = BTreeMap::new();
@@ -170,10 +163,28 @@ async fn prepare_one(
                 files.extend(downward_files(pod, d.items.as_deref().unwrap_or_default()));
             }
         }
-        write_files(&dir, &files, projected.default_mode.unwrap_or(0o644))?;
-        return Ok(Prepared { path: dir, read_only: true });
+        let secret = projected.sources.iter().flatten().any(|s| s.secret.is_some());
+        return files_volume(&dir, pod, &files, projected.default_mode, secret);
     }
     Err(failed(format!("volume {:?}: this volume type is not supported by Ordinal's node agent", volume.name)))
+}
+
+/// A read-only volume of files (configMap, secret, downwardAPI, projected); on a tmpfs when it
+/// holds secrets; the pod's `fsGroup` given read access.
+fn files_volume(
+    dir: &Path,
+    pod: &Pod,
+    files: &Files,
+    default_mode: Option<i32>,
+    secret: bool,
+) -> Result<Prepared, VolumeError> {
+    fs::create_dir_all(dir).map_err(failed)?;
+    if secret {
+        mount_tmpfs(dir, "mode=0755", "a secret volume")?;
+    }
+    write_files(dir, files, default_mode.unwrap_or(0o644))?;
+    set_volume_ownership(dir, pod, true)?;
+    Ok(Prepared { path: dir.to_path_buf(), read_only: true })
 }
 
 fn logic_bytes(q: &str) -> u64 {
@@ -262,19 +273,99 @@ fn downward_files(pod: &Pod, items: &[k8s_openapi::api::core::v1::DownwardAPIVol
         .collect()
 }
 
+/// Write `files` (an item's `path` names each) inside `dir`, each resolved inside it.
 fn write_files(dir: &Path, files: &Files, default_mode: i32) -> Result<(), VolumeError> {
     fs::create_dir_all(dir).map_err(failed)?;
+    let root = crate::fsroot::Root::open(dir).map_err(failed)?;
     for (relative, (bytes, mode)) in files {
         if Path::new(relative).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
             return Err(failed(format!("invalid path {relative:?}")));
         }
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(failed)?;
+        let io = |e: std::io::Error| failed(format!("write {}: {e}", root.display(Path::new(relative))));
+        let (parent, name) = root
+            .parent(Path::new(relative), Mode::from_bits_truncate(0o755))
+            .map_err(io)?
+            .ok_or_else(|| failed("empty path"))?;
+        let mode = Mode::from_bits_truncate(mode.unwrap_or(default_mode) as u32 & 0o777);
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(&parent, name.as_os_str(), flags, mode).map_err(|e| io(e.into()))?;
+        let mut file = fs::File::from(fd);
+        std::io::Write::write_all(&mut file, bytes).map_err(io)?;
+        nix::sys::stat::fchmod(&file, mode).map_err(|e| io(e.into()))?;
+    }
+    Ok(())
+}
+
+/// A tmpfs at `dir` unless one is there already: memory-backed `emptyDir`s, and secrets, which
+/// must never reach the disk.
+fn mount_tmpfs(dir: &Path, options: &str, what: &str) -> Result<(), VolumeError> {
+    if is_mount_point(dir) {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(options),
+    )
+    .map_err(|e| failed(format!("mount tmpfs for {what}: {e}")))
+}
+
+/// Give the pod's `fsGroup` the volume, as kubelet's `SetVolumeOwnership` does: every
+/// directory and regular file group-owned by it, readable (and writable unless read-only) by
+/// the group, directories setgid so new files inherit the group. The walk goes through
+/// descriptors and never follows a symlink: containers may have written the volume (it is
+/// walked again when a restarted server prepares it). `fsGroupChangePolicy: OnRootMismatch`
+/// skips a volume whose top already has the group.
+fn set_volume_ownership(dir: &Path, pod: &Pod, read_only: bool) -> Result<(), VolumeError> {
+    use std::os::unix::fs::MetadataExt;
+    let sc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let Some(gid) = sc.and_then(|s| s.fs_group).and_then(|g| u32::try_from(g).ok()) else { return Ok(()) };
+    let on_root_mismatch = sc.and_then(|s| s.fs_group_change_policy.as_deref()) == Some("OnRootMismatch");
+    let top = fs::symlink_metadata(dir).map_err(failed)?;
+    if on_root_mismatch && top.gid() == gid && top.mode() & 0o2000 != 0 {
+        return Ok(());
+    }
+    let bits = if read_only { (0o440, 0o550) } else { (0o660, 0o770) };
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::open(dir, flags, Mode::empty()).map_err(|e| failed(format!("open {}: {e}", dir.display())))?;
+    own_tree(fd, nix::unistd::Gid::from_raw(gid), bits)
+        .map_err(|e| failed(format!("fsGroup on {}: {e}", dir.display())))
+}
+
+/// `set_volume_ownership`'s walk from an open directory.
+fn own_tree(dir: std::os::fd::OwnedFd, gid: nix::unistd::Gid, (file_bits, dir_bits): (u32, u32)) -> nix::Result<()> {
+    let own = |fd: &dyn std::os::fd::AsFd, bits: u32| -> nix::Result<()> {
+        nix::unistd::fchown(fd.as_fd(), None, Some(gid))?;
+        let mode = nix::sys::stat::fstat(fd.as_fd())?.st_mode & 0o7777;
+        nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode | bits))
+    };
+    own(&dir, dir_bits | 0o2000)?;
+    let mut entries = nix::dir::Dir::from_fd(dir)?;
+    let names: Vec<std::ffi::CString> = entries
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for name in names {
+        let at = nix::sys::stat::fstatat(&entries, name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        // O_NOFOLLOW: a symlink swapped in since the stat fails to open rather than be followed.
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        match at.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                let child = nix::fcntl::openat(&entries, name.as_c_str(), flags | OFlag::O_DIRECTORY, Mode::empty())?;
+                own_tree(child, gid, (file_bits, dir_bits))?;
+            }
+            libc::S_IFREG => {
+                let file = nix::fcntl::openat(&entries, name.as_c_str(), flags, Mode::empty())?;
+                if nix::sys::stat::fstat(&file)?.st_mode & libc::S_IFMT == libc::S_IFREG {
+                    own(&file, file_bits)?;
+                }
+            }
+            _ => {}
         }
-        fs::write(&path, bytes).map_err(failed)?;
-        let mode = mode.unwrap_or(default_mode) as u32 & 0o777;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(failed)?;
     }
     Ok(())
 }
@@ -297,19 +388,21 @@ pub fn container_mounts(
     for vm in container.volume_mounts.clone().unwrap_or_default() {
         let volume =
             volumes.get(&vm.name).ok_or_else(|| failed(format!("volume {:?} is not defined in the pod", vm.name)))?;
-        let mut source = volume.path.clone();
-        if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            if Path::new(sub).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-                return Err(failed(format!("subPath {sub:?} must be a relative path inside the volume")));
-            }
-            source = source.join(sub);
-            if !source.exists() {
-                fs::create_dir_all(&source).map_err(failed)?;
-            }
+        let sub_path = vm.sub_path.as_deref().filter(|s| !s.is_empty()).map(PathBuf::from);
+        if let Some(sub) = &sub_path {
+            // Checked here to say why (kubelet's wording); the shim resolves it again to mount it.
+            crate::fsroot::sub_path(&volume.path, sub).map_err(|e| {
+                failed(format!(
+                    "failed to prepare subPath for volumeMount {:?} of container {:?}: {e}",
+                    vm.name, container.name
+                ))
+            })?;
         }
         mounts.push(Mount {
             kind: MountKind::Bind,
-            source,
+            // Resolved inside the volume by the shim, never joined here.
+            sub_path,
+            source: volume.path.clone(),
             target: vm.mount_path.clone(),
             read_only: vm.read_only.unwrap_or(false) || volume.read_only,
         });

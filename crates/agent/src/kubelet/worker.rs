@@ -573,6 +573,7 @@ impl<R: Runtime> Worker<R> {
             if !mounts.iter().any(|m| m.target == format!("/etc/{file}")) {
                 mounts.push(Mount {
                     kind: MountKind::Bind,
+                    sub_path: None,
                     source: etc.join(file),
                     target: format!("/etc/{file}"),
                     read_only: false,

@@ -9,8 +9,8 @@
 //! - `<pod-uid>/logs/<name>/<attempt>.log`: its output (kept while the pod exists).
 
 pub mod cgroup;
-pub mod seccomp;
 pub mod network;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 

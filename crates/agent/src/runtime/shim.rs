@@ -445,9 +445,18 @@ impl NewRoot {
         self.0.open_at(Path::new(path), nix::fcntl::OFlag::O_PATH).ok()
     }
 
-    fn mount(&self, source: Option<&str>, path: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>, file: bool) -> Result<(), Fail> {
+    fn mount(
+        &self,
+        source: Option<&str>,
+        path: &str,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+        file: bool,
+    ) -> Result<(), Fail> {
         let target = self.target(path, file)?;
-        mount(source, &crate::fsroot::proc_path(&target), fstype, flags, data).map_err(mount_err(source.unwrap_or(""), path))
+        mount(source, &crate::fsroot::proc_path(&target), fstype, flags, data)
+            .map_err(mount_err(source.unwrap_or(""), path))
     }
 
     /// Hide `path` if it exists: a file under `/dev/null`, a directory under an empty
@@ -475,6 +484,13 @@ impl NewRoot {
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
         mount(none, &crate::fsroot::proc_path(&bound), none, flags, none).map_err(mount_err("read-only remount", path))
     }
+}
+
+/// A volume's `subPath`, resolved below the volume through descriptors (made as a directory
+/// when missing, as kubelet does): a symlink in it that leads out of the volume, even one
+/// another container of the pod planted a moment ago, is refused (the CVE-2017-1002101 class).
+fn sub_path(volume: &Path, sub: &Path) -> Result<OwnedFd, Fail> {
+    crate::fsroot::sub_path(volume, sub).map_err(|e| e.into())
 }
 
 fn build_root(spec: &ContainerSpec) -> Result<(), Fail> {
@@ -510,7 +526,14 @@ fn build_root(spec: &ContainerSpec) -> Result<(), Fail> {
         }
     }
     let pts_options = "newinstance,ptmxmode=0666,mode=0620";
-    root.mount(Some("devpts"), "/dev/pts", Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some(pts_options), false)?;
+    root.mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(pts_options),
+        false,
+    )?;
     root.mount(Some("shm"), "/dev/shm", Some("tmpfs"), noexec, Some("mode=1777,size=65536k"), false)?;
     // The usual links in the container's own /dev (the host's, bound for a privileged
     // container, is left as it is).
@@ -530,8 +553,15 @@ fn build_root(spec: &ContainerSpec) -> Result<(), Fail> {
     for m in &spec.mounts {
         match &m.kind {
             MountKind::Bind => {
-                let file = m.source.is_file();
-                let source = m.source.display().to_string();
+                let (source, file, _held) = match &m.sub_path {
+                    None => (m.source.display().to_string(), m.source.is_file(), None),
+                    Some(sub) => {
+                        let fd = sub_path(&m.source, sub)?;
+                        let file =
+                            nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR);
+                        (crate::fsroot::proc_path(&fd).display().to_string(), file, Some(fd))
+                    }
+                };
                 root.mount(Some(source.as_str()), &m.target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none, file)?;
                 if m.read_only {
                     root.read_only(&m.target)?;

@@ -52,6 +52,10 @@ pub enum MountKind {
 pub struct Mount {
     pub kind: MountKind,
     pub source: PathBuf,
+    /// A path inside `source` to bind instead (`subPath`): resolved by the shim inside the
+    /// volume, through descriptors, so a symlink a container left there cannot lead out of it.
+    #[serde(default)]
+    pub sub_path: Option<PathBuf>,
     /// Absolute path inside the container.
     pub target: String,
     pub read_only: bool,
