@@ -10,6 +10,7 @@ mod kubelet;
 mod patch;
 mod pods;
 mod registry;
+mod security;
 mod server;
 mod services;
 mod statefulset;
