@@ -471,16 +471,62 @@ impl PodsBench {
                 }
             }
         });
+        // The cost of confinement, in the same run: the same pods, confined as every pod is by
+        // default, then privileged (no capability limit, seccomp, masking or device cgroup).
+        // One at a time first (a pod's own start-up), then all at once.
+        for (confinement, privileged) in [("default", false), ("privileged", true)] {
+            let alone = self.batch(&pods, &mut rx, &format!("alone-{confinement}"), 10, 1, privileged).await?;
+            emit_pods("create_to_running_alone", confinement, alone.running);
+            let batch = self.batch(&pods, &mut rx, &format!("bench-{confinement}"), self.pods, 16, privileged).await?;
+            emit_pods("create_to_running", confinement, batch.running);
+            emit_pods("create_to_ready", confinement, batch.ready);
+            println!(
+                "{}",
+                json!({"bench": "pods", "metric": "containers_started_per_second", "confinement": confinement,
+                       "unit": "1/s", "n": self.pods, "value": round(self.pods as f64 / batch.span.max(1e-9)),
+                       "span_ms": round(batch.span * 1000.0)})
+            );
+            if !privileged {
+                let loaded = rss_kib(pid).unwrap_or(0);
+                println!(
+                    "{}",
+                    json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": 0, "value": rss_idle})
+                );
+                println!(
+                    "{}",
+                    json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": self.pods + 10, "value": loaded})
+                );
+                self.delete_all(&pods).await?;
+            }
+        }
+        self.delete_all(&pods).await?;
+        watching.abort();
+        Ok(())
+    }
+
+    /// Create `n` pods named `<prefix>-<i>`, `in_flight` at a time, and wait until every one is
+    /// Ready; their create → Running and → Ready latencies, and the span until all ran.
+    async fn batch(
+        &self,
+        pods: &Api<k8s_openapi::api::core::v1::Pod>,
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, bool, bool, Instant)>,
+        prefix: &str,
+        n: usize,
+        in_flight: usize,
+        privileged: bool,
+    ) -> anyhow::Result<Batch> {
+        use k8s_openapi::api::core::v1::Pod;
         let mut created: std::collections::BTreeMap<String, Instant> = Default::default();
         let begin = Instant::now();
-        let mut creating = futures::stream::iter((0..self.pods).map(|i| {
+        let mut creating = futures::stream::iter((0..n).map(|i| {
             let pods = pods.clone();
             async move {
-                let name = format!("bench-{i}");
+                let name = format!("{prefix}-{i}");
                 let pod: Pod = serde_json::from_value(json!({
                     "metadata": {"name": name},
                     "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "localhost/busybox:bench",
                         "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+                        "securityContext": {"privileged": privileged},
                         "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}]}
                 }))?;
                 let at = Instant::now();
@@ -488,7 +534,7 @@ impl PodsBench {
                 anyhow::Ok((name, at))
             }
         }))
-        .buffer_unordered(16);
+        .buffer_unordered(in_flight);
         while let Some(r) = creating.next().await {
             let (name, at) = r?;
             created.insert(name, at);
@@ -496,11 +542,14 @@ impl PodsBench {
         let mut running: std::collections::BTreeMap<String, Instant> = Default::default();
         let mut ready: std::collections::BTreeMap<String, Instant> = Default::default();
         let deadline = Instant::now() + Duration::from_secs(300);
-        while ready.len() < self.pods {
+        while ready.len() < n {
             let Ok(Some((name, is_running, is_ready, at))) = tokio::time::timeout_at(deadline.into(), rx.recv()).await
             else {
-                bail!("only {} of {} pods Ready within 300s ({} Running)", ready.len(), self.pods, running.len());
+                bail!("only {} of {n} pods Ready within 300s ({} Running)", ready.len(), running.len());
             };
+            if !created.contains_key(&name) {
+                continue;
+            }
             if is_running {
                 running.entry(name.clone()).or_insert(at);
             }
@@ -509,28 +558,22 @@ impl PodsBench {
             }
         }
         let all_running = running.values().max().copied().unwrap_or(begin);
-        let rss_loaded = rss_kib(pid).unwrap_or(0);
         let latencies = |to: &std::collections::BTreeMap<String, Instant>| -> Vec<f64> {
             to.iter()
                 .filter_map(|(name, at)| created.get(name).map(|c| at.duration_since(*c).as_secs_f64() * 1000.0))
                 .collect()
         };
-        emit_pods("create_to_running", latencies(&running));
-        emit_pods("create_to_ready", latencies(&ready));
-        let span = all_running.duration_since(begin).as_secs_f64();
-        println!(
-            "{}",
-            json!({"bench": "pods", "metric": "containers_started_per_second", "unit": "1/s", "n": self.pods,
-                   "value": round(self.pods as f64 / span.max(1e-9)), "span_ms": round(span * 1000.0)})
-        );
-        println!("{}", json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": 0, "value": rss_idle}));
-        println!(
-            "{}",
-            json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": self.pods, "value": rss_loaded})
-        );
+        Ok(Batch {
+            running: latencies(&running),
+            ready: latencies(&ready),
+            span: all_running.duration_since(begin).as_secs_f64(),
+        })
+    }
 
-        // Delete them all: graceful (SIGTERM, trapped), until the API has none left.
+    /// Delete every pod (graceful: SIGTERM, trapped) until the API has none left; the time.
+    async fn delete_all(&self, pods: &Api<k8s_openapi::api::core::v1::Pod>) -> anyhow::Result<()> {
         let begin = Instant::now();
+        let n = pods.list(&ListParams::default()).await?.items.len();
         pods.delete_collection(&kube::api::DeleteParams::default(), &ListParams::default()).await?;
         loop {
             if pods.list(&ListParams::default()).await?.items.is_empty() {
@@ -543,18 +586,25 @@ impl PodsBench {
         }
         println!(
             "{}",
-            json!({"bench": "pods", "metric": "delete_all", "unit": "ms", "n": self.pods,
+            json!({"bench": "pods", "metric": "delete_all", "unit": "ms", "n": n,
                    "value": round(begin.elapsed().as_secs_f64() * 1000.0)})
         );
-        watching.abort();
         Ok(())
     }
 }
 
-fn emit_pods(metric: &str, mut samples_ms: Vec<f64>) {
+/// What one batch of pods measured.
+struct Batch {
+    running: Vec<f64>,
+    ready: Vec<f64>,
+    /// Seconds from the first create until every pod ran.
+    span: f64,
+}
+
+fn emit_pods(metric: &str, confinement: &str, mut samples_ms: Vec<f64>) {
     samples_ms.sort_by(|a, b| a.total_cmp(b));
     let line = json!({
-        "bench": "pods", "metric": metric, "unit": "ms", "n": samples_ms.len(),
+        "bench": "pods", "metric": metric, "confinement": confinement, "unit": "ms", "n": samples_ms.len(),
         "p50": round(percentile(&samples_ms, 0.50)), "p99": round(percentile(&samples_ms, 0.99)),
         "max": round(samples_ms.last().copied().unwrap_or(0.0)),
     });

@@ -67,6 +67,18 @@ status: {{}}
     )
 }
 
+/// Wait until every pod of the Deployment runs `image`: once a rollout is complete the old pods
+/// are on their way out, and `get pods` lists them (Terminating) until their containers have
+/// stopped, as upstream's does.
+async fn only_pods_of(k: &it::Kubectl, image: &str) -> anyhow::Result<()> {
+    eventually(&format!("only pods of {image}"), Duration::from_secs(30), || async {
+        let images =
+            k.ok(&["get", "pods", "-l", "app=mynginx", "-o", "jsonpath={.items[*].spec.containers[0].image}"]).ok()?;
+        (images.split_whitespace().collect::<BTreeSet<_>>() == BTreeSet::from([image])).then_some(())
+    })
+    .await
+}
+
 async fn pod_names(pods: &Api<Pod>) -> anyhow::Result<BTreeSet<String>> {
     Ok(pods
         .list(&Default::default())
@@ -176,8 +188,7 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     k.ok(&["annotate", "deploy/mynginx", "kubernetes.io/change-cause=image v2"])?;
     old.ok(&["set", "image", "deploy/mynginx", &format!("nginx={V2}")])?;
     k.ok(&["rollout", "status", "deploy/mynginx", "--timeout=90s"])?;
-    let images = k.ok(&["get", "pods", "-l", "app=mynginx", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
-    assert_eq!(images.split_whitespace().collect::<BTreeSet<_>>(), BTreeSet::from([V2]), "{images}");
+    only_pods_of(&k, V2).await?;
     assert_eq!(
         peak.load(std::sync::atomic::Ordering::SeqCst),
         4,
@@ -192,8 +203,7 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     // Undo: back to the first template, as revision 3; the old ReplicaSet is reused.
     k.ok(&["rollout", "undo", "deploy/mynginx"])?;
     k.ok(&["rollout", "status", "deploy/mynginx", "--timeout=90s"])?;
-    let images = k.ok(&["get", "pods", "-l", "app=mynginx", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
-    assert_eq!(images.split_whitespace().collect::<BTreeSet<_>>(), BTreeSet::from([TEST_IMAGE]), "{images}");
+    only_pods_of(&k, TEST_IMAGE).await?;
     let revisions = k.ok(&[
         "get",
         "rs",
