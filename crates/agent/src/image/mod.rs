@@ -49,8 +49,21 @@ pub enum ImageError {
     DigestMismatch { expected: String, actual: String },
     #[error("{0}: missing from the archive")]
     Missing(String),
-    #[error("unsupported digest {0:?} (only sha256)")]
+    #[error("unsupported digest {0:?} (only sha256: and 64 lowercase hex digits)")]
     BadDigest(String),
+    #[error("diff id {0:?} of the image config is not a digest (sha256: and 64 lowercase hex digits)")]
+    BadDiffId(String),
+    #[error("the image config lists {diff_ids} diff ids for {layers} layers")]
+    LayerCount { layers: usize, diff_ids: usize },
+    #[error("layer {diff_id}: entry {entry:?}: {source}")]
+    Layer {
+        diff_id: String,
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer {diff_id}: its uncompressed content hashes to {actual}")]
+    LayerDigest { diff_id: String, actual: String },
 }
 
 type Result<T, E = ImageError> = std::result::Result<T, E>;
@@ -98,15 +111,32 @@ pub struct ImageStore {
     root: PathBuf,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The hex of a `sha256:` digest, which must be 64 lowercase hex digits (as the OCI spec says):
+/// what names a blob's file or a layer's directory is checked here first.
 fn hex_of(digest: &str) -> Result<&str> {
     digest
         .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         .ok_or_else(|| ImageError::BadDigest(digest.to_string()))
+}
+
+/// Each layer blob of `image` with its diff id, once every diff id is known to be a digest.
+fn layers_with_diff_ids(image: &Image) -> Result<Vec<(&str, &str)>> {
+    if image.diff_ids.len() != image.layers.len() {
+        return Err(ImageError::LayerCount { layers: image.layers.len(), diff_ids: image.diff_ids.len() });
+    }
+    for diff_id in &image.diff_ids {
+        hex_of(diff_id).map_err(|_| ImageError::BadDiffId(diff_id.clone()))?;
+    }
+    Ok(image.layers.iter().map(String::as_str).zip(image.diff_ids.iter().map(String::as_str)).collect())
 }
 
 fn json<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T> {
@@ -222,6 +252,7 @@ impl ImageStore {
 
     /// Name an image whose blobs are in the store (replacing what the name meant before).
     fn record(&self, image: Image) -> Result<()> {
+        layers_with_diff_ids(&image)?;
         let _guard = REFS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let mut refs = self.refs()?;
         refs.images.retain(|i| i.name != image.name);
@@ -311,17 +342,14 @@ impl ImageStore {
         })
     }
 
-    /// Unpack the image's layers (each once) and return their directories, bottom first: the
-    /// overlayfs lower dirs of a container's root filesystem.
+    /// Unpack the image's layers (each once, each checked against its diff id) and return their
+    /// directories, bottom first: the overlayfs lower dirs of a container's root filesystem.
     pub fn unpack(&self, image: &Image) -> Result<Vec<PathBuf>> {
-        let mut dirs = Vec::new();
-        for (i, layer) in image.layers.iter().enumerate() {
-            let id = image.diff_ids.get(i).cloned().unwrap_or_else(|| layer.clone());
-            let dir = unpack::layer_dir(&self.root, &id);
-            unpack::unpack_layer(&self.blob_path(layer)?, &dir)?;
-            dirs.push(dir);
-        }
-        Ok(dirs)
+        let layers = self.root.join("layers");
+        layers_with_diff_ids(image)?
+            .into_iter()
+            .map(|(blob, diff_id)| unpack::unpack_layer(&self.blob_path(blob)?, &layers, diff_id))
+            .collect()
     }
 
     /// Forget an image and delete the blobs no remaining image uses. False if it was not there.
