@@ -151,6 +151,18 @@ fn removing_an_image_deletes_only_unshared_blobs() {
     assert_eq!(store.list().expect("list"), [b_image]);
 }
 
+/// An image of the one layer `blob` (the blob standing in for the manifest and config too).
+fn one_layer(blob: &str, diff_id: &str) -> Image {
+    Image {
+        name: "localhost/test:1".into(),
+        manifest: blob.to_string(),
+        config: blob.to_string(),
+        layers: vec![blob.to_string()],
+        diff_ids: vec![diff_id.to_string()],
+        size: 0,
+    }
+}
+
 /// A layer exercising what unpacking must get right: modes, hard links, whiteouts, opaque dirs.
 fn tricky_layer() -> Vec<u8> {
     fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -182,14 +194,7 @@ fn layers_unpack_once_for_overlayfs() {
     let raw = tricky_layer();
     let layer_digest = digest(&raw);
     store.put_blob(&layer_digest, &raw).expect("blob");
-    let image = Image {
-        name: "localhost/tricky:1".into(),
-        manifest: layer_digest.clone(),
-        config: layer_digest.clone(),
-        layers: vec![layer_digest.clone()],
-        diff_ids: vec![layer_digest],
-        size: 0,
-    };
+    let image = one_layer(&layer_digest, &layer_digest);
     let root = nix::unistd::geteuid().is_root();
     let result = store.unpack(&image);
     if !root {
@@ -314,17 +319,15 @@ impl Hostile {
     fn unpack(&self, raw: &[u8]) -> Result<PathBuf> {
         let digest = digest(raw);
         self.store.put_blob(&digest, raw).expect("blob");
-        let image = Image {
-            name: "localhost/hostile:1".into(),
-            manifest: digest.clone(),
-            config: digest.clone(),
-            layers: vec![digest.clone()],
-            diff_ids: vec![digest],
-            size: 0,
-        };
+        let image = one_layer(&digest, &digest);
         let result = self.store.unpack(&image).map(|mut dirs| dirs.remove(0));
         assert_eq!(snapshot(self.outside.path()), self.before, "the tree outside the layer changed: {result:?}");
         result
+    }
+
+    /// Unpack these entries, which must succeed with every write confined in the layer.
+    fn confined(&self, entries: &[(tar::EntryType, &str, &str, &[u8])]) -> PathBuf {
+        self.unpack(&hostile(entries)).expect("confined, not refused")
     }
 }
 
@@ -336,13 +339,11 @@ fn is_root() -> bool {
 fn absolute_entries_are_confined_in_the_layer() {
     let h = Hostile::new();
     let etc = format!("/etc/ordinal-unpack-test-{}", std::process::id());
-    let layer = h
-        .unpack(&hostile(&[
-            (FILE, &h.out("/marker"), "", b"pwned"),
-            (FILE, &h.out("/sub/new"), "", b"pwned"),
-            (FILE, &etc, "", b"pwned"),
-        ]))
-        .expect("confined, not refused");
+    let layer = h.confined(&[
+        (FILE, &h.out("/marker"), "", b"pwned"),
+        (FILE, &h.out("/sub/new"), "", b"pwned"),
+        (FILE, &etc, "", b"pwned"),
+    ]);
     assert!(!Path::new(&etc).exists(), "{etc} written on the host");
     assert_eq!(fs::read(h.inside(&layer, "/marker")).expect("inside"), b"pwned");
     assert_eq!(fs::read(layer.join(etc.trim_start_matches('/'))).expect("inside"), b"pwned");
@@ -352,13 +353,11 @@ fn absolute_entries_are_confined_in_the_layer() {
 fn dotdot_entries_are_confined_in_the_layer() {
     let h = Hostile::new();
     let up = "../".repeat(20);
-    let layer = h
-        .unpack(&hostile(&[
-            (FILE, "../escape", "", b"pwned"),
-            (FILE, &format!("{up}{}", h.out("/marker").trim_start_matches('/')), "", b"pwned"),
-            (FILE, "a/../../b", "", b"pwned"),
-        ]))
-        .expect("confined, not refused");
+    let layer = h.confined(&[
+        (FILE, "../escape", "", b"pwned"),
+        (FILE, &format!("{up}{}", h.out("/marker").trim_start_matches('/')), "", b"pwned"),
+        (FILE, "a/../../b", "", b"pwned"),
+    ]);
     assert_eq!(fs::read(layer.join("escape")).expect("inside"), b"pwned");
     assert_eq!(fs::read(layer.join("b")).expect("inside"), b"pwned");
     assert_eq!(fs::read(h.inside(&layer, "/marker")).expect("inside"), b"pwned");
@@ -368,19 +367,17 @@ fn dotdot_entries_are_confined_in_the_layer() {
 #[test]
 fn writes_through_a_symlink_to_the_outside_are_confined() {
     let h = Hostile::new();
-    let layer = h
-        .unpack(&hostile(&[
-            (SYM, "a", &h.out(""), b""),
-            (FILE, "a/marker", "", b"pwned"),
-            (FILE, "a/sub/file", "", b"pwned"),
-            (DIR, "a/sub/made/", "", b""),
-            (SYM, "rel", "../../../../../../../../..", b""),
-            (FILE, &format!("rel{}", h.out("/sub/new")), "", b"pwned"),
-            // A symlink over a file outside: the entry replaces the link, it is not written to.
-            (SYM, "m", &h.out("/marker"), b""),
-            (FILE, "m", "", b"pwned"),
-        ]))
-        .expect("confined, not refused");
+    let layer = h.confined(&[
+        (SYM, "a", &h.out(""), b""),
+        (FILE, "a/marker", "", b"pwned"),
+        (FILE, "a/sub/file", "", b"pwned"),
+        (DIR, "a/sub/made/", "", b""),
+        (SYM, "rel", "../../../../../../../../..", b""),
+        (FILE, &format!("rel{}", h.out("/sub/new")), "", b"pwned"),
+        // A symlink over a file outside: the entry replaces the link, it is not written to.
+        (SYM, "m", &h.out("/marker"), b""),
+        (FILE, "m", "", b"pwned"),
+    ]);
     assert_eq!(fs::read_link(layer.join("a")).expect("link kept as is"), h.outside.path());
     assert_eq!(fs::read(h.inside(&layer, "/marker")).expect("inside"), b"pwned");
     assert_eq!(fs::read(h.inside(&layer, "/sub/new")).expect("inside"), b"pwned");
@@ -428,14 +425,12 @@ fn hard_links_never_reach_the_outside() {
     let h = Hostile::new();
     // The source a symlink to the outside: the link is linked, not followed; a file written
     // to the name afterwards replaces it.
-    let layer = h
-        .unpack(&hostile(&[
-            (SYM, "l", &h.out("/marker"), b""),
-            (HARD, "h", "l", b""),
-            (HARD, "h2", "l", b""),
-            (FILE, "h2", "", b"pwned"),
-        ]))
-        .expect("confined, not refused");
+    let layer = h.confined(&[
+        (SYM, "l", &h.out("/marker"), b""),
+        (HARD, "h", "l", b""),
+        (HARD, "h2", "l", b""),
+        (FILE, "h2", "", b"pwned"),
+    ]);
     let (l, hard) =
         (fs::symlink_metadata(layer.join("l")).expect("l"), fs::symlink_metadata(layer.join("h")).expect("h"));
     assert!(hard.file_type().is_symlink() && hard.ino() == l.ino(), "a hard link to the symlink itself");
@@ -453,16 +448,14 @@ fn hard_links_never_reach_the_outside() {
 #[test]
 fn a_directory_replaced_by_a_symlink_is_not_written_through() {
     let h = Hostile::new();
-    let layer = h
-        .unpack(&hostile(&[
-            (DIR, "d/", "", b""),
-            (FILE, "d/f", "", b"old"),
-            (SYM, "d", &h.out(""), b""),
-            (FILE, "d/marker", "", b"pwned"),
-            (DIR, "d/sub/", "", b""),
-            (FILE, "d/sub/file", "", b"pwned"),
-        ]))
-        .expect("confined, not refused");
+    let layer = h.confined(&[
+        (DIR, "d/", "", b""),
+        (FILE, "d/f", "", b"old"),
+        (SYM, "d", &h.out(""), b""),
+        (FILE, "d/marker", "", b"pwned"),
+        (DIR, "d/sub/", "", b""),
+        (FILE, "d/sub/file", "", b"pwned"),
+    ]);
     assert!(fs::symlink_metadata(layer.join("d")).expect("d").file_type().is_symlink());
     assert_eq!(fs::read(h.inside(&layer, "/marker")).expect("inside"), b"pwned");
     assert_eq!(fs::read(h.inside(&layer, "/sub/file")).expect("inside"), b"pwned");
@@ -492,28 +485,14 @@ fn diff_ids_that_are_not_digests_are_refused_before_any_path() {
     let before = snapshot(dir.path());
     let upper = format!("sha256:{}", "A".repeat(64));
     for bad in ["sha256:../../pki", "sha256:", upper.as_str(), "sha512:00", "../x"] {
-        let image = Image {
-            name: "localhost/bad:1".into(),
-            manifest: blob.clone(),
-            config: blob.clone(),
-            layers: vec![blob.clone()],
-            diff_ids: vec![bad.to_string()],
-            size: 0,
-        };
+        let image = one_layer(&blob, bad);
         let err = store.unpack(&image).expect_err(bad);
         assert!(matches!(&err, ImageError::BadDiffId(id) if id == bad), "{bad}: {err}");
         assert!(err.to_string().contains("not a digest"), "{err}");
         assert!(matches!(store.record(image), Err(ImageError::BadDiffId(_))), "an image naming it is refused");
         assert_eq!(snapshot(dir.path()), before, "{bad}: something was made");
     }
-    let image = Image {
-        name: "localhost/bad:1".into(),
-        manifest: blob.clone(),
-        config: blob.clone(),
-        layers: vec![blob.clone()],
-        diff_ids: vec![],
-        size: 0,
-    };
+    let image = Image { diff_ids: vec![], ..one_layer(&blob, &blob) };
     assert!(matches!(store.unpack(&image), Err(ImageError::LayerCount { layers: 1, diff_ids: 0 })));
 }
 
@@ -526,14 +505,7 @@ fn content_that_does_not_match_its_diff_id_is_refused() {
     let claimed = digest(b"someone else's layer");
     let blob = digest(&gz);
     store.put_blob(&blob, &gz).expect("blob");
-    let image = |diff_id: &str| Image {
-        name: "localhost/liar:1".into(),
-        manifest: blob.clone(),
-        config: blob.clone(),
-        layers: vec![blob.clone()],
-        diff_ids: vec![diff_id.to_string()],
-        size: 0,
-    };
+    let image = |diff_id: &str| one_layer(&blob, diff_id);
     let err = store.unpack(&image(&claimed)).expect_err("mismatch");
     assert!(matches!(&err, ImageError::LayerDigest { actual, .. } if *actual == real_diff_id), "{err}");
     let layers = dir.path().join("images/layers");
@@ -554,14 +526,7 @@ fn a_dead_unpack_leaves_nothing_that_is_reused() {
     let layers = dir.path().join("images/layers");
     let stale = layers.join(format!("{}.staging-2147483647-0", &id[7..]));
     fs::create_dir_all(stale.join("half")).expect("stale");
-    let image = Image {
-        name: "localhost/x:1".into(),
-        manifest: id.clone(),
-        config: id.clone(),
-        layers: vec![id.clone()],
-        diff_ids: vec![id.clone()],
-        size: 0,
-    };
+    let image = one_layer(&id, &id);
     let dirs = store.unpack(&image).expect("unpack");
     assert!(!stale.exists(), "the stale staging dir is removed");
     let names: Vec<_> = fs::read_dir(&layers).expect("layers").map(|e| e.expect("entry").file_name()).collect();
