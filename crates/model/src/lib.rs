@@ -17,3 +17,12 @@ pub mod validation;
 
 pub use error::{ApiError, FieldError, FieldErrorType, Reason};
 pub use resources::{RESOURCES, ResourceInfo, Subresource};
+
+/// The settings of this crate's property tests (the fuzzing of what requests carry: selectors,
+/// quantities, patches): `cases` by default, so a test run stays fast; `PROPTEST_CASES=n` for a
+/// longer run. No regression files are written.
+#[cfg(test)]
+pub(crate) fn fuzz_config(cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
+    proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+}

@@ -120,47 +120,57 @@ pub fn validate_label_value(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Upstream's separators between tokens: ASCII blanks only (any other character, a no-break
+/// space included, is part of a key or value and fails its validation).
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// A cursor over the selector. `pos` is a byte offset that only ever moves by whole characters
+/// or by an ASCII token just matched, so every slice at it is on a character boundary.
 struct Lexer<'a> {
     s: &'a str,
     pos: usize,
 }
 
 impl<'a> Lexer<'a> {
+    fn rest(&self) -> &'a str {
+        self.s.get(self.pos..).unwrap_or_default()
+    }
     fn skip_ws(&mut self) {
-        while self.s[self.pos..].starts_with(|c: char| c.is_whitespace()) {
-            self.pos += 1;
-        }
+        let rest = self.rest();
+        self.pos += rest.len() - rest.trim_start_matches(is_blank).len();
     }
     fn peek(&mut self) -> Option<char> {
         self.skip_ws();
-        self.s[self.pos..].chars().next()
+        self.rest().chars().next()
     }
     fn eat(&mut self, t: &str) -> bool {
         self.skip_ws();
-        if self.s[self.pos..].starts_with(t) {
+        if self.rest().starts_with(t) {
             self.pos += t.len();
             true
         } else {
             false
         }
     }
-    /// A key or value token: anything up to whitespace or an operator character.
+    /// A key or value token: anything up to a blank or an operator character.
     fn word(&mut self) -> &'a str {
         self.skip_ws();
-        let rest = &self.s[self.pos..];
-        let end = rest.find(|c: char| c.is_whitespace() || "=!,()".contains(c)).unwrap_or(rest.len());
+        let rest = self.rest();
+        let end = rest.find(|c: char| is_blank(c) || "=!,()".contains(c)).unwrap_or(rest.len());
         self.pos += end;
         &rest[..end]
     }
     /// `in` / `notin` as whole words.
     fn keyword(&mut self, kw: &str) -> bool {
         self.skip_ws();
-        let rest = &self.s[self.pos..];
-        if rest.starts_with(kw) && rest[kw.len()..].starts_with(|c: char| c.is_whitespace() || c == '(') {
-            self.pos += kw.len();
-            true
-        } else {
-            false
+        match self.rest().strip_prefix(kw) {
+            Some(after) if after.starts_with(|c: char| is_blank(c) || c == '(') => {
+                self.pos += kw.len();
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -289,15 +299,14 @@ fn check_value(v: &str) -> Result<(), SelectorError> {
     validate_label_value(v).map_err(|e| err(format!("values[0][key]: Invalid value: {v:?}: {e}")))
 }
 
+/// `(v1, v2, …)`: as upstream, a value may be empty (`()` is the set of the empty string), and
+/// the values are a set (sorted, without duplicates).
 fn value_set(lx: &mut Lexer<'_>) -> Result<Vec<String>, SelectorError> {
     if !lx.eat("(") {
-        return Err(err("found '', expected: '('"));
+        return Err(err(format!("found '{}' expected: '('", lx.peek().map(String::from).unwrap_or_default())));
     }
     let mut values = Vec::new();
     loop {
-        if lx.eat(")") {
-            break;
-        }
         let v = lx.word();
         check_value(v)?;
         values.push(v.to_string());
@@ -307,11 +316,10 @@ fn value_set(lx: &mut Lexer<'_>) -> Result<Vec<String>, SelectorError> {
         if lx.eat(")") {
             break;
         }
-        return Err(err("found end of input, expected: ',' or ')'"));
+        return Err(err(format!("found '{}', expected: ',' or ')'", lx.peek().map(String::from).unwrap_or_default())));
     }
-    if values.is_empty() {
-        return Err(err("for 'in', 'notin' operators, values set can't be empty"));
-    }
+    values.sort();
+    values.dedup();
     Ok(values)
 }
 
@@ -329,66 +337,74 @@ pub struct FieldSelector {
     terms: Vec<FieldTerm>,
 }
 
-/// Split on unescaped `sep`, keeping escapes for the next stage.
-fn split_unescaped(s: &str, sep: char) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut escaped = false;
-    for c in s.chars() {
-        if escaped {
-            cur.push('\\');
-            cur.push(c);
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == sep {
-            out.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
+/// The comma-separated terms (upstream `splitTerms`): an escaped comma is data, kept with its
+/// backslash for `unescape`.
+fn split_terms(s: &str) -> Vec<&str> {
+    let mut terms = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => {
+                terms.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
         }
     }
-    if escaped {
-        cur.push('\\');
-    }
-    out.push(cur);
-    out
+    terms.push(&s[start..]);
+    terms
 }
 
+/// The operators a term may use, longest first where they share a start (upstream
+/// `termOperators`).
+const TERM_OPERATORS: [&str; 3] = ["!=", "==", "="];
+
+/// Split a term at the first operator (upstream `splitTerm`: the field has no escapes).
+fn split_term(term: &str) -> Option<(&str, &'static str, &str)> {
+    term.char_indices().find_map(|(i, _)| {
+        let rest = &term[i..];
+        TERM_OPERATORS.iter().find(|op| rest.starts_with(**op)).map(|op| (&term[..i], *op, &rest[op.len()..]))
+    })
+}
+
+/// A value with its escapes (`\\`, `\,`, `\=`) undone; an unescaped `,` or `=` is refused
+/// (upstream `UnescapeValue`).
 fn unescape(s: &str) -> Result<String, SelectorError> {
-    let mut out = String::new();
+    let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some(e @ ('\\' | ',' | '=' | '!')) => out.push(e),
+        match c {
+            '\\' => match chars.next() {
+                Some(e @ ('\\' | ',' | '=')) => out.push(e),
                 Some(other) => return Err(err(format!("invalid field selector: invalid escape sequence: \\{other}"))),
-                None => return Err(err("invalid field selector: unterminated escape")),
-            }
-        } else {
-            out.push(c);
+                None => return Err(err("invalid field selector: invalid escape sequence: \\")),
+            },
+            ',' | '=' => return Err(err(format!("invalid field selector: unescaped character in value: {c}"))),
+            _ => out.push(c),
         }
     }
     Ok(out)
 }
 
 impl FieldSelector {
-    /// Parse without checking which fields the kind supports.
+    /// Parse without checking which fields the kind supports. Empty terms are skipped, as
+    /// upstream skips them.
     pub fn parse(s: &str) -> Result<FieldSelector, SelectorError> {
         let mut terms = Vec::new();
-        if s.trim().is_empty() {
-            return Ok(FieldSelector { terms });
-        }
-        for part in split_unescaped(s, ',') {
-            let (field, value, negated) = if let Some(i) = find_unescaped(&part, "!=") {
-                (&part[..i], &part[i + 2..], true)
-            } else if let Some(i) = find_unescaped(&part, "==") {
-                (&part[..i], &part[i + 2..], false)
-            } else if let Some(i) = find_unescaped(&part, "=") {
-                (&part[..i], &part[i + 1..], false)
-            } else {
-                return Err(err(format!("invalid selector: '{part}'; can't understand '{part}'")));
+        for part in split_terms(s) {
+            if part.trim().is_empty() {
+                continue;
+            }
+            let Some((field, op, value)) = split_term(part) else {
+                return Err(err(format!("invalid selector: '{s}'; can't understand '{part}'")));
             };
-            terms.push(FieldTerm { field: field.trim().to_string(), value: unescape(value.trim())?, negated });
+            terms.push(FieldTerm {
+                field: field.trim().to_string(),
+                value: unescape(value.trim())?,
+                negated: op == "!=",
+            });
         }
         Ok(FieldSelector { terms })
     }
@@ -422,22 +438,6 @@ impl FieldSelector {
             _ => None,
         }
     }
-}
-
-fn find_unescaped(s: &str, pat: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            i += 2;
-            continue;
-        }
-        if s[i..].starts_with(pat) {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
 }
 
 /// Fields each kind can be selected on (upstream's `…ToSelectableFields` and conversion funcs).
