@@ -179,7 +179,11 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
     if digits.len() > 36 {
         return Err(QuantityError::Numeric);
     }
-    let mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| QuantityError::Numeric)? };
+    if digits.is_empty() {
+        // Zero whatever the exponent (`0e2000000000` must not scale a zero two billion times).
+        return Ok(Quantity::default());
+    }
+    let mantissa: i128 = digits.parse().map_err(|_| QuantityError::Numeric)?;
     // nanos = mantissa × base^exponent × 10^(9 - frac_len), rounded up away from zero.
     let mut numerator = mantissa;
     let mut denominator: i128 = 1;

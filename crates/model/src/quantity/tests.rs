@@ -86,3 +86,50 @@ fn displays_with_the_largest_exact_suffix() {
         assert_eq!(q(text).to_string(), shown, "{text}");
     }
 }
+
+/// A zero with a huge exponent used to scale the zero once per power of ten (minutes of CPU
+/// per request).
+#[test]
+fn zero_with_a_huge_exponent_is_zero_at_once() {
+    for text in ["0e2147483647", "0.0E2147483647", "-0e2147483647", "0e-2147483648"] {
+        let started = std::time::Instant::now();
+        assert_eq!(q(text), Quantity::default(), "{text}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(100), "{text}: {:?}", started.elapsed());
+    }
+    assert_eq!(q("1e2147483647").value(), i64::MAX as i128, "capped");
+    assert_eq!(q(&format!("0.{}1", "0".repeat(100_000))).nanos(), 1, "rounds up");
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn quantity_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[ +-]?[0-9.]{0,40}[eEinumkKMGTPZ]{0,3}[-+]?[0-9]{0,12} ?",
+            "[+-]?[0-9]{0,3}(\\.[0-9]{0,3})?(e|E)[-+]?[0-9]{6,10}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config(256))]
+
+        /// Any text is a quantity or one of upstream's errors, without a panic; a quantity
+        /// prints as text that parses back to it.
+        #[test]
+        fn quantities_parse_or_refuse_and_round_trip(text in quantity_text()) {
+            if let Ok(parsed) = parse_quantity(&text) {
+                prop_assert_eq!(parse_quantity(&parsed.to_string()), Ok(parsed), "{}", parsed);
+            }
+        }
+
+        /// Every amount within the cap prints and parses back exactly.
+        #[test]
+        fn every_amount_round_trips(nanos in -MAX_NANOS..=MAX_NANOS) {
+            let quantity = Quantity::from_nanos(nanos);
+            prop_assert_eq!(parse_quantity(&quantity.to_string()), Ok(quantity));
+        }
+    }
+}
