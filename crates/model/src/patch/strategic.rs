@@ -143,9 +143,9 @@ impl Ctx<'_> {
             ListStrategy::Replace => self.clean_list(patch, path),
             ListStrategy::MergeSet => {
                 let mut out = orig.to_vec();
-                for v in patch {
-                    if !out.contains(v) {
-                        out.push(v.clone());
+                for v in self.clean_list(patch, path)? {
+                    if !out.contains(&v) {
+                        out.push(v);
                     }
                 }
                 Ok(out)
@@ -228,6 +228,7 @@ impl Ctx<'_> {
                     Some("delete") => {}
                     _ => out.push(Value::Object(self.clean_map(m, path)?)),
                 },
+                Value::Array(inner) => out.push(Value::Array(self.clean_list(inner, path)?)),
                 other => out.push(other.clone()),
             }
         }

@@ -149,3 +149,171 @@ fn json_and_merge_patches() {
     let out = merge_patch(&doc, &json!({"metadata": {"annotations": {"a": null, "b": "2"}}})).expect("merges");
     assert_eq!(out["metadata"]["annotations"], json!({"b": "2"}));
 }
+
+/// Objects and patches nested as deep as a JSON body can be (serde_json stops at 128 levels).
+#[test]
+fn deeply_nested_patches_apply() {
+    let nested = |depth: usize, leaf: Value| (0..depth).fold(leaf, |inner, _| json!({"a": inner}));
+    let doc = nested(120, json!(1));
+    let patch = nested(120, json!(2));
+    let text = serde_json::to_string(&patch).expect("encodes");
+    assert!(serde_json::from_str::<Value>(&text).is_ok(), "within serde_json's depth limit");
+    assert_eq!(merge_patch(&doc, &patch).expect("merges"), patch);
+    assert_eq!(strategic_merge_patch(sts(), &doc, &patch).expect("merges"), patch);
+    let pointer = format!("{}/b", "/a".repeat(119));
+    let ops = json!([{"op": "add", "path": pointer, "value": 3}, {"op": "copy", "from": "/a", "path": "/c"}]);
+    assert!(json_patch(&doc, &ops).is_ok());
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    /// Keys that steer the three patch types, the fields they act on, and strangers.
+    const KEYS: &[&str] = &[
+        "metadata",
+        "finalizers",
+        "labels",
+        "spec",
+        "template",
+        "containers",
+        "name",
+        "image",
+        "ports",
+        "containerPort",
+        "env",
+        "value",
+        "replicas",
+        "$patch",
+        "$retainKeys",
+        "$setElementOrder/containers",
+        "$setElementOrder/finalizers",
+        "$setElementOrder/env",
+        "$deleteFromPrimitiveList/finalizers",
+        "$deleteFromPrimitiveList/containers",
+        "$bogus",
+        "",
+        "é",
+        "a/b",
+        "~1",
+    ];
+    const WORDS: &[&str] = &["replace", "delete", "merge", "nginx", "a", "b", "", "0", "-"];
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![4 => proptest::sample::select(KEYS).prop_map(String::from), 1 => any::<String>()]
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-2i64..100).prop_map(Value::from),
+            any::<f64>().prop_filter("JSON numbers", |f| f.is_finite()).prop_map(Value::from),
+            proptest::sample::select(WORDS).prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 48, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::vec((key(), inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<String, Value>>())),
+            ]
+        })
+    }
+
+    /// Random content, sometimes placed where the merge keys and directives of a
+    /// StatefulSet act.
+    fn shaped() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            json(),
+            json().prop_map(|x| json!({"metadata": x})),
+            json().prop_map(|x| json!({"metadata": {"finalizers": x}})),
+            json().prop_map(|x| json!({"spec": {"template": {"spec": {"containers": x}}}})),
+            json().prop_map(|x| json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "env": x}]}}}})),
+            json().prop_map(|x| json!({"spec": {"template": {"spec": x}}})),
+        ]
+    }
+
+    fn pointer() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(KEYS).prop_map(String::from),
+                    Just("0".to_string()),
+                    Just("-".to_string()),
+                    Just("01".to_string()),
+                    Just("~".to_string()),
+                    Just("~2".to_string()),
+                    Just("18446744073709551616".to_string()),
+                ],
+                1..5
+            )
+            .prop_map(|segments| segments.iter().map(|s| format!("/{s}")).collect()),
+            any::<String>(),
+        ]
+    }
+
+    fn operation() -> impl Strategy<Value = Value> {
+        let op = proptest::sample::select(&["add", "remove", "replace", "move", "copy", "test", "bogus"][..]);
+        (op, pointer(), proptest::option::of(pointer()), proptest::option::of(json())).prop_map(
+            |(op, path, from, value)| {
+                let mut o = json!({"op": op, "path": path});
+                if let Some(from) = from {
+                    o["from"] = json!(from);
+                }
+                if let Some(value) = value {
+                    o["value"] = value;
+                }
+                o
+            },
+        )
+    }
+
+    /// Whether any object key anywhere in `v` is a directive (`$…`).
+    fn has_directive(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => m.iter().any(|(k, v)| k.starts_with('$') || has_directive(v)),
+            Value::Array(l) => l.iter().any(has_directive),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config(256))]
+
+        /// A strategic merge patch applies or is refused, never panics, and leaves no
+        /// directive in an object that had none.
+        #[test]
+        fn strategic_merge_patches_apply_or_refuse(doc in shaped(), patch in shaped()) {
+            let doc = if has_directive(&doc) { web() } else { doc };
+            for info in [sts(), resources::find("", "v1", "pods").expect("served")] {
+                if let Ok(out) = strategic_merge_patch(info, &doc, &patch) {
+                    prop_assert!(!has_directive(&out), "{} + {} = {}", doc, patch, out);
+                }
+            }
+        }
+
+        /// A merge patch applies to anything when it is an object, and applying it twice
+        /// changes nothing more (RFC 7386).
+        #[test]
+        fn merge_patches_are_idempotent(doc in json(), patch in json()) {
+            match merge_patch(&doc, &patch) {
+                Ok(once) => prop_assert_eq!(merge_patch(&once, &patch), Ok(once.clone())),
+                Err(e) => prop_assert!(!patch.is_object() && e.code() == 400),
+            }
+        }
+
+        /// A JSON patch applies or is refused (400 malformed, 422 not applicable), never panics.
+        #[test]
+        fn json_patches_apply_or_refuse(doc in shaped(), ops in proptest::collection::vec(operation(), 0..5), other in json()) {
+            if let Err(e) = json_patch(&doc, &Value::Array(ops)) {
+                prop_assert!(e.code() == 400 || e.code() == 422);
+            }
+            let _ = json_patch(&doc, &other);
+            prop_assert_eq!(json_patch(&doc, &json!([])), Ok(doc.clone()));
+        }
+    }
+}
