@@ -37,3 +37,16 @@ pub fn status_response(e: &ApiError) -> Response {
 }
 
 pub type HandlerResult<T = Response> = Result<T, Failure>;
+
+/// What a request whose handler panicked gets: a 500 `Status` with reason `InternalError` (in
+/// kube-apiserver's words), and the panic logged. The catch-panic layer of `router` calls this,
+/// so a bug in one handler costs its request, not the client's connection.
+pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    tracing::error!(panic = %message, "a request handler panicked");
+    status_response(&ApiError::internal("This request caused apiserver to panic. Look in the logs for details."))
+}

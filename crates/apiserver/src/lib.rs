@@ -191,6 +191,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/openapi/v3/{*path}", get(openapi_v3_doc))
         .fallback(handlers::resource)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // Outermost: a panic anywhere below (authentication included) becomes a 500 Status.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
 }
 
@@ -317,5 +319,89 @@ async fn openapi_v3_doc(Path(path): Path<String>) -> Response {
     match openapi::v3_document_bytes(&path) {
         Some(bytes) => with_content_type((StatusCode::OK, bytes).into_response(), "application/json"),
         None => not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use futures::future::BoxFuture;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::streams::{ByteStream, LogOptions, PodStreams, Session};
+
+    /// A node whose every stream panics: the one way a test makes a real handler panic.
+    struct Panicking;
+
+    impl PodStreams for Panicking {
+        fn logs(&self, _: Arc<Value>, _: LogOptions) -> BoxFuture<'static, Result<ByteStream, ApiError>> {
+            panic!("logs exploded")
+        }
+        fn exec(
+            &self,
+            _: Arc<Value>,
+            _: String,
+            _: Vec<String>,
+            _: bool,
+            _: bool,
+        ) -> BoxFuture<'static, Result<Session, ApiError>> {
+            panic!("exec exploded")
+        }
+        fn attach(&self, _: Arc<Value>, _: String, _: bool, _: bool) -> BoxFuture<'static, Result<Session, ApiError>> {
+            panic!("attach exploded")
+        }
+    }
+
+    async fn call(app: Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let resp = app.oneshot(req).await.expect("the router answers");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_a_status() {
+        let dir = tempfile::tempdir().expect("scratch");
+        let store = Store::open(&dir.path().join("db"), store::StoreConfig { history: 100 }).expect("store");
+        let config = ApiConfig {
+            admin_token: "token".into(),
+            service_network: Ipv4Addr::new(10, 96, 0, 0),
+            service_prefix: 16,
+            node_port_range: 30000..=32767,
+            advertise_address: "127.0.0.1:6443".into(),
+            secure_port: 6443,
+            bookmark_interval: Duration::from_secs(30),
+            max_watch_duration: Duration::from_secs(60),
+            storage_admission: false,
+        };
+        let state = ApiState::new(store, config, CancellationToken::new()).expect("state");
+        state.bootstrap().expect("bootstrap");
+        let _ = state.pod_streams.set(Arc::new(Panicking));
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        let (code, _) = call(internal_service(state.clone()), "POST", "/api/v1/namespaces/default/pods", pod).await;
+        assert_eq!(code, StatusCode::CREATED);
+
+        let (code, status) =
+            call(internal_service(state.clone()), "GET", "/api/v1/namespaces/default/pods/p/log", Value::Null).await;
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            (status["kind"].as_str(), status["reason"].as_str(), status["code"].as_i64()),
+            (Some("Status"), Some("InternalError"), Some(500))
+        );
+        assert_eq!(
+            status["message"],
+            "Internal error occurred: This request caused apiserver to panic. Look in the logs for details."
+        );
+        // The server goes on answering.
+        let (code, _) = call(internal_service(state), "GET", "/api/v1/namespaces/default/pods/p", Value::Null).await;
+        assert_eq!(code, StatusCode::OK);
     }
 }
