@@ -115,7 +115,8 @@ impl TestServer {
         TestServer::start_with(|c| c.controllers = false).await
     }
 
-    async fn start_with(adjust: impl FnOnce(&mut ordinal::ServerConfig)) -> anyhow::Result<TestServer> {
+    /// A server (without pods) after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut ordinal::ServerConfig)) -> anyhow::Result<TestServer> {
         init_tracing();
         let dir = tempfile::tempdir()?;
         let mut config = Self::config(dir.path())?;

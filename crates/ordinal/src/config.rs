@@ -2,7 +2,8 @@
 //! [`ServerArgs`]; [`ServerConfig::new`] and [`PodSettings::standard`] take theirs from
 //! `ServerArgs::default()` (the flags parsed from nothing), and [`ServerConfig::from_args`] turns
 //! the command line into the configuration `start` runs. The knobs that are not flags (compaction,
-//! watch history, bookmarks, the node name, the helper binary) have their one default here too.
+//! watch history, bookmarks, the node name, the helper binary) have their one default here too
+//! (the API listener's limits have theirs in `apiserver::serve::ServeLimits::STANDARD`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -90,6 +91,8 @@ pub struct ServerConfig {
     pub watch_history: usize,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// The API listener's handshake and request-head deadlines and its connection cap.
+    pub serve_limits: apiserver::serve::ServeLimits,
     /// Run the controllers and the node agent (off only to test the API's own semantics).
     pub controllers: bool,
     /// The Node this machine registers as.
@@ -173,6 +176,7 @@ impl ServerConfig {
             compact_interval: Duration::from_secs(300),
             watch_history: store::StoreConfig::standard().history,
             bookmark_interval: Duration::from_secs(30),
+            serve_limits: apiserver::serve::ServeLimits::STANDARD,
             controllers: true,
             node_name: default_node_name(),
             pods: None,

@@ -9,6 +9,7 @@ pub mod kubelet_double;
 pub mod operator;
 mod streams;
 
+pub use apiserver::serve::ServeLimits;
 pub use config::{
     DEFAULT_CLUSTER_DOMAIN, DEFAULT_DATA_DIR, DEFAULT_DNS_LISTEN, PodSettings, ServerArgs, ServerConfig,
     default_node_name, parse_cidr, parse_port_range,
@@ -155,7 +156,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     }
 
     let tasks = TaskTracker::new();
-    let serving = apiserver::serve::serve_tls(listener, tls, apiserver::router(state.clone()), shutdown.clone());
+    let serving = apiserver::serve::serve_tls(
+        listener,
+        tls,
+        apiserver::router(state.clone()),
+        config.serve_limits,
+        shutdown.clone(),
+    );
     tasks.spawn(async move {
         serving.await;
         tracing::debug!(task = "https server", "stopped");

@@ -1,6 +1,7 @@
 //! The server as a process sees it: health endpoints, credentials, kubeconfig, restarts.
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use anyhow::Context;
 use it::TestServer;
@@ -192,6 +193,122 @@ async fn the_node_registers_honestly_and_pods_wait_with_a_reason() -> anyhow::Re
     })
     .await?;
     assert_eq!(message, "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.");
+    server.stop().await;
+    Ok(())
+}
+
+/// The listener's limits, short enough for a test.
+const QUICK: ordinal::ServeLimits = ordinal::ServeLimits {
+    tls_handshake_timeout: Duration::from_millis(200),
+    header_read_timeout: Duration::from_millis(300),
+    max_connections: 4096,
+};
+
+/// A TLS connection to a server's API at `addr`, trusting the CA in its data dir.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    data_dir: &ordinal::DataDir,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let ca = std::fs::read(data_dir.pki().join("ca.crt"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
+        roots.add(cert?)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await?)
+}
+
+/// Read until the server closes the connection (EOF or a reset); how long that took.
+async fn closed_after(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> anyhow::Result<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    anyhow::ensure!(waited.is_ok(), "the server kept the connection open for 10 s");
+    Ok(started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_disconnected_and_watches_stream_on() -> anyhow::Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{WatchEvent, WatchParams};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start_with(|c| c.serve_limits = QUICK).await?;
+    let (addr, data_dir) = (server.running.addr, server.running_data_dir().clone());
+
+    // A client that connects and never starts the handshake is closed at its deadline.
+    let mut silent = tokio::net::TcpStream::connect(addr).await?;
+    let waited = closed_after(&mut silent).await?;
+    assert!(waited >= QUICK.tls_handshake_timeout.mul_f32(0.9), "closed after {waited:?}");
+
+    // A whole request head is answered; one that never ends is cut off at its deadline.
+    let mut whole = tls_connect(addr, &data_dir).await?;
+    whole.write_all(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await?;
+    let mut answer = Vec::new();
+    let _ = whole.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut partial = tls_connect(addr, &data_dir).await?;
+    partial.write_all(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n").await?;
+    let waited = closed_after(&mut partial).await?;
+    assert!(waited >= QUICK.header_read_timeout.mul_f32(0.9), "closed after {waited:?}");
+
+    // A watch over HTTPS (kube asks for bookmarks, every 200 ms here) outlives both deadlines
+    // several times over, then delivers an event.
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.https_client().await?);
+    let rv = cms.list(&Default::default()).await?.metadata.resource_version.unwrap_or_default();
+    let mut events = cms.watch(&WatchParams::default(), &rv).await?.boxed();
+    let started = std::time::Instant::now();
+    let mut bookmarks = 0;
+    while started.elapsed() < (QUICK.tls_handshake_timeout + QUICK.header_read_timeout) * 3 {
+        match tokio::time::timeout(Duration::from_secs(5), events.try_next()).await?? {
+            Some(WatchEvent::Bookmark(_)) => bookmarks += 1,
+            other => anyhow::bail!("expected a bookmark, got {other:?}"),
+        }
+    }
+    assert!(bookmarks >= 3, "{bookmarks} bookmarks");
+    let late: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": "late"}}))?;
+    let created = Api::<ConfigMap>::default_namespaced(server.client()).create(&PostParams::default(), &late).await?;
+    let added = loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.try_next()).await?? {
+            Some(WatchEvent::Added(cm)) => break cm,
+            Some(WatchEvent::Bookmark(_)) => continue,
+            other => anyhow::bail!("expected the configmap, got {other:?}"),
+        }
+    };
+    assert_eq!(added.metadata.uid, created.metadata.uid);
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() -> anyhow::Result<()> {
+    let limits = ordinal::ServeLimits { max_connections: 1, tls_handshake_timeout: Duration::from_secs(30), ..QUICK };
+    let server = TestServer::start_with(|c| c.serve_limits = limits).await?;
+    let (addr, data_dir) = (server.running.addr, server.running_data_dir().clone());
+    // The one slot is held by a connection that has not started its handshake; the next
+    // client waits in the listen backlog, unanswered …
+    let holder = tokio::net::TcpStream::connect(addr).await?;
+    let mut second = tokio::spawn(async move { tls_connect(addr, &data_dir).await });
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut second).await;
+    assert!(early.is_err(), "a second connection was served beside the first");
+    // … until the slot is free.
+    drop(holder);
+    let _tls = tokio::time::timeout(Duration::from_secs(5), second).await???;
     server.stop().await;
     Ok(())
 }
