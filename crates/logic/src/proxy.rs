@@ -1,6 +1,6 @@
 //! The service data plane's decisions (kube-proxy's job): which frontends exist — a Service's
-//! virtual IP and port, and its node ports — and which backends each balances over, from the
-//! Services and their EndpointSlices. The proxy (crate `proxy`) binds the frontends and moves
+//! virtual IP and port, and its node ports on the node-port addresses — and which backends each
+//! balances over, from the Services and their EndpointSlices. The proxy (crate `proxy`) binds the frontends and moves
 //! the bytes; nothing here does I/O.
 //!
 //! Backends follow kube-proxy: the ready endpoints; when none is ready, the ones still serving
@@ -34,8 +34,8 @@ impl Protocol {
     }
 }
 
-/// Where clients connect: a virtual IP and port, or a node port on every host address
-/// (`0.0.0.0:<nodePort>`).
+/// Where clients connect: a virtual IP and port, or a node port on one of the node-port
+/// addresses (`127.0.0.1:<nodePort>`, or `0.0.0.0:<nodePort>` for every address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Frontend {
     pub addr: SocketAddr,
@@ -58,8 +58,32 @@ pub type Table = BTreeMap<Frontend, Route>;
 /// Upstream's default for `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
 pub const DEFAULT_AFFINITY: Duration = Duration::from_secs(10_800);
 
-/// The frontends and routes for these Services and EndpointSlices.
-pub fn build(services: &[Service], slices: &[EndpointSlice]) -> Table {
+/// The addresses node ports listen on. Given addresses (`--node-port-address`) are taken as
+/// they are; otherwise node ports listen where the API does: with the API on loopback (the
+/// default), on 127.0.0.1 and on the pod bridge's address (the node's address as pods see it,
+/// `status.hostIP`, so pods reach node ports as upstream's do), never on the machine's other
+/// addresses; with the API on any other address (`--allow-remote`), on every address. The list
+/// is sorted without duplicates, and `0.0.0.0` stands alone: it covers every address, and the
+/// kernel refuses a specific address beside it on the same port.
+pub fn node_port_addresses(given: &[Ipv4Addr], api: IpAddr, pod_gateway: Option<Ipv4Addr>) -> Vec<Ipv4Addr> {
+    let mut addresses: Vec<Ipv4Addr> = if !given.is_empty() {
+        given.to_vec()
+    } else if api.is_loopback() {
+        std::iter::once(Ipv4Addr::LOCALHOST).chain(pod_gateway).collect()
+    } else {
+        vec![Ipv4Addr::UNSPECIFIED]
+    };
+    if addresses.contains(&Ipv4Addr::UNSPECIFIED) {
+        return vec![Ipv4Addr::UNSPECIFIED];
+    }
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}
+
+/// The frontends and routes for these Services and EndpointSlices, node ports on each of
+/// `node_addresses` (from `node_port_addresses`).
+pub fn build(services: &[Service], slices: &[EndpointSlice], node_addresses: &[Ipv4Addr]) -> Table {
     let mut table = Table::new();
     for svc in services {
         let (Some(name), Some(ns)) = (svc.metadata.name.as_deref(), svc.metadata.namespace.as_deref()) else {
@@ -93,8 +117,10 @@ pub fn build(services: &[Service], slices: &[EndpointSlice]) -> Table {
             };
             let node_port = port.node_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0);
             if let Some(node_port) = node_port {
-                let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), node_port);
-                table.insert(Frontend { addr, protocol }, route.clone());
+                for address in node_addresses {
+                    let addr = SocketAddr::new(IpAddr::V4(*address), node_port);
+                    table.insert(Frontend { addr, protocol }, route.clone());
+                }
             }
             table.insert(Frontend { addr: SocketAddr::new(IpAddr::V4(vip), number), protocol }, route);
         }

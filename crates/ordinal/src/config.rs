@@ -41,6 +41,11 @@ pub struct ServerArgs {
     /// Range NodePorts come from.
     #[arg(long, default_value = "30000-32767")]
     pub node_port_range: String,
+    /// Addresses NodePorts listen on (repeat the flag or separate with commas; 0.0.0.0 for every
+    /// address). By default where the API listens: with --listen on loopback, 127.0.0.1 and the
+    /// pod bridge's address; otherwise every address.
+    #[arg(long = "node-port-address", value_name = "IP", value_delimiter = ',')]
+    pub node_port_addresses: Vec<Ipv4Addr>,
     /// Network pod IPs come from (the bridge takes the first address).
     #[arg(long, default_value = "10.244.0.0/16")]
     pub pod_cidr: String,
@@ -85,6 +90,9 @@ pub struct ServerConfig {
     pub allow_remote: bool,
     pub service_cidr: (Ipv4Addr, u8),
     pub node_port_range: RangeInclusive<u16>,
+    /// `--node-port-address` (empty: where the API listens, see
+    /// `logic::proxy::node_port_addresses`).
+    pub node_port_addresses: Vec<Ipv4Addr>,
     /// How often old watch history and WAL space are reclaimed.
     pub compact_interval: Duration,
     /// Watch events the store keeps for resuming watches.
@@ -173,6 +181,7 @@ impl ServerConfig {
             allow_remote: defaults.allow_remote,
             service_cidr,
             node_port_range,
+            node_port_addresses: defaults.node_port_addresses,
             compact_interval: Duration::from_secs(300),
             watch_history: store::StoreConfig::standard().history,
             bookmark_interval: Duration::from_secs(30),
@@ -195,6 +204,7 @@ impl ServerConfig {
         config.allow_remote = args.allow_remote;
         config.service_cidr = service_cidr;
         config.node_port_range = node_port_range;
+        config.node_port_addresses = args.node_port_addresses;
         config.pods = pods;
         Ok(config)
     }
@@ -248,6 +258,7 @@ mod tests {
         assert!(!d.allow_remote);
         assert_eq!(d.service_cidr, "10.96.0.0/16");
         assert_eq!(d.node_port_range, "30000-32767");
+        assert!(d.node_port_addresses.is_empty(), "derived from --listen");
         assert_eq!(d.pod_cidr, "10.244.0.0/16");
         assert_eq!(d.bridge, "ordinal0");
         assert_eq!(d.cgroup_parent, "ordinal");
@@ -308,6 +319,14 @@ mod tests {
 
         let config = parse(&["--no-pods"])?;
         assert!(config.pods.is_none());
+        assert!(config.node_port_addresses.is_empty());
+        let config = parse(&["--node-port-address", "192.0.2.2,127.0.0.1", "--node-port-address", "10.0.0.1"])?;
+        assert_eq!(
+            config.node_port_addresses,
+            [Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 0, 0, 1)]
+        );
+        let err = parse(&["--node-port-address", "localhost"]).err().context("a name is refused")?;
+        assert!(format!("{err:#}").contains("--node-port-address"), "{err:#}");
         let config = parse(&["--dns-listen", "none", "--pod-cidr", "10.250.0.0/24", "--stop-pods-on-exit"])?;
         let pods = config.pods.context("pods")?;
         assert_eq!(pods.dns_listen, None);

@@ -276,7 +276,14 @@ async fn start_node_agent(
         tracing::debug!(task = "cluster dns", "stopped");
     });
     let (proxy_client, proxy_stop) = (client.clone(), shutdown.clone());
-    let proxy_config = proxy::ProxyConfig { service_cidr: config.service_cidr };
+    let proxy_config = proxy::ProxyConfig {
+        service_cidr: config.service_cidr,
+        node_port_addresses: logic::proxy::node_port_addresses(
+            &config.node_port_addresses,
+            config.listen.ip(),
+            Some(pods.pod_cidr.gateway()),
+        ),
+    };
     tasks.spawn(async move {
         proxy::run(proxy_client, proxy_config, proxy_stop).await;
         tracing::debug!(task = "service proxy", "stopped");

@@ -1,7 +1,8 @@
 //! The service data plane (kube-proxy's job), as a userspace proxy in tokio.
 //!
 //! `logic::proxy` decides the frontends (each Service port's virtual IP, and its node port on
-//! every host address) and their backends; this crate binds the frontends and forwards TCP
+//! each node-port address: loopback and the pod bridge unless the API is served remotely) and
+//! their backends; this crate binds the frontends and forwards TCP
 //! connections and UDP sessions to the backends, round robin or with ClientIP affinity. It is
 //! watch-driven: a changed EndpointSlice swaps a frontend's backends in place; a new Service
 //! binds its frontends within milliseconds.
@@ -46,6 +47,8 @@ pub enum ProxyError {
 pub struct ProxyConfig {
     /// The Service CIDR whose addresses are made local (`--service-cidr`).
     pub service_cidr: (Ipv4Addr, u8),
+    /// Where node ports listen (`logic::proxy::node_port_addresses`).
+    pub node_port_addresses: Vec<Ipv4Addr>,
 }
 
 /// The bound frontends and their balancers. `apply` makes the bound set equal to a table.
@@ -137,7 +140,7 @@ pub async fn run(client: kube::Client, config: ProxyConfig, shutdown: Cancellati
     let mut proxy = Proxy::new(shutdown.child_token());
     let mut watch = client_tools::ServiceWatch::new(client);
     while let Some((services, slices)) = watch.changed(&shutdown).await {
-        proxy.apply(logic::proxy::build(&services, &slices)).await;
+        proxy.apply(logic::proxy::build(&services, &slices, &config.node_port_addresses)).await;
     }
     proxy.stop().await;
     if routed && let Err(e) = local_route(config.service_cidr, false).await {

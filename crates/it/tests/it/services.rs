@@ -1,6 +1,6 @@
 //! Services with real pods and real kubectl: a virtual IP that balances TCP over ready pods
 //! from the host and from pods (by name, through the cluster DNS), ClientIP affinity, seed
-//! `002_*`'s NodePort on 127.0.0.1, a UDP Service in front of the cluster DNS, SRV and PTR
+//! `002_*`'s NodePort on 127.0.0.1 and the pod bridge only, a UDP Service in front of the cluster DNS, SRV and PTR
 //! answers inside pods, and not-ready pods dropping out of both the proxy and DNS.
 
 use std::collections::BTreeSet;
@@ -171,9 +171,21 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     assert!(names.contains(&node_port), "{node_port}");
     let listed = k.ok(&["get", "svc", "test-statefulset-svc", "--no-headers"])?;
     assert!(listed.contains("NodePort") && listed.contains("80:30000/TCP"), "{listed}");
+    // With the API on loopback it listens there and on the pod bridge, where pods reach it at
+    // their node's address, and on none of the machine's other addresses.
+    let gateway = pods.get("statefulset-test-0").await?.status.and_then(|s| s.host_ip).unwrap_or_default();
+    let listening = tcp_listeners(30000)?;
+    assert_eq!(listening, BTreeSet::from([format!("{gateway}:30000"), "127.0.0.1:30000".to_string()]));
+    for (interface, address) in host_addresses()? {
+        if !(address.is_loopback() || address.to_string() == gateway) {
+            assert!(!listening.contains(&format!("{address}:30000")), "listening on {interface} ({address})");
+        }
+    }
+    let via_node =
+        k.ok(&["exec", "statefulset-test-2", "--", "wget", "-qO-", &format!("http://{gateway}:30000/index.html")])?;
+    assert!(names.contains(via_node.trim()), "{via_node}");
 
     // UDP: a selector-less Service in front of the cluster DNS answers nslookup from a pod.
-    let gateway = pods.get("statefulset-test-0").await?.status.and_then(|s| s.host_ip).unwrap_or_default();
     k.ok_stdin(&["apply", "-f", "-"], &dns_service(&gateway))?;
     let dns_vip = k.ok(&["get", "svc", "kube-dns", "-n", "kube-system", "-o", "jsonpath={.spec.clusterIP}"])?;
     let pod0_ip = pods.get("statefulset-test-0").await?.status.and_then(|s| s.pod_ip).unwrap_or_default();
@@ -261,4 +273,28 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
+}
+
+/// The local addresses of this machine's TCP sockets listening on `port` (`ss`), wildcards
+/// included (`0.0.0.0:30000`, `*:30000`, `[::]:30000`).
+fn tcp_listeners(port: u16) -> anyhow::Result<BTreeSet<String>> {
+    let out = std::process::Command::new("ss").args(["-Hltn", &format!("sport = :{port}")]).output()?;
+    anyhow::ensure!(out.status.success(), "ss: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().filter_map(|l| l.split_whitespace().nth(3)).map(str::to_string).collect())
+}
+
+/// This machine's IPv4 addresses and their interfaces (`ip -4 -o addr`).
+fn host_addresses() -> anyhow::Result<Vec<(String, std::net::Ipv4Addr)>> {
+    let out = std::process::Command::new("ip").args(["-4", "-o", "addr", "show"]).output()?;
+    anyhow::ensure!(out.status.success(), "ip addr: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let address = fields.get(3)?.split('/').next()?.parse().ok()?;
+            Some((fields.get(1)?.to_string(), address))
+        })
+        .collect())
 }

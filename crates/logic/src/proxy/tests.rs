@@ -23,6 +23,9 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("socket address")
 }
 
+/// Node ports on every address (`--allow-remote`).
+const ALL: &[Ipv4Addr] = &[Ipv4Addr::UNSPECIFIED];
+
 fn tcp(s: &str) -> Frontend {
     Frontend { addr: addr(s), protocol: Protocol::Tcp }
 }
@@ -39,7 +42,7 @@ fn virtual_ip_routes_to_ready_endpoints_on_the_resolved_target_port() {
             ep("10.244.0.4", false, false, false)
         ]),
     )];
-    let table = build(&[svc], &slices);
+    let table = build(&[svc], &slices, ALL);
     assert_eq!(table.len(), 1);
     let route = &table[&tcp("10.96.0.7:80")];
     assert_eq!(route.backends, vec![addr("10.244.0.2:8080"), addr("10.244.0.3:8080")]);
@@ -54,11 +57,11 @@ fn terminating_endpoints_serve_only_when_nothing_is_ready() {
     let draining = ep("10.244.0.5", false, true, true);
     let only_draining = [slice("web", ports.clone(), json!([draining.clone(), ep("10.244.0.6", false, false, true)]))];
     assert_eq!(
-        build(std::slice::from_ref(&svc), &only_draining)[&tcp("10.96.0.7:80")].backends,
+        build(std::slice::from_ref(&svc), &only_draining, ALL)[&tcp("10.96.0.7:80")].backends,
         vec![addr("10.244.0.5:80")]
     );
     let with_ready = [slice("web", ports, json!([draining, ep("10.244.0.9", true, true, false)]))];
-    assert_eq!(build(&[svc], &with_ready)[&tcp("10.96.0.7:80")].backends, vec![addr("10.244.0.9:80")]);
+    assert_eq!(build(&[svc], &with_ready, ALL)[&tcp("10.96.0.7:80")].backends, vec![addr("10.244.0.9:80")]);
 }
 
 #[test]
@@ -73,7 +76,7 @@ fn node_ports_get_a_frontend_on_every_address_and_udp_ports_are_separate() {
         json!([{"name": "web", "port": 80, "protocol": "TCP"}, {"name": "dns", "port": 5353, "protocol": "UDP"}]),
         json!([ep("10.244.0.2", true, true, false)]),
     )];
-    let table = build(&[svc], &slices);
+    let table = build(&[svc], &slices, ALL);
     let frontends: Vec<Frontend> = table.keys().copied().collect();
     assert_eq!(
         frontends,
@@ -97,7 +100,7 @@ fn headless_external_name_and_unallocated_services_have_no_frontends() {
         service(json!({"type": "ExternalName", "externalName": "example.com", "ports": [{"port": 80}]})),
         service(json!({"ports": [{"port": 80}]})),
     ];
-    assert!(build(&services, &[]).is_empty());
+    assert!(build(&services, &[], ALL).is_empty());
 }
 
 #[test]
@@ -105,7 +108,7 @@ fn a_service_without_endpoints_still_has_its_frontend_and_other_services_slices_
     let svc = service(json!({"clusterIP": "10.96.0.9", "ports": [{"port": 80}]}));
     let other =
         [slice("not-web", json!([{"port": 80, "protocol": "TCP"}]), json!([ep("10.244.0.2", true, true, false)]))];
-    let table = build(&[svc], &other);
+    let table = build(&[svc], &other, ALL);
     assert_eq!(table[&tcp("10.96.0.9:80")].backends, Vec::<SocketAddr>::new());
 }
 
@@ -115,8 +118,42 @@ fn client_ip_affinity_uses_the_configured_timeout_or_three_hours() {
         service(json!({"clusterIP": "10.96.0.10", "sessionAffinity": "ClientIP", "sessionAffinityConfig": config,
                        "ports": [{"port": 80}]}))
     };
-    let table = build(&[svc(json!({"clientIP": {"timeoutSeconds": 60}}))], &[]);
+    let table = build(&[svc(json!({"clientIP": {"timeoutSeconds": 60}}))], &[], ALL);
     assert_eq!(table[&tcp("10.96.0.10:80")].affinity, Some(Duration::from_secs(60)));
-    let table = build(&[svc(json!({}))], &[]);
+    let table = build(&[svc(json!({}))], &[], ALL);
     assert_eq!(table[&tcp("10.96.0.10:80")].affinity, Some(DEFAULT_AFFINITY));
+}
+
+#[test]
+fn node_ports_listen_on_each_node_port_address() {
+    let svc =
+        service(json!({"type": "NodePort", "clusterIP": "10.96.0.8", "ports": [{"port": 80, "nodePort": 30000}]}));
+    let local = [Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 244, 0, 1)];
+    let frontends: Vec<Frontend> = build(&[svc], &[], &local).into_keys().collect();
+    assert_eq!(frontends, vec![tcp("10.96.0.8:80"), tcp("10.244.0.1:30000"), tcp("127.0.0.1:30000")]);
+}
+
+#[test]
+fn node_ports_listen_where_the_api_listens_unless_told() {
+    let ip = |s: &str| -> IpAddr { s.parse().expect("address") };
+    let v4 = |s: &str| -> Ipv4Addr { s.parse().expect("address") };
+    let gateway = Some(v4("10.244.0.1"));
+    let cases: &[(&[Ipv4Addr], &str, Option<Ipv4Addr>, &[&str])] = &[
+        // The default: the API on loopback, node ports on loopback and the pod bridge.
+        (&[], "127.0.0.1", gateway, &["10.244.0.1", "127.0.0.1"]),
+        (&[], "::1", gateway, &["10.244.0.1", "127.0.0.1"]),
+        (&[], "127.0.0.2", None, &["127.0.0.1"]),
+        // --allow-remote: the API elsewhere, node ports on every address, as before.
+        (&[], "0.0.0.0", gateway, &["0.0.0.0"]),
+        (&[], "192.0.2.2", gateway, &["0.0.0.0"]),
+        (&[], "::", gateway, &["0.0.0.0"]),
+        // --node-port-address: exactly those, whatever the API does.
+        (&[v4("192.0.2.2")], "127.0.0.1", gateway, &["192.0.2.2"]),
+        (&[v4("192.0.2.2"), v4("127.0.0.1"), v4("192.0.2.2")], "0.0.0.0", None, &["127.0.0.1", "192.0.2.2"]),
+        (&[v4("127.0.0.1"), v4("0.0.0.0")], "127.0.0.1", gateway, &["0.0.0.0"]),
+    ];
+    for (given, api, gateway, wanted) in cases {
+        let wanted: Vec<Ipv4Addr> = wanted.iter().map(|s| v4(s)).collect();
+        assert_eq!(node_port_addresses(given, ip(api), *gateway), wanted, "{given:?} {api} {gateway:?}");
+    }
 }
