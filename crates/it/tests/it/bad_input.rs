@@ -79,3 +79,35 @@ async fn malformed_oversized_unknown_and_wrong_method() -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+/// Non-ASCII selectors used to panic the request (a dropped connection); they are refused with
+/// a 400 `Status` naming what is wrong, as kube-apiserver refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_selectors_are_bad_requests() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let pods = "/api/v1/namespaces/default/pods";
+    for (query, message) in [
+        ("fieldSelector=%C3%A9%3Dx", "field label not supported: é"),
+        ("fieldSelector=%C3%A9", "invalid selector: 'é'; can't understand 'é'"),
+        ("fieldSelector=metadata.name%3D%5C%C3%A9", "invalid field selector: invalid escape sequence: \\é"),
+        ("labelSelector=%C2%A0", "unable to parse requirement: key: Invalid value: \"\\u{a0}\": name part must"),
+        ("labelSelector=app%3D%C3%A9", "unable to parse requirement: values[0][key]: Invalid value: \"é\""),
+        ("labelSelector=app+in+(%C3%A9", "unable to parse requirement: values[0][key]: Invalid value: \"é\""),
+    ] {
+        for verb in ["GET", "DELETE"] {
+            let (code, body) = send(&client, verb, &format!("{pods}?{query}"), "application/json", Vec::new()).await?;
+            assert_eq!(
+                (code, body["kind"].as_str(), body["reason"].as_str()),
+                (400, Some("Status"), Some("BadRequest")),
+                "{verb} {query}: {body}"
+            );
+            let got = body["message"].as_str().unwrap_or_default();
+            assert!(got.starts_with(message), "{verb} {query}: {got}");
+        }
+    }
+    let (code, _) = send(&client, "GET", &format!("{pods}?watch=true&labelSelector=%C2%A0"), "", Vec::new()).await?;
+    assert_eq!(code, 400);
+    server.stop().await;
+    Ok(())
+}
