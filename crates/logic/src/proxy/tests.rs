@@ -133,12 +133,15 @@ fn node_ports_listen_on_each_node_port_address() {
     assert_eq!(frontends, vec![tcp("10.96.0.8:80"), tcp("10.244.0.1:30000"), tcp("127.0.0.1:30000")]);
 }
 
+/// `--node-port-address` values, the API's address, the pod bridge's address, and where node
+/// ports listen.
+type NodePortCase = (&'static [&'static str], &'static str, Option<&'static str>, &'static [&'static str]);
+
 #[test]
 fn node_ports_listen_where_the_api_listens_unless_told() {
-    let ip = |s: &str| -> IpAddr { s.parse().expect("address") };
-    let v4 = |s: &str| -> Ipv4Addr { s.parse().expect("address") };
-    let gateway = Some(v4("10.244.0.1"));
-    let cases: &[(&[Ipv4Addr], &str, Option<Ipv4Addr>, &[&str])] = &[
+    let v4 = |s: &&str| -> Ipv4Addr { s.parse().expect("address") };
+    let gateway = Some("10.244.0.1");
+    let cases: &[NodePortCase] = &[
         // The default: the API on loopback, node ports on loopback and the pod bridge.
         (&[], "127.0.0.1", gateway, &["10.244.0.1", "127.0.0.1"]),
         (&[], "::1", gateway, &["10.244.0.1", "127.0.0.1"]),
@@ -148,12 +151,14 @@ fn node_ports_listen_where_the_api_listens_unless_told() {
         (&[], "192.0.2.2", gateway, &["0.0.0.0"]),
         (&[], "::", gateway, &["0.0.0.0"]),
         // --node-port-address: exactly those, whatever the API does.
-        (&[v4("192.0.2.2")], "127.0.0.1", gateway, &["192.0.2.2"]),
-        (&[v4("192.0.2.2"), v4("127.0.0.1"), v4("192.0.2.2")], "0.0.0.0", None, &["127.0.0.1", "192.0.2.2"]),
-        (&[v4("127.0.0.1"), v4("0.0.0.0")], "127.0.0.1", gateway, &["0.0.0.0"]),
+        (&["192.0.2.2"], "127.0.0.1", gateway, &["192.0.2.2"]),
+        (&["192.0.2.2", "127.0.0.1", "192.0.2.2"], "0.0.0.0", None, &["127.0.0.1", "192.0.2.2"]),
+        (&["127.0.0.1", "0.0.0.0"], "127.0.0.1", gateway, &["0.0.0.0"]),
     ];
     for (given, api, gateway, wanted) in cases {
-        let wanted: Vec<Ipv4Addr> = wanted.iter().map(|s| v4(s)).collect();
-        assert_eq!(node_port_addresses(given, ip(api), *gateway), wanted, "{given:?} {api} {gateway:?}");
+        let given: Vec<Ipv4Addr> = given.iter().map(v4).collect();
+        let api: IpAddr = api.parse().expect("address");
+        let wanted: Vec<Ipv4Addr> = wanted.iter().map(v4).collect();
+        assert_eq!(node_port_addresses(&given, api, gateway.as_ref().map(v4)), wanted, "{given:?} {api} {gateway:?}");
     }
 }
