@@ -322,6 +322,14 @@ async fn openapi_v3_doc(Path(path): Path<String>) -> Response {
     }
 }
 
+/// The settings of this crate's property tests (the fuzzing of request bodies): `cases` by
+/// default, so a test run stays fast; `PROPTEST_CASES=n` for a longer run. No regression files.
+#[cfg(test)]
+pub(crate) fn fuzz_config(cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
+    proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;

@@ -116,3 +116,114 @@ fn respond(status: StatusCode, value: &Value, content_type: &'static str) -> Res
         Err(e) => crate::error::status_response(&ApiError::internal(format!("encode response: {e}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Map, json};
+
+    use super::*;
+
+    /// Every media type `decode` knows, and one it does not.
+    const TYPES: &[&str] = &[
+        "",
+        "application/json",
+        "*/*",
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/yaml",
+        "application/apply-patch+yaml",
+        "application/x-yaml",
+        "text/yaml",
+        "application/vnd.kubernetes.protobuf",
+        "text/plain",
+    ];
+
+    /// JSON without floats (whose text form need not round-trip exactly).
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            proptest::sample::select(
+                &["", "null", "~", "yes", "no", "1.0", "0x1F", "-", "? a", "&a", "*a", "!!str"][..]
+            )
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 48, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::vec((any::<String>(), inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<String, Value>>())),
+            ]
+        })
+    }
+
+    fn is_refusal(e: &ApiError) -> bool {
+        e.code == 400 || e.code == 415
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let json = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let objects = |depth: usize| format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        let block = |depth: usize| {
+            (0..depth).map(|i| format!("{}a:\n", "  ".repeat(i))).collect::<String>() + &"  ".repeat(depth) + "b: 1\n"
+        };
+        for ct in ["application/json", "application/yaml"] {
+            assert!(decode(ct, json(100).as_bytes()).is_ok(), "{ct}: 100 levels are fine");
+            for depth in [200, 100_000, 1_000_000] {
+                for body in [json(depth), objects(depth)] {
+                    let e = decode(ct, body.as_bytes()).expect_err("too deep");
+                    assert_eq!(e.code, 400, "{ct} {depth}");
+                }
+            }
+        }
+        assert!(decode("application/yaml", block(50).as_bytes()).is_ok());
+        assert_eq!(decode("application/yaml", block(1000).as_bytes()).expect_err("too deep").code, 400);
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config(256))]
+
+        /// Any bytes under any media type decode or are refused (400, 415), never a panic.
+        #[test]
+        fn any_body_decodes_or_is_refused(ct in proptest::sample::select(TYPES), bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Err(e) = decode(ct, &bytes) {
+                prop_assert!(is_refusal(&e), "{} {:?}: {}", ct, bytes, e.message);
+            }
+        }
+
+        /// Text shaped like documents, likewise.
+        #[test]
+        fn any_text_decodes_or_is_refused(ct in proptest::sample::select(TYPES), text in "[\\[\\]{}:,\"'\\-?&*!|> \n\ta-z0-9.]{0,200}") {
+            if let Err(e) = decode(ct, text.as_bytes()) {
+                prop_assert!(is_refusal(&e), "{} {:?}: {}", ct, text, e.message);
+            }
+        }
+
+        /// A JSON body decodes to the value it encodes, under each JSON and YAML media type (JSON
+        /// is YAML), and so does the value written as YAML.
+        #[test]
+        fn json_and_yaml_bodies_round_trip(v in value()) {
+            let text = serde_json::to_vec(&v).expect("encodes");
+            for ct in ["", "application/json", "application/merge-patch+json", "application/yaml"] {
+                prop_assert_eq!(decode(ct, &text).map_err(|e| e.message), Ok(v.clone()), "{}", ct);
+            }
+            if !v.is_null() {
+                let yaml = serde_saphyr::to_string(&v).expect("encodes");
+                prop_assert_eq!(decode("application/yaml", yaml.as_bytes()).map_err(|e| e.message), Ok(v.clone()), "{}", yaml);
+            }
+        }
+    }
+
+    #[test]
+    fn empty_bodies_are_refused() {
+        for ct in TYPES {
+            assert_eq!(decode(ct, b" \n\t").expect_err("empty").code, 400, "{ct}");
+        }
+        assert_eq!(decode("application/json", &json!({}).to_string().into_bytes()), Ok(json!({})));
+    }
+}

@@ -496,6 +496,87 @@ mod tests {
         assert_eq!(obj["spec"]["ports"][0], json!({"port": 80, "targetPort": "web"}));
     }
 
+    mod fuzz {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The kinds decoded, and one that is not.
+        const KINDS: &[(&str, &str)] = &[
+            ("v1", "ConfigMap"),
+            ("v1", "Secret"),
+            ("v1", "Namespace"),
+            ("v1", "ServiceAccount"),
+            ("v1", "Service"),
+            ("v1", "Pod"),
+            ("apps/v1", "Deployment"),
+            ("batch/v1", "Job"),
+        ];
+
+        /// Protobuf-shaped bytes: fields with random numbers and wire types, nested messages.
+        fn message_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let field = (1u64..40, 0u64..8, proptest::collection::vec(any::<u8>(), 0..24)).prop_map(|(n, wt, data)| {
+                let mut out = Vec::new();
+                match wt {
+                    0 => int_field(n, u64::from_le_bytes([data.first().copied().unwrap_or(0); 8]), &mut out),
+                    2 => bytes_field(n, &data, &mut out),
+                    _ => {
+                        varint(n << 3 | wt, &mut out);
+                        out.extend_from_slice(&data);
+                    }
+                }
+                out
+            });
+            proptest::collection::vec(field, 0..8).prop_map(|fields| fields.concat()).prop_recursive(
+                3,
+                64,
+                4,
+                |inner| {
+                    (1u64..40, inner.clone(), inner).prop_map(|(n, nested, rest)| {
+                        let mut out = Vec::new();
+                        bytes_field(n, &nested, &mut out);
+                        out.extend_from_slice(&rest);
+                        out
+                    })
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(crate::fuzz_config(256))]
+
+            /// Any bytes after the prefix, and any message for any kind, decode or are refused
+            /// (400, 415), never a panic.
+            #[test]
+            fn any_body_decodes_or_is_refused(kind in proptest::sample::select(KINDS), raw in message_bytes(), noise in proptest::collection::vec(any::<u8>(), 0..200)) {
+                for body in [envelope(kind.0, kind.1, &raw), [MAGIC, noise.as_slice()].concat(), noise.clone()] {
+                    if let Err(e) = decode(&body) {
+                        prop_assert!(e.code == 400 || e.code == 415, "{}", e.message);
+                    }
+                }
+            }
+
+            /// A ConfigMap as kubectl encodes it decodes to its JSON form.
+            #[test]
+            fn configmaps_round_trip(name in "[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", data in proptest::collection::btree_map(any::<String>(), any::<String>(), 0..5)) {
+                let mut meta = Vec::new();
+                bytes_field(1, name.as_bytes(), &mut meta);
+                let mut raw = Vec::new();
+                bytes_field(1, &meta, &mut raw);
+                for (k, v) in &data {
+                    bytes_field(2, &entry(k, v.as_bytes()), &mut raw);
+                }
+                let mut wanted = json!({"metadata": {"name": name}, "apiVersion": "v1", "kind": "ConfigMap"});
+                if !data.is_empty() {
+                    wanted["data"] = json!(data.into_iter().collect::<BTreeMap<_, _>>());
+                }
+                prop_assert_eq!(decode(&envelope("v1", "ConfigMap", &raw)).map_err(|e| e.message), Ok(wanted));
+            }
+        }
+    }
+
     #[test]
     fn bad_input_is_a_bad_request_and_unknown_kinds_unsupported() {
         assert_eq!(decode(b"{}").expect_err("no magic").code, 400);
