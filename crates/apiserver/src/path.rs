@@ -146,6 +146,36 @@ mod tests {
         assert_eq!(t.key().as_deref(), Some("/core/persistentvolumes/pv-1"));
     }
 
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const SEGMENTS: &[&str] =
+            &["api", "apis", "v1", "apps", "namespaces", "default", "pods", "statefulsets", "status", "log", "", "é"];
+
+        proptest! {
+            #![proptest_config(crate::fuzz_config(256))]
+
+            /// Any path and any query string parse or are refused (404, 400), never a panic.
+            #[test]
+            fn any_path_and_query_parse_or_are_refused(
+                segments in proptest::collection::vec(
+                    prop_oneof![proptest::sample::select(SEGMENTS).prop_map(String::from), any::<String>()],
+                    0..8,
+                ),
+                query in any::<String>(),
+            ) {
+                if let Err(e) = parse(&format!("/{}", segments.join("/"))) {
+                    prop_assert_eq!(e.code, 404);
+                }
+                if let Err(e) = crate::handlers::Params::parse(Some(&query)) {
+                    prop_assert_eq!(e.code, 400);
+                }
+            }
+        }
+    }
+
     #[test]
     fn unknown_paths_are_not_found() {
         assert!(parse("/apis/apps/v1/namespaces/default/widgets").is_err());
