@@ -317,3 +317,57 @@ mod fuzz {
         }
     }
 }
+
+/// Lists as long as a 3 MiB body allows merge in linear time: each of these took minutes while
+/// lookups scanned the list (and a patch is applied under the store's write lock).
+#[test]
+fn long_lists_merge_in_linear_time() {
+    let n = 100_000;
+    let names: Vec<Value> = (0..n).map(|i| json!(format!("f{i}"))).collect();
+    let keyed: Vec<Value> = (0..n).map(|i| json!({"name": format!("c{i}")})).collect();
+    let reversed: Vec<Value> = keyed.iter().rev().cloned().collect();
+    let doc =
+        json!({"metadata": {"finalizers": ["f0"]}, "spec": {"template": {"spec": {"containers": [{"name": "c0"}]}}}});
+    let started = std::time::Instant::now();
+    let out = smp(&doc, json!({"metadata": {"finalizers": names}}));
+    assert_eq!(out["metadata"]["finalizers"].as_array().map(Vec::len), Some(n));
+    let out = smp(&out, json!({"metadata": {"$deleteFromPrimitiveList/finalizers": out["metadata"]["finalizers"]}}));
+    assert_eq!(out["metadata"]["finalizers"], json!([]));
+    let out = smp(&doc, json!({"spec": {"template": {"spec": {"containers": keyed}}}}));
+    let containers = &out["spec"]["template"]["spec"]["containers"];
+    assert_eq!((containers.as_array().map(Vec::len), &containers[1]["name"]), (Some(n), &json!("c1")));
+    let out = smp(&out, json!({"spec": {"template": {"spec": {"$setElementOrder/containers": reversed}}}}));
+    assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["name"], format!("c{}", n - 1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
+#[test]
+fn keyed_lists_keep_their_semantics_with_duplicates_and_deletions() {
+    let doc = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "a", "image": "1"}, {"name": "b"}, {"name": "a", "image": "2"}]}}}});
+    // The first "a" is deleted, then the next patch element with "a" merges into the second.
+    let out = smp(
+        &doc,
+        json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "a", "$patch": "delete"}, {"name": "a", "image": "3"}, {"name": "c"}]}}}}),
+    );
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "b"}, {"name": "a", "image": "3"}, {"name": "c"}])
+    );
+    let out = smp(
+        &out,
+        json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "c"}, {"name": "x"}, {"name": "a"}]}}}}),
+    );
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "c"}, {"name": "a", "image": "3"}, {"name": "b"}])
+    );
+    let sets = json!({"metadata": {"finalizers": [{"b": 1, "a": 2}, "x"]}});
+    let out = smp(&sets, json!({"metadata": {"finalizers": [{"a": 2, "b": 1}, "y"]}}));
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!([{"a": 2, "b": 1}, "x", "y"]),
+        "equal objects whatever their key order"
+    );
+}
