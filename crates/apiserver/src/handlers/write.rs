@@ -324,7 +324,10 @@ pub fn update(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
 
 /// Map a patch failure to the status kube-apiserver uses.
 fn patch_error(e: patch::PatchError) -> ApiError {
-    ApiError::new(422, Reason::Invalid, e.to_string())
+    match e {
+        patch::PatchError::TooLarge(message) => ApiError::too_large(message),
+        e => ApiError::new(422, Reason::Invalid, e.to_string()),
+    }
 }
 
 /// Apply a patch document of the given content type to `current`.

@@ -111,3 +111,39 @@ async fn non_ascii_selectors_are_bad_requests() -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+/// A JSON patch is bounded as kube-apiserver bounds it: at most 10 000 operations (413), and
+/// at most 3 MiB added by `copy` (422; thirty copies of the root would take the server's
+/// memory). The object is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_patches_within_upstreams_limits() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let cm = "/api/v1/namespaces/default/configmaps/bomb";
+    let created = serde_json::json!({"metadata": {"name": "bomb"}, "data": {"a": "x".repeat(100)}});
+    let (code, _) = send(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        created.to_string().into_bytes(),
+    )
+    .await?;
+    assert_eq!(code, 201);
+    let copies: Vec<serde_json::Value> = (0..30)
+        .map(|i| serde_json::json!({"op": "copy", "from": "/data", "path": format!("/metadata/annotations{i}")}))
+        .chain((0..30).map(|i| serde_json::json!({"op": "copy", "from": "", "path": format!("/data/k{i}")})))
+        .collect();
+    let body = serde_json::to_vec(&copies)?;
+    let (code, status) = send(&client, "PATCH", cm, "application/json-patch+json", body).await?;
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")), "{status}");
+    assert!(status["message"].as_str().unwrap_or_default().contains("exceeding the limit 3145728"), "{status}");
+    let many = vec![serde_json::json!({"op": "test", "path": "/metadata/name", "value": "bomb"}); 10_001];
+    let (code, status) = send(&client, "PATCH", cm, "application/json-patch+json", serde_json::to_vec(&many)?).await?;
+    assert_eq!((code, status["reason"].as_str()), (413, Some("RequestEntityTooLarge")), "{status}");
+    assert_eq!(status["message"], "The allowed maximum operations in a JSON patch is 10000, got 10001");
+    let (code, stored) = send(&client, "GET", cm, "", Vec::new()).await?;
+    assert_eq!((code, stored["data"].as_object().map(|d| d.len())), (200, Some(1)));
+    server.stop().await;
+    Ok(())
+}

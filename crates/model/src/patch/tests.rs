@@ -371,3 +371,28 @@ fn keyed_lists_keep_their_semantics_with_duplicates_and_deletions() {
         "equal objects whatever their key order"
     );
 }
+
+#[test]
+fn json_patches_are_bounded_as_upstream_bounds_them() {
+    // Thirty copies of the root would make a document of about 120 GB.
+    let ops: Vec<Value> = (0..30).map(|i| json!({"op": "copy", "from": "", "path": format!("/k{i}")})).collect();
+    let e = json_patch(&json!({"a": "x".repeat(100)}), &Value::Array(ops)).expect_err("bounded");
+    assert_eq!(e.code(), 422);
+    assert!(e.to_string().starts_with("Unable to complete the copy, the accumulated size increase of copy is "), "{e}");
+    assert!(e.to_string().ends_with(", exceeding the limit 3145728"), "{e}");
+    let ops: Vec<Value> = (0..15).map(|i| json!({"op": "copy", "from": "", "path": format!("/k{i}")})).collect();
+    assert!(json_patch(&json!({"a": "x"}), &Value::Array(ops)).is_ok(), "small copies are fine");
+
+    let ops = json!([{"op": "add", "path": "/a", "value": 1}, {"op": "remove", "path": "/b"}]);
+    let e = json_patch(&json!({}), &ops).expect_err("no /b");
+    assert!(e.to_string().starts_with("operation '/1' failed at path '/b'"), "{e}");
+
+    let ops = vec![json!({"op": "test", "path": "", "value": {}}); MAX_JSON_PATCH_OPERATIONS + 1];
+    let e = json_patch(&json!({}), &Value::Array(ops)).expect_err("too many");
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (413, "The allowed maximum operations in a JSON patch is 10000, got 10001".into())
+    );
+    let ops = vec![json!({"op": "test", "path": "", "value": {}}); MAX_JSON_PATCH_OPERATIONS];
+    assert_eq!(json_patch(&json!({}), &Value::Array(ops)), Ok(json!({})));
+}
