@@ -331,7 +331,10 @@ impl Store {
         key: &str,
         decide: impl FnOnce(Option<&Stored>, u64) -> Result<Mutation, E>,
     ) -> Result<Outcome, E> {
-        let db = self.inner.db.lock().map_err(|_| StoreError::Poisoned)?;
+        // A `decide` that panicked (a bug in a handler) poisons this lock without having touched
+        // the database (its transaction starts after `decide`), so the lock is taken back:
+        // one bad request must not stop every later write.
+        let db = self.inner.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.get(key);
         let next_rv = self.current_rv() + 1;
         let mutation = decide(current.as_ref(), next_rv)?;
@@ -403,7 +406,7 @@ impl Store {
     /// to the file system. Safe to call at any time; run periodically by the server.
     pub fn compact(&self) -> Result<CompactStats, StoreError> {
         let oldest = self.oldest_watchable_rv();
-        let db = self.inner.db.lock().map_err(|_| StoreError::Poisoned)?;
+        let db = self.inner.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let removed = db.execute("DELETE FROM events WHERE rv <= ?1", [oldest as i64])?;
         db.execute_batch("PRAGMA incremental_vacuum;")?;
         db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

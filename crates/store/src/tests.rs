@@ -192,3 +192,15 @@ fn the_database_and_its_wal_are_private() {
     let _store = Store::open(&path, StoreConfig { history: 8 }).expect("reopen");
     assert_eq!(mode(""), Some(0o600));
 }
+
+#[test]
+fn a_write_whose_decision_panicked_does_not_stop_later_writes() {
+    let store = mem();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = store.mutate::<StoreError>("/a", |_, _| panic!("a handler bug"));
+    }));
+    assert!(panicked.is_err());
+    assert!(store.get("/a").is_none(), "nothing was written");
+    put(&store, "/a", json!({"ok": true}));
+    assert_eq!(store.get("/a").map(|s| s.value["ok"].clone()), Some(json!(true)));
+}
