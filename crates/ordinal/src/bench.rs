@@ -471,41 +471,43 @@ impl PodsBench {
                 }
             }
         });
-        // The cost of confinement, in the same run: the same pods, confined as every pod is by
-        // default, then privileged (no capability limit, seccomp, masking or device cgroup).
-        // One at a time first (a pod's own start-up), then all at once.
-        for (confinement, privileged) in [("default", false), ("privileged", true)] {
-            let alone = self.batch(&pods, &mut rx, &format!("alone-{confinement}"), 10, 1, privileged).await?;
-            emit_pods("create_to_running_alone", confinement, alone.running);
-            let batch = self.batch(&pods, &mut rx, &format!("bench-{confinement}"), self.pods, 16, privileged).await?;
-            emit_pods("create_to_running", confinement, batch.running);
-            emit_pods("create_to_ready", confinement, batch.ready);
-            println!(
-                "{}",
-                json!({"bench": "pods", "metric": "containers_started_per_second", "confinement": confinement,
-                       "unit": "1/s", "n": self.pods, "value": round(self.pods as f64 / batch.span.max(1e-9)),
-                       "span_ms": round(batch.span * 1000.0)})
-            );
-            if !privileged {
-                let loaded = rss_kib(pid).unwrap_or(0);
-                println!(
-                    "{}",
-                    json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": 0, "value": rss_idle})
-                );
-                println!(
-                    "{}",
-                    json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": self.pods + 10, "value": loaded})
-                );
-                self.delete_all(&pods).await?;
-            }
-        }
+        // The cost of confinement, in the same run and under the same load: pods confined as
+        // every pod is by default and privileged ones (no capability limit, seccomp, masking or
+        // device cgroup), created alternately. A warm-up first (the first pods of a fresh server
+        // also pay for unpacking the image and a cold cache), then one at a time (a pod's own
+        // start-up), then all at once.
+        self.batch(&pods, &mut rx, "warm", 10, 4).await?;
         self.delete_all(&pods).await?;
+        let alone = self.batch(&pods, &mut rx, "alone", 20, 1).await?;
+        let batch = self.batch(&pods, &mut rx, "bench", self.pods, 16).await?;
+        for (confinement, privileged) in [("default", false), ("privileged", true)] {
+            emit_pods("create_to_running_alone", confinement, alone.of(privileged, |s| s.running));
+            emit_pods("create_to_running", confinement, batch.of(privileged, |s| s.running));
+            emit_pods("create_to_ready", confinement, batch.of(privileged, |s| s.ready));
+        }
+        println!(
+            "{}",
+            json!({"bench": "pods", "metric": "containers_started_per_second", "unit": "1/s", "n": self.pods,
+                   "value": round(self.pods as f64 / batch.span.max(1e-9)), "span_ms": round(batch.span * 1000.0)})
+        );
+        let loaded = rss_kib(pid).unwrap_or(0);
+        println!("{}", json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": 0, "value": rss_idle}));
+        println!(
+            "{}",
+            json!({"bench": "pods", "metric": "server_rss", "unit": "KiB", "pods": self.pods + 20, "value": loaded})
+        );
+        let (n, took) = self.delete_all(&pods).await?;
+        println!(
+            "{}",
+            json!({"bench": "pods", "metric": "delete_all", "unit": "ms", "n": n, "value": round(took * 1000.0)})
+        );
         watching.abort();
         Ok(())
     }
 
-    /// Create `n` pods named `<prefix>-<i>`, `in_flight` at a time, and wait until every one is
-    /// Ready; their create → Running and → Ready latencies, and the span until all ran.
+    /// Create `n` pods named `<prefix>-<i>` (the odd ones privileged), `in_flight` at a time,
+    /// and wait until every one is Ready; their create → Running and → Ready latencies, and
+    /// the span until all ran.
     async fn batch(
         &self,
         pods: &Api<k8s_openapi::api::core::v1::Pod>,
@@ -513,13 +515,13 @@ impl PodsBench {
         prefix: &str,
         n: usize,
         in_flight: usize,
-        privileged: bool,
     ) -> anyhow::Result<Batch> {
         use k8s_openapi::api::core::v1::Pod;
         let mut created: std::collections::BTreeMap<String, Instant> = Default::default();
         let begin = Instant::now();
         let mut creating = futures::stream::iter((0..n).map(|i| {
             let pods = pods.clone();
+            let privileged = i % 2 == 1;
             async move {
                 let name = format!("{prefix}-{i}");
                 let pod: Pod = serde_json::from_value(json!({
@@ -558,20 +560,20 @@ impl PodsBench {
             }
         }
         let all_running = running.values().max().copied().unwrap_or(begin);
-        let latencies = |to: &std::collections::BTreeMap<String, Instant>| -> Vec<f64> {
-            to.iter()
-                .filter_map(|(name, at)| created.get(name).map(|c| at.duration_since(*c).as_secs_f64() * 1000.0))
-                .collect()
-        };
-        Ok(Batch {
-            running: latencies(&running),
-            ready: latencies(&ready),
-            span: all_running.duration_since(begin).as_secs_f64(),
-        })
+        let samples = created
+            .iter()
+            .filter_map(|(name, c)| {
+                let ms = |at: &Instant| at.duration_since(*c).as_secs_f64() * 1000.0;
+                let privileged = name.rsplit('-').next()?.parse::<usize>().ok()? % 2 == 1;
+                Some(Sample { privileged, running: ms(running.get(name)?), ready: ms(ready.get(name)?) })
+            })
+            .collect();
+        Ok(Batch { samples, span: all_running.duration_since(begin).as_secs_f64() })
     }
 
-    /// Delete every pod (graceful: SIGTERM, trapped) until the API has none left; the time.
-    async fn delete_all(&self, pods: &Api<k8s_openapi::api::core::v1::Pod>) -> anyhow::Result<()> {
+    /// Delete every pod (graceful: SIGTERM, trapped) until the API has none left; how many
+    /// and the seconds it took.
+    async fn delete_all(&self, pods: &Api<k8s_openapi::api::core::v1::Pod>) -> anyhow::Result<(usize, f64)> {
         let begin = Instant::now();
         let n = pods.list(&ListParams::default()).await?.items.len();
         pods.delete_collection(&kube::api::DeleteParams::default(), &ListParams::default()).await?;
@@ -584,21 +586,29 @@ impl PodsBench {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        println!(
-            "{}",
-            json!({"bench": "pods", "metric": "delete_all", "unit": "ms", "n": n,
-                   "value": round(begin.elapsed().as_secs_f64() * 1000.0)})
-        );
-        Ok(())
+        Ok((n, begin.elapsed().as_secs_f64()))
     }
+}
+
+/// One pod's latencies, in milliseconds.
+struct Sample {
+    privileged: bool,
+    running: f64,
+    ready: f64,
 }
 
 /// What one batch of pods measured.
 struct Batch {
-    running: Vec<f64>,
-    ready: Vec<f64>,
+    samples: Vec<Sample>,
     /// Seconds from the first create until every pod ran.
     span: f64,
+}
+
+impl Batch {
+    /// One latency of the privileged (or default) pods.
+    fn of(&self, privileged: bool, pick: impl Fn(&Sample) -> f64) -> Vec<f64> {
+        self.samples.iter().filter(|s| s.privileged == privileged).map(pick).collect()
+    }
 }
 
 fn emit_pods(metric: &str, confinement: &str, mut samples_ms: Vec<f64>) {
