@@ -430,8 +430,10 @@ spec:
     command: ["sh", "-c", "touch /tmp/alive; while true; do sleep 0.2; done"]
     volumeMounts: [{{name: scratch, mountPath: /shared}}]
     livenessProbe:
+      # Fails only when the file goes (a loaded machine may take more than a second to exec).
       exec: {{command: ["cat", "/tmp/alive"]}}
       periodSeconds: 1
+      timeoutSeconds: 10
       failureThreshold: 1
   volumes:
   - {{name: scratch, emptyDir: {{}}}}
