@@ -1,12 +1,15 @@
 //! The scheduler: binds each pod without a node to one that fits (`logic::schedule`), through
 //! `pods/binding`; a pod that fits nowhere gets `PodScheduled=False` with the reason and a
-//! `FailedScheduling` event, and is looked at again whenever pods or nodes change.
+//! `FailedScheduling` event, and is looked at again whenever pods, nodes or claims change. A pod
+//! whose claims are missing, or bind immediately and are not bound yet, waits (upstream's
+//! VolumeBinding plugin).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -39,7 +42,15 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
             notify.notify_one();
             futures::future::ready(())
         });
-    tokio::pin!(node_watch, pending);
+    // A claim becoming bound lets a waiting pod go.
+    let notify = changed.clone();
+    let claims = watcher(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .for_each(move |_| {
+            notify.notify_one();
+            futures::future::ready(())
+        });
+    tokio::pin!(node_watch, pending, claims);
     let recorder = Recorder::new(client.clone(), Reporter { controller: "default-scheduler".into(), instance: None });
     // Decide only on a complete view of the nodes.
     let ready = nodes.wait_until_ready();
@@ -56,6 +67,7 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = &mut node_watch => return,
             _ = &mut pending => return,
+            _ = &mut claims => return,
             // Changes arriving together are scheduled in one pass.
             _ = changed.notified() => tokio::time::sleep(SETTLE).await,
             _ = tokio::time::sleep(RESYNC) => {}
@@ -77,6 +89,22 @@ async fn pass(client: &kube::Client, nodes: &Store<Node>, recorder: &Recorder) -
         p.metadata.deletion_timestamp.is_none()
             && p.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|phase| phase == "Pending")
     };
+    let has_claims =
+        |p: &Pod| p.spec.iter().flat_map(|s| s.volumes.iter().flatten()).any(|v| v.persistent_volume_claim.is_some());
+    let (claims, classes) = if pods.iter().filter(pending).any(has_claims) {
+        let claims = Api::<PersistentVolumeClaim>::all(client.clone()).list(&ListParams::default()).await?.items;
+        let classes = Api::<StorageClass>::all(client.clone()).list(&ListParams::default()).await?.items;
+        (claims, classes)
+    } else {
+        Default::default()
+    };
+    let delayed = |claim: &PersistentVolumeClaim| {
+        let class = claim.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()).unwrap_or("");
+        classes.iter().any(|c| {
+            c.metadata.name.as_deref() == Some(class)
+                && c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer")
+        })
+    };
     for pod in pods.iter().filter(pending) {
         let spec = pod.spec.clone().unwrap_or_default();
         if spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) {
@@ -88,7 +116,11 @@ async fn pass(client: &kube::Client, nodes: &Store<Node>, recorder: &Recorder) -
         let ns = pod.namespace().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
         let name = pod.name_any();
-        match logic::schedule::decide(pod, &nodes, &bound) {
+        let decision = match logic::schedule::volume_binding(pod, &claims, &delayed) {
+            Some(reason) => logic::schedule::unschedulable(nodes.len(), &reason),
+            None => logic::schedule::decide(pod, &nodes, &bound),
+        };
+        match decision {
             Decision::Bind(node) => {
                 let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node}});

@@ -109,6 +109,10 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
             }
         },
     };
+    if let Some(cause) = revision::change_cause_to_record(&set, &update_revision) {
+        let patch = json!({"metadata": {"annotations": {revision::CHANGE_CAUSE: cause}}});
+        revisions_api.patch(&update_revision.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
+    }
     let update_name = update_revision.name_any();
     let current_revision =
         current_name.and_then(|n| find(&revisions, &n).cloned()).unwrap_or_else(|| update_revision.clone());
@@ -207,8 +211,11 @@ fn find<'a>(revisions: &'a [ControllerRevision], name: &str) -> Option<&'a Contr
     revisions.iter().find(|r| r.metadata.name.as_deref() == Some(name))
 }
 
-/// `Parallel`: upstream's slow start. Each pod with the claims before it is one unit; units run
-/// concurrently in batches of 1, 2, 4, … (at most 500), and a batch with a failure ends the sync.
+/// `Parallel`: upstream's slow start, stage by stage as upstream's `runForAll` calls: the
+/// in-range pods (with their claims and claim owners), then the scale-down deletions (after
+/// every claim owner they need is written), then the update deletions. Within a stage each
+/// pod with the claims before it is one unit; units run concurrently in batches of 1, 2, 4, …
+/// (at most 500), and a batch with a failure ends the sync.
 async fn apply_in_batches(
     ctx: &Ctx,
     set: &StatefulSet,
@@ -216,18 +223,30 @@ async fn apply_in_batches(
     claims_api: &Api<PersistentVolumeClaim>,
     actions: &[Action],
 ) -> Result<(), Error> {
-    let mut units: Vec<&[Action]> = Vec::new();
-    let mut start = 0;
-    for (i, action) in actions.iter().enumerate() {
-        if !matches!(action, Action::CreateClaim(_)) {
-            units.push(&actions[start..=i]);
-            start = i + 1;
+    let stage = |a: &Action| match a {
+        Action::DeletePod { reason: DeleteReason::Condemned, .. } => 1,
+        Action::DeletePod { reason: DeleteReason::Update, .. } => 2,
+        _ => 0,
+    };
+    let mut rest = actions;
+    while let Some(first) = rest.first() {
+        let n = rest.iter().take_while(|a| stage(a) == stage(first)).count();
+        let (this, next) = rest.split_at(n);
+        rest = next;
+        let mut units: Vec<&[Action]> = Vec::new();
+        let mut start = 0;
+        for (i, action) in this.iter().enumerate() {
+            if !matches!(action, Action::CreateClaim(_)) {
+                units.push(&this[start..=i]);
+                start = i + 1;
+            }
         }
+        if start < this.len() {
+            units.push(&this[start..]);
+        }
+        crate::workload::slow_start(units, |unit| apply(ctx, set, pods_api, claims_api, unit)).await?;
     }
-    if start < actions.len() {
-        units.push(&actions[start..]);
-    }
-    crate::workload::slow_start(units, |unit| apply(ctx, set, pods_api, claims_api, unit)).await
+    Ok(())
 }
 
 /// Apply the plan's actions in order; stop at the first failure (the next sync re-plans).
@@ -277,12 +296,17 @@ async fn apply(
                 let owners = if owners.is_empty() { serde_json::Value::Null } else { json!(owners) };
                 let patch = json!({"metadata": {"resourceVersion": resource_version, "ownerReferences": owners}});
                 match claims_api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
-                    // Changed under us: the next sync looks again.
-                    Ok(_) | Err(kube::Error::Api(_)) => continue,
+                    // Gone: nothing to own.
+                    Ok(_) => continue,
+                    Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                    // Changed under us, or refused: stop before the pod it is for is deleted
+                    // (its claim would be left behind); the next sync looks again.
                     Err(e) => return Err(e.into()),
                 }
             }
-            Action::DeletePod { name, uid, reason } => {
+            // Upstream 1.31+ records the same event whatever the reason (#123809 removed
+            // `RecreatingFailedPod`/`RecreatingTerminatedPod`).
+            Action::DeletePod { name, uid, .. } => {
                 let params = DeleteParams {
                     preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
                     ..DeleteParams::default()
@@ -292,13 +316,9 @@ async fn apply(
                     Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
                     Err(e) => Err(e),
                 };
-                let why = match reason {
-                    DeleteReason::Finished => " (finished, to be recreated)",
-                    DeleteReason::Condemned | DeleteReason::Update => "",
-                };
                 match &r {
                     Ok(()) => {
-                        (r, "SuccessfulDelete", format!("delete Pod {name} in StatefulSet {set_name} successful{why}"))
+                        (r, "SuccessfulDelete", format!("delete Pod {name} in StatefulSet {set_name} successful"))
                     }
                     Err(e) => {
                         let note = format!("delete Pod {name} in StatefulSet {set_name} failed error: {e}");

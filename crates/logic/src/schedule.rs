@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Taint, Toleration};
 
 use crate::quantity_of;
 
@@ -38,6 +38,41 @@ fn requested(pod: &Pod, resource: &str) -> i128 {
         .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
         .map(|q| quantity_of(&q.0))
         .sum()
+}
+
+/// Upstream's VolumeBinding pre-filter, for what a single node can tell: why `pod` cannot be
+/// scheduled yet because of its claims (`claims` may span namespaces; `delayed` says
+/// whether a claim's class binds on first consumer), or `None`. A claim that is missing or
+/// being deleted, or one that binds immediately and is not bound yet, holds the pod back;
+/// claims of a WaitForFirstConsumer class are bound after the pod is placed.
+pub fn volume_binding(
+    pod: &Pod,
+    claims: &[PersistentVolumeClaim],
+    delayed: &dyn Fn(&PersistentVolumeClaim) -> bool,
+) -> Option<String> {
+    let mut unbound_immediate = false;
+    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let Some(source) = volume.persistent_volume_claim.as_ref() else { continue };
+        let name = &source.claim_name;
+        let Some(claim) = claims.iter().find(|c| {
+            c.metadata.name.as_deref() == Some(name.as_str()) && c.metadata.namespace == pod.metadata.namespace
+        }) else {
+            return Some(format!("persistentvolumeclaim \"{name}\" not found"));
+        };
+        if claim.metadata.deletion_timestamp.is_some() {
+            return Some(format!("persistentvolumeclaim \"{name}\" is being deleted"));
+        }
+        let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+        if !bound && !delayed(claim) {
+            unbound_immediate = true;
+        }
+    }
+    unbound_immediate.then(|| "pod has unbound immediate PersistentVolumeClaims".to_string())
+}
+
+/// The decision for a pod that no node can take for `reason`, whatever the node.
+pub fn unschedulable(nodes: usize, reason: &str) -> Decision {
+    Decision::Unschedulable(format!("0/{nodes} nodes are available: {reason}."))
 }
 
 /// Decide for `pod`, given the nodes and the pods already bound to them.
@@ -130,6 +165,51 @@ mod tests {
         let mut v = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
         json_patch::merge(&mut v, &extra);
         serde_json::from_value(v).expect("pod")
+    }
+
+    #[test]
+    fn claims_hold_a_pod_back_as_the_volume_binding_plugin_does() {
+        let with_claims = pod(json!({"spec": {"volumes": [
+            {"name": "www", "persistentVolumeClaim": {"claimName": "www-web-0"}},
+            {"name": "cfg", "configMap": {"name": "c"}}]}}));
+        let claim = |extra: serde_json::Value| -> PersistentVolumeClaim {
+            let mut v = json!({"metadata": {"name": "www-web-0"}, "spec": {"storageClassName": "fast"}});
+            json_patch::merge(&mut v, &extra);
+            serde_json::from_value(v).expect("claim")
+        };
+        let immediate = |_: &PersistentVolumeClaim| false;
+        let delayed = |_: &PersistentVolumeClaim| true;
+        let bound = claim(json!({"status": {"phase": "Bound"}}));
+        let pending = claim(json!({"status": {"phase": "Pending"}}));
+        let deleting = claim(json!({"metadata": {"deletionTimestamp": "2026-12-04T00:00:00Z"}}));
+        let cases: [(&str, &[PersistentVolumeClaim], &dyn Fn(&PersistentVolumeClaim) -> bool, Option<&str>); 6] = [
+            ("bound", std::slice::from_ref(&bound), &immediate, None),
+            (
+                "unbound, immediate",
+                std::slice::from_ref(&pending),
+                &immediate,
+                Some("pod has unbound immediate PersistentVolumeClaims"),
+            ),
+            ("unbound, first consumer", std::slice::from_ref(&pending), &delayed, None),
+            ("missing", &[], &delayed, Some("persistentvolumeclaim \"www-web-0\" not found")),
+            (
+                "being deleted",
+                std::slice::from_ref(&deleting),
+                &delayed,
+                Some("persistentvolumeclaim \"www-web-0\" is being deleted"),
+            ),
+            ("no claims at all", &[], &immediate, None),
+        ];
+        for (case, claims, mode, want) in cases {
+            let p = if case == "no claims at all" { pod(json!({})) } else { with_claims.clone() };
+            assert_eq!(volume_binding(&p, claims, mode).as_deref(), want, "{case}");
+        }
+        assert_eq!(
+            unschedulable(1, "pod has unbound immediate PersistentVolumeClaims"),
+            Decision::Unschedulable(
+                "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.".into()
+            )
+        );
     }
 
     #[test]

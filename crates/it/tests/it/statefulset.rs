@@ -149,15 +149,28 @@ async fn rollout_session(version: &str) -> anyhow::Result<()> {
     assert!(out.contains("partitioned roll out complete: 3 new pods have been updated"), "{out}");
     assert_eq!(k.ok(&["get", "sts", "web", "-o", "jsonpath={.status.readyReplicas}"])?, "3");
 
-    k.ok(&["annotate", "sts", "web", "kubernetes.io/change-cause=upgrade to 1.26"])?;
+    // Seed 000's order: roll to the new image, then annotate the cause; `rollout history`
+    // shows it against the revision it describes (beyond upstream, as a Deployment does).
     k.ok(&["set", "image", "sts/web", "nginx=nginx:1.26"])?;
     let out = k.ok(&["rollout", "status", "sts/web", "--timeout=60s"])?;
     assert!(out.contains("partitioned roll out complete"), "{out}");
     settled(&sets, 3).await?;
-    let history = k.ok(&["rollout", "history", "sts/web"])?;
-    let rows: Vec<String> =
-        history.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect();
-    assert_eq!(rows[1..], ["REVISION CHANGE-CAUSE", "1 <none>", "2 upgrade to 1.26"], "{history}");
+    k.ok(&["annotate", "sts", "web", "kubernetes.io/change-cause=upgrade to 1.26"])?;
+    history_shows(&k, "sts/web", &["1 <none>", "2 upgrade to 1.26"]).await?;
+
+    // The Deployment the seed contrasts it with, in the same order.
+    let deployment = serde_json::to_string(&json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "front"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "front"}},
+            "template": {"metadata": {"labels": {"app": "front"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx:1.25"}]}}}
+    }))?;
+    k.ok_stdin(&["apply", "-f", "-"], &deployment)?;
+    k.ok(&["rollout", "status", "deploy/front", "--timeout=60s"])?;
+    k.ok(&["set", "image", "deploy/front", "nginx=nginx:1.26"])?;
+    k.ok(&["rollout", "status", "deploy/front", "--timeout=60s"])?;
+    k.ok(&["annotate", "deploy/front", "kubernetes.io/change-cause=upgrade to 1.26"])?;
+    history_shows(&k, "deploy/front", &["1 <none>", "2 upgrade to 1.26"]).await?;
 
     // rollout restart is a template annotation: a new revision rolls every pod.
     k.ok(&["rollout", "restart", "sts/web"])?;
@@ -167,6 +180,8 @@ async fn rollout_session(version: &str) -> anyhow::Result<()> {
     let restarted = k.ok(&[
         "get",
         "pods",
+        "-l",
+        "app=web",
         "-o",
         "jsonpath={.items[*].metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
     ])?;
@@ -174,7 +189,7 @@ async fn rollout_session(version: &str) -> anyhow::Result<()> {
     let out = k.ok(&["rollout", "undo", "sts/web"])?;
     assert!(out.contains("rolled back"), "{out}");
     settled(&sets, 3).await?;
-    let image = k.ok(&["get", "pods", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
+    let image = k.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].spec.containers[0].image}"])?;
     assert_eq!(image, "nginx:1.26 nginx:1.26 nginx:1.26", "back to the revision before the restart");
     let restarted = k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.template.metadata.annotations}"])?;
     assert!(!restarted.contains("restartedAt"), "{restarted}");
@@ -182,6 +197,24 @@ async fn rollout_session(version: &str) -> anyhow::Result<()> {
     let numbers: Vec<&str> = history.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(numbers, ["1", "3", "4"], "the undone-to revision 2 is renumbered 4:\n{history}");
     server.stop().await;
+    Ok(())
+}
+
+/// Wait until `kubectl rollout history` lists exactly these revisions (the controller records a
+/// cause on its next sync after the annotation).
+async fn history_shows(k: &it::Kubectl, what: &str, rows: &[&str]) -> anyhow::Result<()> {
+    let found = eventually(&format!("{what} history to show {rows:?}"), WAIT, || async {
+        let history = k.ok(&["rollout", "history", what]).ok()?;
+        let found: Vec<String> = history
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| !l.is_empty())
+            .collect();
+        (found == rows).then_some(found)
+    })
+    .await?;
+    assert_eq!(found, rows);
     Ok(())
 }
 
@@ -392,5 +425,88 @@ async fn on_delete_replaces_only_deleted_pods() -> anyhow::Result<()> {
     let done = settled(&sets, 2).await?;
     assert_eq!(done.status.and_then(|s| s.current_revision), Some(new), "OnDelete completes (upstream #73492)");
     server.stop().await;
+    Ok(())
+}
+
+/// Roll a Parallel set of five, being its kubelet (pods become Ready only when this test says
+/// so), while a watch counts the in-range pods that are missing or not Ready after every event.
+/// Returns the most seen at once.
+async fn parallel_rollout_peak_unavailable(max_unavailable: Option<i32>) -> anyhow::Result<usize> {
+    use futures::StreamExt;
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let kubelet = FakeKubelet::start(client.clone(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let mut manifest = serde_json::to_value(sts_manifest("web", 5, "nginx:1.25"))?;
+    manifest["spec"]["podManagementPolicy"] = json!("Parallel");
+    if let Some(m) = max_unavailable {
+        manifest["spec"]["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": m}});
+    }
+    sets.create(&PostParams::default(), &serde_json::from_value(manifest)?).await?;
+    settled(&sets, 5).await?;
+    kubelet.auto_ready.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    let ready: Arc<Mutex<BTreeMap<String, bool>>> = Arc::default();
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (seen, top) = (ready.clone(), peak.clone());
+    let watching = tokio::spawn(kube::runtime::watcher(pods.clone(), Default::default()).for_each(move |event| {
+        use kube::runtime::watcher::Event;
+        if let Ok(mut seen) = seen.lock() {
+            match event {
+                Ok(Event::Apply(p) | Event::InitApply(p)) => {
+                    let up = logic::pod::is_ready(&p) && p.metadata.deletion_timestamp.is_none();
+                    seen.insert(p.metadata.name.clone().unwrap_or_default(), up);
+                }
+                Ok(Event::Delete(p)) => {
+                    seen.remove(p.metadata.name.as_deref().unwrap_or_default());
+                }
+                _ => {}
+            }
+            let down = (0..5).filter(|i| seen.get(&format!("web-{i}")) != Some(&true)).count();
+            top.fetch_max(down, std::sync::atomic::Ordering::SeqCst);
+        }
+        futures::future::ready(())
+    }));
+    eventually("the watch to see five ready pods", WAIT, || async {
+        (ready.lock().ok()?.values().filter(|up| **up).count() == 5).then_some(())
+    })
+    .await?;
+    peak.store(0, std::sync::atomic::Ordering::SeqCst);
+
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.26"}]}}}});
+    sets.patch("web", &PatchParams::default(), &Patch::Strategic(image)).await?;
+    let done = eventually("the Parallel rollout, this test acting as the kubelet", Duration::from_secs(60), || async {
+        for p in pods.list(&Default::default()).await.ok()?.items {
+            if !logic::pod::is_ready(&p) && p.metadata.deletion_timestamp.is_none() {
+                FakeKubelet::mark_ready(&pods, p.metadata.name.as_deref().unwrap_or_default()).await.ok()?;
+            }
+        }
+        let s = sets.get("web").await.ok()?;
+        let st = s.status.clone()?;
+        let rolled = st.observed_generation == s.metadata.generation
+            && st.updated_replicas == Some(5)
+            && st.ready_replicas == Some(5)
+            && st.current_revision == st.update_revision;
+        rolled.then_some(())
+    })
+    .await;
+    watching.abort();
+    server.stop().await;
+    done?;
+    Ok(peak.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_rolling_update_takes_one_pod_down_at_a_time() -> anyhow::Result<()> {
+    assert_eq!(parallel_rollout_peak_unavailable(None).await?, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_rolling_update_uses_but_never_exceeds_max_unavailable() -> anyhow::Result<()> {
+    assert_eq!(parallel_rollout_peak_unavailable(Some(2)).await?, 2);
     Ok(())
 }

@@ -216,3 +216,19 @@ fn a_stuck_rollout_exceeds_its_progress_deadline() {
         ("False", Some("ProgressDeadlineExceeded"))
     );
 }
+
+#[test]
+fn annotating_after_a_rollout_updates_the_new_replica_sets_change_cause() {
+    // Seed 000's order: roll out first, annotate afterwards.
+    let d = deployment(2, "a", rolling(json!("25%"), json!("25%")));
+    let rs = rs_of(&d, 1, 2, 2, "2026-12-02T09:00:00Z");
+    let mut annotated = d.clone();
+    annotated.metadata.annotations =
+        Some([("kubernetes.io/change-cause".to_string(), "downgraded to 1.26.1".to_string())].into());
+    let p = run(&annotated, &[rs]);
+    let cause = p.actions.iter().find_map(|a| match a {
+        Action::UpdateReplicaSet { annotations, .. } => annotations.get("kubernetes.io/change-cause").cloned(),
+        _ => None,
+    });
+    assert_eq!(cause.as_deref(), Some("downgraded to 1.26.1"));
+}

@@ -228,6 +228,17 @@ fn run_passes(
                 }
             }
             Some(pod) => {
+                // Upstream `createMissingPersistentVolumeClaims`: a Pending pod whose claim is
+                // gone (deleted by hand, or never made) gets it back.
+                if pods::phase(pod) == "Pending" && !pods::is_terminating(pod) {
+                    for mut claim in pods::claims_for(input.set, slot.ordinal) {
+                        let name = claim.metadata.name.clone().unwrap_or_default();
+                        if !input.claims.iter().any(|c| c.metadata.name.as_deref() == Some(&name)) {
+                            claim.metadata.owner_references = retention::owners_for_new_claim(input.set);
+                            plan.actions.push(Action::CreateClaim(Box::new(claim)));
+                        }
+                    }
+                }
                 if !pods::identity_matches(input.set, pod) && !pods::is_terminating(pod) {
                     let mut labels = pod.metadata.labels.clone().unwrap_or_default();
                     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -242,7 +253,7 @@ fn run_passes(
                     return;
                 }
                 if monotonic && (!pods::is_running_and_ready(pod) || !pods::is_available(pod, min_ready, input.now)) {
-                    if stuck_on_old_revision(input, spec, start, slot.ordinal, pod) {
+                    if stuck_on_old_revision(input, spec, start, slots, slot.ordinal, pod) {
                         plan.actions.push(delete(pod, DeleteReason::Update));
                         plan.wait = Some(Wait::Stepped);
                         return;
@@ -297,7 +308,12 @@ fn run_passes(
         if slot.ordinal < start + partition {
             break;
         }
-        let Some(pod) = slot.pod else { continue };
+        // A missing pod (being recreated, or just created by this plan) is unavailable: wait,
+        // as upstream does for the pod object it has just made.
+        let Some(pod) = slot.pod else {
+            plan.wait = Some(Wait::Unhealthy(slot.ordinal));
+            return;
+        };
         if pods::revision_of(pod) != input.update_revision && !pods::is_terminating(pod) {
             plan.actions.push(delete(pod, DeleteReason::Update));
             plan.wait = Some(Wait::Stepped);
@@ -316,13 +332,17 @@ pub const ROLLOUT_RECOVERY_ANNOTATION: &str = "ordinal.dev/rollout-recovery";
 /// Beyond upstream (#67250, "forced rollback"): under OrderedReady with RollingUpdate, a pod that
 /// is not Ready and was built from a revision other than the update revision blocks the rollout
 /// forever upstream, even after the template is fixed or reverted. Ordinal replaces it with the
-/// update revision instead — never below the partition, never while it is terminating, and not
-/// when the set opts out with `ordinal.dev/rollout-recovery: "false"`. A pod that was never
-/// Ready at the update revision itself is left alone (there is nothing better to replace it with).
+/// update revision instead, but only a pod that is failing (`pods::is_failing`: a back-off, a
+/// restart, or past its probes' budget), built from neither the current nor the update revision,
+/// at the rollout's cursor (every pod above it is at the update revision) and at or above the
+/// partition; never one that is terminating or still starting, and not when the set opts out
+/// with `ordinal.dev/rollout-recovery: "false"`. A pod at the update revision itself is left
+/// alone (there is nothing better to replace it with).
 fn stuck_on_old_revision(
     input: &Input<'_>,
     spec: &k8s_openapi::api::apps::v1::StatefulSetSpec,
     start: i32,
+    slots: &[Slot<'_>],
     ordinal: i32,
     pod: &Pod,
 ) -> bool {
@@ -343,6 +363,11 @@ fn stuck_on_old_revision(
         && !pods::is_running_and_ready(pod)
         && pods::revision_of(pod) != input.update_revision
         && pods::revision_of(pod) != input.current_revision
+        && pods::is_failing(pod, input.now)
+        && slots
+            .iter()
+            .filter(|s| s.ordinal > ordinal)
+            .all(|s| s.pod.is_some_and(|p| pods::revision_of(p) == input.update_revision))
 }
 
 /// `maxUnavailable` as a number of pods: percentages of `replicas` round down, and at least one.

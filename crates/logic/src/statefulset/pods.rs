@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 pub use crate::pod::{
-    is_available, is_created, is_failed, is_healthy, is_running_and_ready, is_succeeded, is_terminating,
-    seconds_until_available,
+    is_available, is_created, is_failed, is_failing, is_healthy, is_running_and_ready, is_succeeded, is_terminating,
+    phase, seconds_until_available,
 };
 
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";

@@ -148,3 +148,17 @@ pub fn to_truncate(set: &StatefulSet, revisions: &[ControllerRevision], live: &[
     let excess = old.len().saturating_sub(limit as usize);
     old.into_iter().take(excess).filter_map(|r| r.metadata.name.clone()).collect()
 }
+
+/// The annotation `kubectl rollout history` shows as CHANGE-CAUSE.
+pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+
+/// Beyond upstream: the set's change-cause when the update revision does not carry it yet, so
+/// that annotating the set after a rollout (`kubectl annotate sts/web
+/// kubernetes.io/change-cause=…`, as a Deployment's users do) names the revision it describes.
+/// Upstream copies annotations only into a revision it creates, so `rollout history` shows
+/// `<none>` for that sequence; a Deployment copies them into its newest ReplicaSet on every sync.
+pub fn change_cause_to_record<'a>(set: &'a StatefulSet, update: &ControllerRevision) -> Option<&'a str> {
+    let wanted = set.metadata.annotations.as_ref()?.get(CHANGE_CAUSE)?;
+    let recorded = update.metadata.annotations.as_ref().and_then(|a| a.get(CHANGE_CAUSE));
+    (recorded != Some(wanted)).then_some(wanted.as_str())
+}

@@ -90,6 +90,22 @@ impl World {
         }
     }
 
+    /// Apply a plan with graceful deletion: a deleted pod stays, terminating, until reaped.
+    fn apply_graceful(&mut self, plan: &Plan) {
+        for a in &plan.actions {
+            match a {
+                Action::DeletePod { name, .. } => {
+                    for p in &mut self.pods {
+                        if p.metadata.name.as_deref() == Some(name) {
+                            p.metadata.deletion_timestamp = Some(Time(now()));
+                        }
+                    }
+                }
+                other => self.apply(&Plan { actions: vec![other.clone()], ..plan.clone() }),
+            }
+        }
+    }
+
     fn make_ready(&mut self, name: &str) {
         for p in &mut self.pods {
             if p.metadata.name.as_deref() == Some(name) {
@@ -380,6 +396,17 @@ fn classify(u: revision::UpdateRevision) -> UpdateRevisionOf {
 }
 
 #[test]
+fn annotating_the_set_names_its_update_revision_cause() {
+    let mut s = set(1, "OrderedReady", json!({}));
+    let rev = revision::new_revision(&s, 0, 1);
+    assert_eq!(revision::change_cause_to_record(&s, &rev), None, "no cause, nothing to record");
+    s.metadata.annotations = Some([(revision::CHANGE_CAUSE.to_string(), "downgraded to 1.26.1".to_string())].into());
+    assert_eq!(revision::change_cause_to_record(&s, &rev), Some("downgraded to 1.26.1"));
+    let recorded = revision::new_revision(&s, 0, 1);
+    assert_eq!(revision::change_cause_to_record(&s, &recorded), None, "already there");
+}
+
+#[test]
 fn long_set_names_keep_revision_labels_within_63_characters() {
     let long = "a".repeat(60);
     assert!(revision::revision_name(&long, "6db564c54d").len() <= 63);
@@ -484,6 +511,204 @@ proptest::proptest! {
         proptest::prop_assert_eq!(w.pods.len(), replicas as usize);
         for pod in &w.pods {
             proptest::prop_assert_eq!(pods::revision_of(pod), update.as_str());
+        }
+    }
+}
+
+/// A set's configuration for the rollout property test.
+#[derive(Debug, Clone)]
+struct Shape {
+    parallel: bool,
+    on_delete: bool,
+    partition: i32,
+    max_unavailable: Option<i32>,
+    start: i32,
+}
+
+fn shape() -> impl proptest::strategy::Strategy<Value = Shape> {
+    use proptest::prelude::*;
+    (any::<bool>(), 0u8..6, 0i32..4, prop::option::of(1i32..4), prop_oneof![Just(0), Just(3)]).prop_map(
+        |(parallel, strategy, partition, max_unavailable, start)| Shape {
+            parallel,
+            on_delete: strategy == 0,
+            partition,
+            max_unavailable,
+            start,
+        },
+    )
+}
+
+fn shaped_set(shape: &Shape, replicas: i32) -> StatefulSet {
+    let strategy = if shape.on_delete {
+        json!({"type": "OnDelete", "rollingUpdate": null})
+    } else {
+        let mut rolling = json!({"partition": shape.partition});
+        if let Some(m) = shape.max_unavailable {
+            rolling["maxUnavailable"] = json!(m);
+        }
+        json!({"type": "RollingUpdate", "rollingUpdate": rolling})
+    };
+    let policy = if shape.parallel { "Parallel" } else { "OrderedReady" };
+    set(replicas, policy, json!({"spec": {"updateStrategy": strategy, "ordinals": {"start": shape.start}}}))
+}
+
+/// What the kubelet, the user and time do between syncs in the rollout test.
+#[derive(Debug, Clone)]
+enum Event {
+    Ready(usize),
+    Fail(usize),
+    /// A terminating pod finishes and is removed.
+    Reap(usize),
+    /// The user deletes a pod (gracefully).
+    UserDelete(usize),
+    Scale(i32),
+    NewTemplate,
+}
+
+fn event() -> impl proptest::strategy::Strategy<Value = Event> {
+    use proptest::prelude::*;
+    prop_oneof![
+        8 => (0usize..8).prop_map(Event::Ready),
+        1 => (0usize..8).prop_map(Event::Fail),
+        4 => (0usize..8).prop_map(Event::Reap),
+        1 => (0usize..8).prop_map(Event::UserDelete),
+        1 => (1i32..7).prop_map(Event::Scale),
+        2 => Just(Event::NewTemplate),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+    /// For every pod management policy and update strategy (`partition`, `maxUnavailable`,
+    /// OnDelete) and for `ordinals.start`, with graceful deletion and the status fed back as the
+    /// controller writes it, after every sync: a rolling update never deletes an available pod
+    /// when that would leave more than `maxUnavailable` (default 1) in-range pods unavailable,
+    /// deletes old pods from the highest ordinal down, never touches a pod below the partition,
+    /// and OnDelete never deletes for an update; no two pods share an ordinal; and once the pods
+    /// are left to become ready, the set converges: every pod in range, those at or above the
+    /// partition at the update revision.
+    #[test]
+    fn rollout_invariants(shape in shape(), events in proptest::collection::vec(event(), 1..150)) {
+        let mut w = World::default();
+        let mut replicas = 3;
+        let mut revision = 1;
+        let mut status: Option<StatefulSetStatus> = None;
+        let budget = |replicas: i32| shape.max_unavailable.map_or(1, |m| m.min(replicas).max(1));
+        let sync = |w: &mut World, status: &mut Option<StatefulSetStatus>, replicas: i32, revision: i32| {
+            let mut s = shaped_set(&shape, replicas);
+            s.status = status.clone();
+            let update = format!("v{revision}");
+            let p = w.plan(&s, &update);
+            w.apply_graceful(&p);
+            *status = Some(p.status.clone());
+            (s, update, p)
+        };
+        for ev in events {
+            let before = w.clone();
+            let (_, update, p) = sync(&mut w, &mut status, replicas, revision);
+            let end = shape.start + replicas;
+            let in_range = |o: i32| (shape.start..end).contains(&o);
+            let available = |pod: &Pod| pods::is_healthy(pod);
+            let for_update: Vec<&Pod> = p.actions.iter().filter_map(|a| match a {
+                Action::DeletePod { name, reason: DeleteReason::Update, .. } =>
+                    before.pods.iter().find(|q| q.metadata.name.as_deref() == Some(name.as_str())),
+                _ => None,
+            }).collect();
+            if shape.on_delete {
+                proptest::prop_assert!(for_update.is_empty(), "OnDelete deleted {:?}", for_update.len());
+            }
+            // Unavailable in-range slots before the update deletions (missing ones included,
+            // whether or not this plan creates them).
+            let down = (shape.start..end).filter(|o| {
+                !before.pods.iter().any(|q| pods::get_ordinal(q) == *o && available(q))
+            }).count() as i32;
+            let healthy_deleted = for_update.iter().filter(|q| available(q)).count() as i32;
+            if shape.max_unavailable.is_some() {
+                // KEP-961: every unavailable in-range pod counts against the budget.
+                proptest::prop_assert!(
+                    healthy_deleted == 0 || down + healthy_deleted <= budget(replicas),
+                    "{} unavailable and {} available pods deleted for the update (maxUnavailable {})",
+                    down, healthy_deleted, budget(replicas)
+                );
+            } else {
+                // Without it (upstream's default): one pod at a time, and an available one only
+                // when every slot above it holds an available pod at the update revision.
+                proptest::prop_assert!(for_update.len() <= 1, "{} pods deleted for the update at once", for_update.len());
+                for q in for_update.iter().filter(|q| available(q)) {
+                    let o = pods::get_ordinal(q);
+                    for above in (o + 1)..end {
+                        proptest::prop_assert!(
+                            before.pods.iter().any(|h| pods::get_ordinal(h) == above
+                                && available(h) && pods::revision_of(h) == update),
+                            "web-{} deleted while web-{} is missing, unavailable or old", o, above
+                        );
+                    }
+                }
+            }
+            for q in &for_update {
+                let o = pods::get_ordinal(q);
+                proptest::prop_assert!(o >= shape.start + shape.partition, "web-{} is below the partition", o);
+                proptest::prop_assert!(in_range(o));
+                if available(q) {
+                    // Highest first: every pod above it is updated, terminating or deleted too.
+                    for higher in before.pods.iter().filter(|h| pods::get_ordinal(h) > o && in_range(pods::get_ordinal(h))) {
+                        proptest::prop_assert!(
+                            pods::revision_of(higher) == update
+                                || pods::is_terminating(higher)
+                                || for_update.iter().any(|d| d.metadata.name == higher.metadata.name),
+                            "web-{} deleted before the old web-{}", o, pods::get_ordinal(higher)
+                        );
+                    }
+                }
+            }
+            match ev {
+                Event::Ready(i) if !w.pods.is_empty() => {
+                    let name = w.pods[i % w.pods.len()].metadata.name.clone().unwrap_or_default();
+                    if !w.pods[i % w.pods.len()].metadata.deletion_timestamp.is_some() {
+                        w.make_ready(&name);
+                    }
+                }
+                Event::Fail(i) if !w.pods.is_empty() => {
+                    let n = w.pods.len();
+                    w.pods[i % n].status = Some(PodStatus { phase: Some("Failed".into()), ..Default::default() });
+                }
+                Event::Reap(i) => {
+                    let terminating: Vec<usize> =
+                        (0..w.pods.len()).filter(|j| pods::is_terminating(&w.pods[*j])).collect();
+                    if !terminating.is_empty() {
+                        w.pods.remove(terminating[i % terminating.len()]);
+                    }
+                }
+                Event::UserDelete(i) if !w.pods.is_empty() => {
+                    let n = w.pods.len();
+                    w.pods[i % n].metadata.deletion_timestamp = Some(Time(now()));
+                }
+                Event::Scale(n) => replicas = n,
+                Event::NewTemplate => revision += 1,
+                _ => {}
+            }
+            let mut ordinals: Vec<i32> = w.pods.iter().map(pods::get_ordinal).collect();
+            ordinals.sort();
+            ordinals.dedup();
+            proptest::prop_assert_eq!(ordinals.len(), w.pods.len(), "two pods share an ordinal");
+        }
+        // Let everything finish and become ready until the set settles.
+        for _ in 0..(6 * 8 + 8) {
+            sync(&mut w, &mut status, replicas, revision);
+            w.pods.retain(|p| !pods::is_terminating(p));
+            for n in w.names() {
+                w.make_ready(&n);
+            }
+        }
+        let update = format!("v{revision}");
+        let mut ordinals: Vec<i32> = w.pods.iter().map(pods::get_ordinal).collect();
+        ordinals.sort();
+        proptest::prop_assert_eq!(ordinals, (shape.start..shape.start + replicas).collect::<Vec<_>>());
+        if !shape.on_delete {
+            for pod in w.pods.iter().filter(|p| pods::get_ordinal(p) >= shape.start + shape.partition) {
+                proptest::prop_assert_eq!(pods::revision_of(pod), update.as_str());
+            }
         }
     }
 }
@@ -598,6 +823,9 @@ fn a_broken_rollout_recovers_once_the_template_is_fixed() {
     assert_eq!(pods::revision_of(&w.pods[2]), "v2");
     let p = w.plan(&s, "v2");
     assert_eq!(p.wait, Some(Wait::Unhealthy(2)), "stuck at the bad revision");
+    w.pods[2].status = Some(status_of(json!({"phase": "Running", "containerStatuses": [
+        {"name": "nginx", "image": "nginx:2", "imageID": "", "ready": false, "restartCount": 0,
+         "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]})));
     // The user reverts to v1 (upstream: stuck forever, #67250). Ordinal replaces web-2.
     if let Some(st) = s.status.as_mut() {
         st.current_revision = Some("v1".into());
@@ -611,6 +839,99 @@ fn a_broken_rollout_recovers_once_the_template_is_fixed() {
     let p = w.plan(&s, "v3");
     assert!(deleted(&p).is_empty());
     assert_eq!(p.wait, Some(Wait::Unhealthy(2)));
+}
+
+fn status_of(v: serde_json::Value) -> PodStatus {
+    serde_json::from_value(v).expect("pod status")
+}
+
+/// Which pods broken-rollout recovery replaces: only failing ones at the cursor.
+#[test]
+fn broken_rollout_recovery_never_replaces_a_starting_pod() {
+    let started = |secs_ago: i64| {
+        let at = Timestamp::from_second(now().as_second() - secs_ago).expect("valid").to_string();
+        json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "image": "nginx:2", "imageID": "",
+            "ready": false, "restartCount": 0, "state": {"running": {"startedAt": at}}}]})
+    };
+    let waiting = |reason: &str| {
+        json!({"phase": "Pending", "containerStatuses": [{"name": "nginx", "image": "nginx:2", "imageID": "",
+            "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason}}}]})
+    };
+    let restarted = json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "image": "nginx:2",
+        "imageID": "", "ready": false, "restartCount": 2, "state": {"running": {"startedAt": now().to_string()}}}]});
+    let probed = json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1",
+        "readinessProbe": {"httpGet": {"port": 80}, "periodSeconds": 5, "failureThreshold": 4}}]}}}});
+    // (case, set, web-2's status at the bad revision v2, whether web-1 is also at v2, replaced?)
+    let cases = [
+        ("pending, no status yet", json!({}), json!({"phase": "Pending"}), false, false),
+        ("pulling the image", json!({}), waiting("ContainerCreating"), false, false),
+        ("image pull back-off", json!({}), waiting("ImagePullBackOff"), false, true),
+        ("crash loop", json!({}), waiting("CrashLoopBackOff"), false, true),
+        ("bad configuration", json!({}), waiting("CreateContainerConfigError"), false, true),
+        ("restarted, not ready", json!({}), restarted.clone(), false, true),
+        ("within its probe budget (20 s + 10 s)", probed.clone(), started(25), false, false),
+        ("past its probe budget (20 s + 10 s)", probed.clone(), started(35), false, true),
+        ("no probes, just started", json!({}), started(5), false, false),
+        ("no probes, running 15 s and not ready", json!({}), started(15), false, true),
+        ("below the cursor", json!({}), waiting("CrashLoopBackOff"), true, false),
+    ];
+    for (case, extra, status, web1_bad, replaced) in cases {
+        let (mut w, mut s) = rolled_out(3, extra.clone());
+        // v2 reached web-2 (and, for one case, web-1 before that) and broke it; the user moved on to v3.
+        let bad = |w: &mut World, i: usize, st: &serde_json::Value| {
+            w.pods[i].metadata.labels.as_mut().map(|l| l.insert(pods::REVISION_LABEL.into(), "v2".into()));
+            w.pods[i].status = Some(status_of(st.clone()));
+        };
+        if web1_bad {
+            bad(&mut w, 1, &status);
+            bad(&mut w, 2, &json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}));
+        } else {
+            bad(&mut w, 2, &status);
+        }
+        if let Some(st) = s.status.as_mut() {
+            st.current_revision = Some("v1".into());
+        }
+        let p = w.plan(&s, "v3");
+        let expected: Vec<String> = if replaced { vec!["web-2".into()] } else { vec![] };
+        assert_eq!(deleted(&p), expected, "{case}");
+    }
+}
+
+#[test]
+fn a_pending_pod_gets_its_missing_claims_back() {
+    let (mut w, s) = rolled_out(2, json!({}));
+    w.pods[1].status = Some(PodStatus { phase: Some("Pending".into()), ..Default::default() });
+    w.claims.retain(|c| c.metadata.name.as_deref() != Some("www-web-1"));
+    let p = w.plan(&s, "v1");
+    let made: Vec<String> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateClaim(c) => c.metadata.name.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(made, ["www-web-1"]);
+    // A Running pod is left alone (upstream only looks at Pending ones).
+    w.make_ready("web-1");
+    assert!(w.plan(&s, "v1").actions.is_empty());
+}
+
+#[test]
+fn parallel_rolling_update_waits_for_the_pod_it_recreates() {
+    let (mut w, s) = rolled_out(3, json!({"spec": {"podManagementPolicy": "Parallel"}}));
+    let p = w.plan(&s, "v2");
+    assert_eq!(deleted(&p), ["web-2"]);
+    w.apply(&p);
+    // web-2 is gone: it is recreated, and web-1 stays until web-2 is Ready (upstream counts the
+    // pod it has just made as unavailable).
+    let p = w.plan(&s, "v2");
+    assert_eq!((created(&p), deleted(&p)), (vec!["web-2".to_string()], vec![]));
+    assert_eq!(p.wait, Some(Wait::Unhealthy(2)));
+    w.apply(&p);
+    assert!(deleted(&w.plan(&s, "v2")).is_empty());
+    w.make_ready("web-2");
+    assert_eq!(deleted(&w.plan(&s, "v2")), ["web-1"]);
 }
 
 #[test]

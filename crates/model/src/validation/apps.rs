@@ -197,6 +197,7 @@ pub(crate) fn stateful_set_update(old: &StatefulSet, new: &StatefulSet, errs: &m
     clone.update_strategy = old_spec.update_strategy.clone();
     clone.min_ready_seconds = old_spec.min_ready_seconds;
     clone.ordinals = old_spec.ordinals.clone();
+    clone.revision_history_limit = old_spec.revision_history_limit;
     clone.persistent_volume_claim_retention_policy = old_spec.persistent_volume_claim_retention_policy.clone();
     // Beyond upstream (#68737): a claim template's storage request may grow (the controller
     // then expands the claims); it may not shrink, and nothing else in a template may change.
@@ -246,7 +247,7 @@ pub(crate) fn stateful_set_update(old: &StatefulSet, new: &StatefulSet, errs: &m
     if clone != *old_spec {
         errs.push(FieldError::forbidden(
             "spec",
-            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
         ));
     }
 }
