@@ -106,6 +106,31 @@ async fn claims_bind_static_and_provisioned_volumes_and_data_outlives_pods() -> 
     let bound_to = claims.get("www-statefulset-test-0").await?.spec.and_then(|s| s.volume_name).unwrap_or_default();
     assert_eq!(std::fs::read_to_string(host.join(&bound_to).join("index.html"))?, "hello\n");
 
+    // A claim of an Immediate class with no volume yet holds its pod Pending, unscheduled, as
+    // upstream's VolumeBinding plugin does; the volume's arrival lets it go.
+    let late = format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: late}}\nspec:\n  storageClassName: manual2\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: waiter}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {TEST_IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes:\n  - name: data\n    persistentVolumeClaim: {{claimName: late}}\n"
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &late)?;
+    let message = eventually("waiter to be held back", Duration::from_secs(30), || async {
+        let pod = pods.get("waiter").await.ok()?;
+        let conditions = pod.status?.conditions?;
+        let scheduled = conditions.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+        scheduled.message
+    })
+    .await?;
+    assert_eq!(message, "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.");
+    assert!(pods.get("waiter").await?.spec.and_then(|s| s.node_name).is_none(), "not bound to the node");
+    let pv = format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: late}}\nspec:\n  storageClassName: manual2\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  hostPath: {{path: {}}}\n",
+        host.join("late").display()
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &pv)?;
+    it::pod_ready(&pods, "waiter", None).await?;
+    k.ok(&["delete", "pod", "waiter"])?;
+    k.ok(&["delete", "pvc", "late"])?;
+    k.ok(&["delete", "pv", "late"])?;
+
     // Seed 004: no class named, so the default class provisions one volume per claim.
     k.ok_stdin(&["apply", "-f", "-"], &sts("web", 2, None))?;
     let web0 = it::pod_ready(&pods, "web-0", None).await?;
