@@ -182,7 +182,8 @@ mod tests {
         let bound = claim(json!({"status": {"phase": "Bound"}}));
         let pending = claim(json!({"status": {"phase": "Pending"}}));
         let deleting = claim(json!({"metadata": {"deletionTimestamp": "2026-12-04T00:00:00Z"}}));
-        let cases: [(&str, &[PersistentVolumeClaim], &dyn Fn(&PersistentVolumeClaim) -> bool, Option<&str>); 6] = [
+        type Mode<'a> = &'a dyn Fn(&PersistentVolumeClaim) -> bool;
+        let cases: [(&str, &[PersistentVolumeClaim], Mode<'_>, Option<&str>); 6] = [
             ("bound", std::slice::from_ref(&bound), &immediate, None),
             (
                 "unbound, immediate",

@@ -665,7 +665,7 @@ proptest::proptest! {
             match ev {
                 Event::Ready(i) if !w.pods.is_empty() => {
                     let name = w.pods[i % w.pods.len()].metadata.name.clone().unwrap_or_default();
-                    if !w.pods[i % w.pods.len()].metadata.deletion_timestamp.is_some() {
+                    if w.pods[i % w.pods.len()].metadata.deletion_timestamp.is_none() {
                         w.make_ready(&name);
                     }
                 }
