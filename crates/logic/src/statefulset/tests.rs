@@ -330,6 +330,36 @@ fn on_delete_only_recreates_deleted_pods_and_then_completes() {
     assert_eq!(p.status.current_revision.as_deref(), Some("v2"), "upstream #73492: OnDelete completes too");
 }
 
+/// Upstream `completeRollingUpdate` (1.33): the current revision becomes the update revision
+/// once `spec.replicas` pods exist, all updated and ready — not before, even when every pod
+/// that exists is updated (a scale-up still under way).
+#[test]
+fn the_current_revision_advances_when_every_wanted_replica_is_updated_and_ready() {
+    let (mut w, mut s) = rolled_out(2, json!({}));
+    for _ in 0..6 {
+        w.apply(&w.plan(&s, "v2"));
+        for n in w.names() {
+            w.make_ready(&n);
+        }
+    }
+    let p = w.plan(&s, "v2");
+    assert_eq!((p.status.updated_replicas, p.status.current_revision.as_deref()), (Some(2), Some("v2")));
+    // Scale to 3 at once: two pods updated and ready, the third not made yet.
+    if let Some(spec) = s.spec.as_mut() {
+        spec.replicas = Some(3);
+    }
+    if let Some(st) = s.status.as_mut() {
+        st.current_revision = Some("v1".into());
+    }
+    let p = w.plan(&s, "v2");
+    assert_eq!(created(&p), ["web-2"]);
+    assert_eq!(p.status.current_revision.as_deref(), Some("v1"), "2 of 3 replicas: not complete");
+    w.apply(&p);
+    assert_eq!(w.plan(&s, "v2").status.current_revision.as_deref(), Some("v1"), "web-2 not ready yet");
+    w.make_ready("web-2");
+    assert_eq!(w.plan(&s, "v2").status.current_revision.as_deref(), Some("v2"));
+}
+
 #[test]
 fn min_ready_seconds_delays_the_next_pod_and_asks_for_a_requeue() {
     let s = set(2, "OrderedReady", json!({"spec": {"minReadySeconds": 10}}));
