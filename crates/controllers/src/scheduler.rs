@@ -1,6 +1,8 @@
 //! The scheduler: binds each pod without a node to one that fits (`logic::schedule`), through
 //! `pods/binding`; a pod that fits nowhere gets `PodScheduled=False` with the reason and a
-//! `FailedScheduling` event, and is looked at again whenever pods, nodes or claims change. A pod
+//! `FailedScheduling` event, and is looked at again whenever pods, nodes or claims change. It
+//! works from watched caches (no list per pass) and remembers what it bound or reported until
+//! the caches show it, as upstream's scheduler cache "assumes" pods. A pod
 //! whose claims are missing, or bind immediately and are not bound yet, waits (upstream's
 //! VolumeBinding plugin).
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -23,51 +25,71 @@ use tokio_util::sync::CancellationToken;
 const RESYNC: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_millis(20);
 
+/// A watched cache of `K` that wakes the scheduler on every change.
+fn cache<K>(api: Api<K>, changed: &Arc<Notify>) -> (Store<K>, impl std::future::Future<Output = ()> + use<K>)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let notify = changed.clone();
+    let watch =
+        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(move |_| {
+            notify.notify_one();
+            futures::future::ready(())
+        });
+    (store, watch)
+}
+
+/// What this scheduler did that its caches may not show yet (upstream's "assumed" pods): pods
+/// it bound, by uid, with their node; and the unschedulable message it last wrote for a pod.
+#[derive(Default)]
+struct Assumed {
+    bound: std::collections::HashMap<String, String>,
+    reported: std::collections::HashMap<String, String>,
+}
+
 pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-    let nodes_api: Api<Node> = Api::all(client.clone());
-    let (nodes, writer) = reflector::store();
     let changed = Arc::new(Notify::new());
-    let notify = changed.clone();
-    let node_watch = reflector::reflector(writer, watcher(nodes_api, watcher::Config::default()))
-        .default_backoff()
-        .for_each(move |_| {
-            notify.notify_one();
-            futures::future::ready(())
-        });
-    let pods_api: Api<Pod> = Api::all(client.clone());
-    let notify = changed.clone();
-    let pending = watcher(pods_api.clone(), watcher::Config::default().fields("spec.nodeName="))
-        .default_backoff()
-        .for_each(move |_| {
-            notify.notify_one();
-            futures::future::ready(())
-        });
-    // A claim becoming bound lets a waiting pod go.
-    let notify = changed.clone();
-    let claims = watcher(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .for_each(move |_| {
-            notify.notify_one();
-            futures::future::ready(())
-        });
-    tokio::pin!(node_watch, pending, claims);
+    let (nodes, node_watch) = cache(Api::<Node>::all(client.clone()), &changed);
+    let (pods, pod_watch) = cache(Api::<Pod>::all(client.clone()), &changed);
+    // A claim becoming bound, or a class appearing, lets a waiting pod go.
+    let (claims, claim_watch) = cache(Api::<PersistentVolumeClaim>::all(client.clone()), &changed);
+    let (classes, class_watch) = cache(Api::<StorageClass>::all(client.clone()), &changed);
+    tokio::pin!(node_watch, pod_watch, claim_watch, class_watch);
     let recorder = Recorder::new(client.clone(), Reporter { controller: "default-scheduler".into(), instance: None });
-    // Decide only on a complete view of the nodes.
-    let ready = nodes.wait_until_ready();
+    // Decide only on a complete view.
+    let ready = async {
+        let _ = tokio::join!(
+            nodes.wait_until_ready(),
+            pods.wait_until_ready(),
+            claims.wait_until_ready(),
+            classes.wait_until_ready()
+        );
+    };
+    let watches = async {
+        tokio::select! {
+            _ = &mut node_watch => {}
+            _ = &mut pod_watch => {}
+            _ = &mut claim_watch => {}
+            _ = &mut class_watch => {}
+        }
+    };
+    tokio::pin!(watches);
     tokio::select! {
         _ = shutdown.cancelled() => return,
-        _ = &mut node_watch => return,
+        _ = &mut watches => return,
         _ = ready => {}
     }
+    let caches = Caches { nodes, pods, claims, classes };
+    let mut assumed = Assumed::default();
     loop {
-        if let Err(e) = pass(&client, &nodes, &recorder).await {
+        if let Err(e) = pass(&client, &caches, &mut assumed, &recorder).await {
             tracing::debug!(error = %e, "scheduling pass");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = &mut node_watch => return,
-            _ = &mut pending => return,
-            _ = &mut claims => return,
+            _ = &mut watches => return,
             // Changes arriving together are scheduled in one pass.
             _ = changed.notified() => tokio::time::sleep(SETTLE).await,
             _ = tokio::time::sleep(RESYNC) => {}
@@ -75,29 +97,43 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     }
 }
 
-/// Schedule every pending pod once, from fresh lists.
-async fn pass(client: &kube::Client, nodes: &Store<Node>, recorder: &Recorder) -> kube::Result<()> {
-    let all: Api<Pod> = Api::all(client.clone());
-    let pods = all.list(&ListParams::default()).await?.items;
-    let nodes: Vec<Node> = nodes.state().iter().map(|n| (**n).clone()).collect();
-    let mut bound: Vec<Pod> = pods
-        .iter()
-        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty()))
-        .cloned()
-        .collect();
-    let pending = |p: &&Pod| {
+struct Caches {
+    nodes: Store<Node>,
+    pods: Store<Pod>,
+    claims: Store<PersistentVolumeClaim>,
+    classes: Store<StorageClass>,
+}
+
+fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+}
+
+/// Schedule every pending pod once, from the caches (no list per pass).
+async fn pass(client: &kube::Client, caches: &Caches, assumed: &mut Assumed, recorder: &Recorder) -> kube::Result<()> {
+    let pods = caches.pods.state();
+    let nodes: Vec<Node> = caches.nodes.state().iter().map(|n| (**n).clone()).collect();
+    // Forget what the caches now show (or what is gone).
+    let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
+    let live: std::collections::HashMap<String, &Pod> = pods.iter().map(|p| (uid(p), &**p)).collect();
+    assumed.bound.retain(|u, _| live.get(u).is_some_and(|p| node_of(p).is_none()));
+    assumed.reported.retain(|u, _| live.get(u).is_some_and(|p| node_of(p).is_none()));
+    let mut bound: Vec<Pod> = pods.iter().filter(|p| node_of(p).is_some()).map(|p| (**p).clone()).collect();
+    for (u, node) in &assumed.bound {
+        if let Some(mut placed) = live.get(u).map(|p| (*p).clone()) {
+            if let Some(s) = placed.spec.as_mut() {
+                s.node_name = Some(node.clone());
+            }
+            bound.push(placed);
+        }
+    }
+    let pending = |p: &&Arc<Pod>| {
         p.metadata.deletion_timestamp.is_none()
             && p.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|phase| phase == "Pending")
+            && node_of(p).is_none()
+            && !assumed.bound.contains_key(&uid(p))
     };
-    let has_claims =
-        |p: &Pod| p.spec.iter().flat_map(|s| s.volumes.iter().flatten()).any(|v| v.persistent_volume_claim.is_some());
-    let (claims, classes) = if pods.iter().filter(pending).any(has_claims) {
-        let claims = Api::<PersistentVolumeClaim>::all(client.clone()).list(&ListParams::default()).await?.items;
-        let classes = Api::<StorageClass>::all(client.clone()).list(&ListParams::default()).await?.items;
-        (claims, classes)
-    } else {
-        Default::default()
-    };
+    let claims: Vec<PersistentVolumeClaim> = caches.claims.state().iter().map(|c| (**c).clone()).collect();
+    let classes = caches.classes.state();
     let delayed = |claim: &PersistentVolumeClaim| {
         let class = claim.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()).unwrap_or("");
         classes.iter().any(|c| {
@@ -105,11 +141,9 @@ async fn pass(client: &kube::Client, nodes: &Store<Node>, recorder: &Recorder) -
                 && c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer")
         })
     };
-    for pod in pods.iter().filter(pending) {
+    let waiting: Vec<Arc<Pod>> = pods.iter().filter(pending).cloned().collect();
+    for pod in &waiting {
         let spec = pod.spec.clone().unwrap_or_default();
-        if spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) {
-            continue;
-        }
         if spec.scheduler_name.as_deref().is_some_and(|s| s != "default-scheduler") {
             continue;
         }
@@ -133,14 +167,17 @@ async fn pass(client: &kube::Client, nodes: &Store<Node>, recorder: &Recorder) -
                     )
                     .await
                 {
-                    Ok(_) | Err(kube::Error::Api(_)) => {}
+                    Ok(_) => {}
+                    // Gone, or bound by someone else: the caches will say.
+                    Err(kube::Error::Api(_)) => continue,
                     Err(e) => return Err(e),
                 }
-                let mut placed = pod.clone();
+                let mut placed = (**pod).clone();
                 if let Some(s) = placed.spec.as_mut() {
-                    s.node_name = Some(node);
+                    s.node_name = Some(node.clone());
                 }
                 bound.push(placed);
+                assumed.bound.insert(uid(pod), node);
             }
             Decision::Unschedulable(message) => {
                 let already = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
@@ -150,7 +187,7 @@ async fn pass(client: &kube::Client, nodes: &Store<Node>, recorder: &Recorder) -
                             && c.message.as_deref() == Some(message.as_str())
                     })
                 });
-                if already {
+                if already || assumed.reported.get(&uid(pod)) == Some(&message) {
                     continue;
                 }
                 let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -160,6 +197,7 @@ async fn pass(client: &kube::Client, nodes: &Store<Node>, recorder: &Recorder) -
                     Ok(_) | Err(kube::Error::Api(_)) => {}
                     Err(e) => return Err(e),
                 }
+                assumed.reported.insert(uid(pod), message.clone());
                 let event = Event {
                     type_: EventType::Warning,
                     reason: "FailedScheduling".into(),
