@@ -1,8 +1,10 @@
 //! `ordinal bench api`: measured, not asserted. Starts a real `ordinal server` process on a
 //! loopback port with a scratch data dir and prints JSON lines: start-to-ready time, idle RSS,
 //! create/get/list/watch-delivery latency percentiles and sustained creates per second through
-//! HTTPS with the kube client — next to the store's own durable-write latency in the same run
-//! (the floor the API adds to).
+//! HTTPS with the kube client — next to the store's own figures in the same run (the floor the
+//! API adds to, `ordinal bench store` alone): this disk's raw fsync rate, the store's durable
+//! write latency with one writer and its durable creates per second with 1, 8 and 64 writer
+//! threads.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -53,10 +55,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn emit_latency(metric: &str, mut samples_ms: Vec<f64>) {
+fn emit_latency(metric: &str, samples_ms: Vec<f64>) {
+    emit_latency_of("api", metric, samples_ms)
+}
+
+fn emit_latency_of(bench: &str, metric: &str, mut samples_ms: Vec<f64>) {
     samples_ms.sort_by(|a, b| a.total_cmp(b));
     let line = json!({
-        "bench": "api", "metric": metric, "unit": "ms", "n": samples_ms.len(),
+        "bench": bench, "metric": metric, "unit": "ms", "n": samples_ms.len(),
         "p50": round(percentile(&samples_ms, 0.50)), "p99": round(percentile(&samples_ms, 0.99)),
         "max": round(samples_ms.last().copied().unwrap_or(0.0)),
     });
@@ -217,20 +223,140 @@ impl ApiBench {
         Ok(())
     }
 
-    /// The baseline: a durable write straight into the store, no HTTP, TLS or JSON pipeline.
+    /// The baseline: durable writes straight into the store, no HTTP, TLS or JSON pipeline.
     fn store_floor(&self, scratch: &Path) -> anyhow::Result<()> {
-        let store = store::Store::open(&scratch.join("floor.db"), store::StoreConfig::standard())?;
+        StoreBench { samples: self.samples, window: Duration::from_secs(2) }.run_in(scratch, "api")
+    }
+}
+
+/// `ordinal bench store`: the store alone, on a scratch file in the temporary directory's file
+/// system: the disk's raw fsync rate, single-writer durable write latency, and durable creates
+/// per second from 1, 8 and 64 writer threads (each on a fresh database).
+#[derive(Debug, Clone)]
+pub struct StoreBench {
+    /// Sequential writes for the latency figure.
+    pub samples: usize,
+    /// How long each throughput figure runs.
+    pub window: Duration,
+}
+
+/// The writer-thread counts of the throughput figures.
+const STORE_WRITERS: [usize; 3] = [1, 8, 64];
+
+impl StoreBench {
+    pub fn run(&self) -> anyhow::Result<()> {
+        let scratch = tempfile_dir()?;
+        let result = self.run_in(&scratch, "store");
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    fn run_in(&self, scratch: &Path, bench: &str) -> anyhow::Result<()> {
+        self.raw_fsync(scratch, bench)?;
+        self.latency(scratch, bench)?;
+        for writers in STORE_WRITERS {
+            self.throughput(scratch, bench, writers)?;
+        }
+        Ok(())
+    }
+
+    /// What the disk allows: 4 KiB writes into a preallocated file, each followed by
+    /// `fdatasync` (a WAL commit is an append and one sync), for the window.
+    fn raw_fsync(&self, scratch: &Path, bench: &str) -> anyhow::Result<()> {
+        use std::os::unix::fs::FileExt;
+        const PAGE: usize = 4096;
+        const PAGES: u64 = 256;
+        let path = scratch.join("fsync.bin");
+        let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
+        let page = [0x5au8; PAGE];
+        for i in 0..PAGES {
+            file.write_all_at(&page, i * PAGE as u64)?;
+        }
+        file.sync_all()?;
+        let t = Instant::now();
+        let mut n = 0u64;
+        while t.elapsed() < self.window {
+            file.write_all_at(&page, (n % PAGES) * PAGE as u64)?;
+            file.sync_data()?;
+            n += 1;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        drop(file);
+        std::fs::remove_file(&path)?;
+        println!(
+            "{}",
+            json!({"bench": bench, "metric": "raw_fsync_rate", "unit": "per_second", "value": round(n as f64 / secs),
+                   "n": n, "write_bytes": PAGE})
+        );
+        Ok(())
+    }
+
+    /// One writer, one durable create at a time.
+    fn latency(&self, scratch: &Path, bench: &str) -> anyhow::Result<()> {
+        let path = scratch.join("floor.db");
+        let store = store::Store::open(&path, store::StoreConfig::standard())?;
         let mut samples = Vec::with_capacity(self.samples);
         for i in 0..self.samples {
-            let value = json!({"metadata": {"name": format!("c-{i}")}, "data": {"key": "value"}});
             let t = Instant::now();
-            store.mutate::<store::StoreError>(&format!("/core/configmaps/default/c-{i}"), |_, _| {
-                Ok(store::Mutation::Put(value))
-            })?;
+            create(&store, &format!("c-{i}"))?;
             samples.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-        emit_latency("baseline_store_durable_write_latency", samples);
+        emit_latency_of(bench, "baseline_store_durable_write_latency", samples);
+        drop(store);
+        remove_db(&path);
         Ok(())
+    }
+
+    /// `writers` threads creating distinct objects for the window, on a fresh database.
+    fn throughput(&self, scratch: &Path, bench: &str, writers: usize) -> anyhow::Result<()> {
+        let path = scratch.join(format!("writers-{writers}.db"));
+        let store = store::Store::open(&path, store::StoreConfig::standard())?;
+        let started = Instant::now();
+        let deadline = started + self.window;
+        let total = std::thread::scope(|scope| -> anyhow::Result<u64> {
+            let threads: Vec<_> = (0..writers)
+                .map(|w| {
+                    let store = &store;
+                    scope.spawn(move || -> anyhow::Result<u64> {
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            create(store, &format!("w{w}-{n}"))?;
+                            n += 1;
+                        }
+                        Ok(n)
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for t in threads {
+                total += t.join().map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
+            }
+            Ok(total)
+        })?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"bench": bench, "metric": "store_durable_creates", "unit": "per_second", "writers": writers,
+                   "value": round(total as f64 / secs), "n": total})
+        );
+        drop(store);
+        remove_db(&path);
+        Ok(())
+    }
+}
+
+/// A durable create of a small ConfigMap-like object.
+fn create(store: &store::Store, name: &str) -> anyhow::Result<()> {
+    let value = json!({"metadata": {"name": name}, "data": {"key": "value"}});
+    store.mutate::<store::StoreError>(&format!("/core/configmaps/default/{name}"), |_, _| {
+        Ok(store::Mutation::Put(value))
+    })?;
+    Ok(())
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
 

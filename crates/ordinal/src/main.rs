@@ -87,6 +87,16 @@ enum BenchKind {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// The store alone: this disk's raw fsync rate, durable write latency with one writer and
+    /// durable creates per second with 1, 8 and 64 writer threads.
+    Store {
+        /// Sequential writes for the latency figure.
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+        /// Seconds per throughput figure.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// Real pods: create → Running/Ready latency, containers per second, RSS (needs root).
     Pods {
         #[arg(long, default_value_t = 100)]
@@ -246,6 +256,9 @@ fn run() -> anyhow::Result<()> {
                 }
                 .run()
                 .await
+            }
+            Command::Bench { which: BenchKind::Store { samples, seconds } } => {
+                ordinal::bench::StoreBench { samples, window: std::time::Duration::from_secs(seconds) }.run()
             }
             Command::Bench { which: BenchKind::Pods { pods } } => {
                 ordinal::bench::PodsBench { pods, volumes: false }.run().await

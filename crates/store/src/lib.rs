@@ -7,15 +7,32 @@
 //! - `meta(name, value)`: the last issued revision (`rv`), so revisions never repeat, even after
 //!   every event has been compacted away.
 //!
-//! Every write is one SQLite transaction that upserts/deletes the object, appends its event and
-//! bumps `rv`; it is committed (fsynced) before the caller sees success, so an acknowledged write
-//! survives `kill -9` or power loss.
+//! Every write's rows (upsert/delete the object, append its event, bump `rv`) are committed
+//! (fsynced) before the caller sees success, so an acknowledged write survives `kill -9` or
+//! power loss. Concurrent writes share one transaction and one fsync (group commit, below); a
+//! batch commits or rolls back whole.
 //!
 //! # What lives in memory
 //! The current objects (a `BTreeMap` by key, for prefix lists and gets without SQL) and a ring of
-//! the most recent events (for watches). Both are rebuilt from the database at start. Writers are
-//! serialised by one mutex around the SQLite connection; readers only take a short read lock on
-//! the in-memory state and never wait for an fsync.
+//! the most recent events (for watches). Both are rebuilt from the database at start, and both
+//! hold only committed writes: readers (`get`, `list`, `watch`, `current_rv`) take a short read
+//! lock on them and never see a write before it is durable, nor wait for an fsync.
+//!
+//! # Group commit
+//! A write first *decides*, under one short lock (the `pending` mutex): `decide` sees the
+//! committed object overlaid with writes decided but not yet durable, and the write takes the
+//! next revision and a place in the queue. Writes to one key are therefore serialisable and
+//! revisions are handed out without gaps in commit order. Then, if no commit is running, the
+//! writer becomes the committer: it takes the whole queue, writes it in one SQLite transaction
+//! (one fsync), applies it to the in-memory state and publishes the last revision (under the
+//! state lock), and wakes the waiters; otherwise it waits on a condition variable until its
+//! batch is settled. Writes that arrive during a commit form the next batch; nothing waits on a
+//! timer, so a lone writer commits at once. A failed commit fails every write not yet durable
+//! (its batch and the queue behind it, whose decisions may rest on it): none becomes visible and
+//! the next revision handed out is again the last durable one plus one, so readers never see a
+//! gap. A decision that read a pending write and writes nothing (`Keep`, a delete of a key a
+//! pending write removed, an error from `decide`) is answered only once that write is durable,
+//! and fails with it.
 //!
 //! # Keys
 //! The store knows nothing about Kubernetes paths: keys are strings, lists and watches select by
@@ -25,9 +42,10 @@ mod ring;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -107,6 +125,12 @@ pub enum StoreError {
     },
     #[error("store lock poisoned")]
     Poisoned,
+    /// The commit of the batch this write (or the write its decision read) belonged to failed;
+    /// shared by every write of that batch and of the queue behind it.
+    #[error("commit failed: {0}")]
+    Commit(#[source] Arc<StoreError>),
+    #[error("the committer panicked")]
+    CommitPanicked,
     #[error("{}: {source}", path.display())]
     Io {
         path: std::path::PathBuf,
@@ -165,11 +189,70 @@ struct State {
     ring: Ring,
 }
 
+/// A decided write waiting for its commit.
+struct Write {
+    rv: u64,
+    key: String,
+    event_type: EventType,
+    value: Arc<Value>,
+    bytes: Vec<u8>,
+    prev: Option<Arc<Value>>,
+}
+
+/// A place in the commit order: a write, or (`write: None`) a decision that read a pending
+/// write and must not be answered before that write is durable.
+struct Ticket {
+    seq: u64,
+    write: Option<Write>,
+}
+
+/// The latest decided state of a key whose write is not yet durable.
+struct Overlay {
+    /// The ticket of the write that decided it.
+    seq: u64,
+    /// `None`: deleted.
+    stored: Option<Stored>,
+}
+
+/// Everything between deciding and durability, under one mutex (the decide lock).
+struct Pending {
+    /// The revision of the last decided write (the last durable one when nothing is pending).
+    last_rv: u64,
+    /// The last durable revision.
+    durable_rv: u64,
+    /// The next ticket number. Tickets, unlike revisions, are never reused after a failure.
+    next_seq: u64,
+    /// Every ticket up to this one is settled: committed or failed.
+    settled_seq: u64,
+    /// Settled tickets that failed, until their writer collects the error.
+    failed: HashMap<u64, Arc<StoreError>>,
+    /// Decided, not yet taken by a committer, in ticket (and revision) order.
+    queue: Vec<Ticket>,
+    /// Keys written by unsettled tickets, with their latest decided state.
+    overlay: HashMap<String, Overlay>,
+    /// A committer is at work (it holds a batch taken from the queue).
+    committing: bool,
+}
+
+/// A test's hook into the commit: called with the batch's revisions after its rows are written
+/// and before the commit; an error rolls the batch back.
+#[cfg(test)]
+type CommitHook = Box<dyn FnMut(&[u64]) -> rusqlite::Result<()> + Send>;
+
 struct Inner {
+    /// Held by the committer for the length of a commit, and by compaction.
     db: Mutex<Connection>,
+    /// Committed state only: what readers see.
     state: RwLock<State>,
+    pending: Mutex<Pending>,
+    /// Signalled (under `pending`) whenever a batch settles.
+    settled: Condvar,
+    /// SQLite transactions committed since open.
+    commits: AtomicU64,
     rv_tx: tokio::sync::watch::Sender<u64>,
     config: StoreConfig,
+    #[cfg(test)]
+    commit_hook: Mutex<Option<CommitHook>>,
 }
 
 /// A handle to the store; cheap to clone.
@@ -274,12 +357,32 @@ impl Store {
         }
 
         let (rv_tx, _) = tokio::sync::watch::channel(rv);
+        let pending = Pending {
+            last_rv: rv,
+            durable_rv: rv,
+            next_seq: 1,
+            settled_seq: 0,
+            failed: HashMap::new(),
+            queue: Vec::new(),
+            overlay: HashMap::new(),
+            committing: false,
+        };
         Ok(Store {
-            inner: Arc::new(Inner { db: Mutex::new(conn), state: RwLock::new(State { objects, ring }), rv_tx, config }),
+            inner: Arc::new(Inner {
+                db: Mutex::new(conn),
+                state: RwLock::new(State { objects, ring }),
+                pending: Mutex::new(pending),
+                settled: Condvar::new(),
+                commits: AtomicU64::new(0),
+                rv_tx,
+                config,
+                #[cfg(test)]
+                commit_hook: Mutex::new(None),
+            }),
         })
     }
 
-    /// The newest revision issued.
+    /// The newest durable revision.
     pub fn current_rv(&self) -> u64 {
         *self.inner.rv_tx.borrow()
     }
@@ -322,24 +425,48 @@ impl Store {
         Ok((out, rv, more))
     }
 
-    /// Atomically read the object at `key`, let `decide` choose what to do, and do it.
+    /// Atomically read the object at `key`, let `decide` choose what to do, and do it; return
+    /// once the write is durable.
     ///
-    /// All writes are serialised, so `decide` sees the latest state and no other write can slip
-    /// in between: this is the one primitive behind create, update, patch and delete.
+    /// Decisions are serialised, and `decide` sees the latest decided state of the key (including
+    /// writes not yet durable), so no other write can slip in between: this is the one primitive
+    /// behind create, update, patch and delete. Concurrent writes share a commit (see the module
+    /// comment).
     pub fn mutate<E: From<StoreError>>(
         &self,
         key: &str,
         decide: impl FnOnce(Option<&Stored>, u64) -> Result<Mutation, E>,
     ) -> Result<Outcome, E> {
-        // A `decide` that panicked (a bug in a handler) poisons this lock without having touched
-        // the database (its transaction starts after `decide`), so the lock is taken back:
-        // one bad request must not stop every later write.
-        let db = self.inner.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let current = self.get(key);
-        let next_rv = self.current_rv() + 1;
-        let mutation = decide(current.as_ref(), next_rv)?;
+        let mut pending = self.lock_pending();
+        // The latest decided state: a pending write of the key if any, else the committed object.
+        let (current, read_seq) = match pending.overlay.get(key) {
+            Some(o) => (o.stored.clone(), Some(o.seq)),
+            None => (self.get(key), None),
+        };
+        let next_rv = pending.last_rv + 1;
+        // A `decide` that panics (a bug in a handler) poisons the decide lock before anything was
+        // queued, so the lock is taken back by every later write (`lock_pending`): one bad
+        // request must not stop every later write.
+        let mutation = match decide(current.as_ref(), next_rv) {
+            Ok(m) => m,
+            Err(e) => {
+                // Refused on the strength of a pending write: answer once that write is durable.
+                if read_seq.is_some() {
+                    let seq = pending.enqueue(None);
+                    self.wait_settled(pending, seq)?;
+                }
+                return Err(e);
+            }
+        };
         let (event_type, value) = match (mutation, &current) {
-            (Mutation::Keep, _) | (Mutation::Delete, None) => return Ok(Outcome::Unchanged(current)),
+            (Mutation::Keep, _) | (Mutation::Delete, None) => {
+                // Nothing to write, but the answer may show a pending write: not before it is durable.
+                if read_seq.is_some() {
+                    let seq = pending.enqueue(None);
+                    self.wait_settled(pending, seq)?;
+                }
+                return Ok(Outcome::Unchanged(current));
+            }
             (Mutation::Put(mut value), cur) => {
                 stamp_rv(&mut value, next_rv);
                 (if cur.is_some() { EventType::Modified } else { EventType::Added }, value)
@@ -351,38 +478,134 @@ impl Store {
             }
         };
         let bytes = serde_json::to_vec(&value).map_err(|source| StoreError::Encode { key: key.to_string(), source })?;
-        write_txn(&db, key, next_rv, event_type, &bytes).map_err(StoreError::from)?;
-
         let value = Arc::new(value);
         let stored = Stored { rv: next_rv, value: value.clone() };
-        {
-            let mut state = self.inner.state.write().map_err(|_| StoreError::Poisoned)?;
-            match event_type {
-                EventType::Deleted => {
-                    state.objects.remove(key);
-                }
-                _ => {
-                    state.objects.insert(key.to_string(), stored.clone());
-                }
-            }
-            state.ring.push(Arc::new(Event {
-                rv: next_rv,
-                key: key.to_string(),
-                event_type,
-                object: value,
-                prev: current.as_ref().map(|c| c.value.clone()),
-            }));
-            // Publish the revision under the state lock: a list sees objects and revision
-            // together, so a watch started from a list's revision neither repeats nor misses.
-            self.inner.rv_tx.send_replace(next_rv);
-        }
-        // Readers never took the writer lock and never waited for the fsync above.
-        drop(db);
+        pending.last_rv = next_rv;
+        let write = Write {
+            rv: next_rv,
+            key: key.to_string(),
+            event_type,
+            value,
+            bytes,
+            prev: current.as_ref().map(|c| c.value.clone()),
+        };
+        let seq = pending.enqueue(Some(write));
+        let overlay = (event_type != EventType::Deleted).then(|| stored.clone());
+        pending.overlay.insert(key.to_string(), Overlay { seq, stored: overlay });
+        self.wait_settled(pending, seq)?;
         Ok(match event_type {
             EventType::Added => Outcome::Created(stored),
             EventType::Modified => Outcome::Updated(stored),
             EventType::Deleted => Outcome::Deleted(stored),
         })
+    }
+
+    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
+        self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Return once ticket `seq` is settled: committing batches while no one else is, waiting
+    /// while someone is. `Err` if its batch failed.
+    fn wait_settled<'a>(&'a self, mut pending: MutexGuard<'a, Pending>, seq: u64) -> Result<(), StoreError> {
+        while pending.settled_seq < seq {
+            if pending.committing {
+                pending = self.inner.settled.wait(pending).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // No commit is running, so every unsettled ticket, this one included, is queued: take
+            // them all as one batch. Writers arriving meanwhile queue up for the next one.
+            pending.committing = true;
+            let batch = std::mem::take(&mut pending.queue);
+            drop(pending);
+            // A panic in here would leave `committing` set and every writer waiting forever:
+            // it fails the batch like an error instead.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(&batch)))
+                .unwrap_or_else(|_| {
+                    tracing::error!("the store's committer panicked");
+                    Err(StoreError::CommitPanicked)
+                });
+            pending = self.lock_pending();
+            pending.settle(&batch, result);
+            pending.committing = false;
+            self.inner.settled.notify_all();
+        }
+        match pending.failed.remove(&seq) {
+            Some(e) => Err(StoreError::Commit(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Write a batch in one transaction, then apply it to the in-memory state and publish its
+    /// last revision. Nothing is applied if the commit fails.
+    fn commit(&self, batch: &[Ticket]) -> Result<(), StoreError> {
+        let writes: Vec<&Write> = batch.iter().filter_map(|t| t.write.as_ref()).collect();
+        let Some(last) = writes.last() else { return Ok(()) };
+        let last_rv = last.rv;
+        {
+            // A committer that panicked mid-transaction poisons this lock; its transaction was
+            // rolled back when it unwound, so the connection is taken back.
+            let db = self.inner.db.lock().unwrap_or_else(PoisonError::into_inner);
+            self.write_batch(&db, &writes, last_rv)?;
+        }
+        self.inner.commits.fetch_add(1, Ordering::Relaxed);
+        // Durable: the memory must follow the disk, so a poisoned state lock is taken back.
+        let mut state = self.inner.state.write().unwrap_or_else(PoisonError::into_inner);
+        for w in writes {
+            match w.event_type {
+                EventType::Deleted => {
+                    state.objects.remove(&w.key);
+                }
+                _ => {
+                    state.objects.insert(w.key.clone(), Stored { rv: w.rv, value: w.value.clone() });
+                }
+            }
+            state.ring.push(Arc::new(Event {
+                rv: w.rv,
+                key: w.key.clone(),
+                event_type: w.event_type,
+                object: w.value.clone(),
+                prev: w.prev.clone(),
+            }));
+        }
+        // Publish the revision under the state lock: a list sees objects and revision
+        // together, so a watch started from a list's revision neither repeats nor misses.
+        self.inner.rv_tx.send_replace(last_rv);
+        Ok(())
+    }
+
+    fn write_batch(&self, db: &Connection, writes: &[&Write], last_rv: u64) -> rusqlite::Result<()> {
+        // Dropped without `commit` (an error below), the transaction rolls back.
+        let tx = db.unchecked_transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO objects (key, rv, value) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET rv = excluded.rv, value = excluded.value",
+            )?;
+            let mut delete = tx.prepare_cached("DELETE FROM objects WHERE key = ?1")?;
+            let mut event = tx.prepare_cached("INSERT INTO events (rv, key, type, value) VALUES (?1, ?2, ?3, ?4)")?;
+            for w in writes {
+                match w.event_type {
+                    EventType::Deleted => delete.execute([&w.key])?,
+                    _ => upsert.execute(params![w.key, w.rv as i64, w.bytes])?,
+                };
+                event.execute(params![w.rv as i64, w.key, w.event_type.code(), w.bytes])?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO meta (name, value) VALUES ('rv', ?1) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([last_rv as i64])?;
+        }
+        #[cfg(test)]
+        if let Some(hook) = self.inner.commit_hook.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            let rvs: Vec<u64> = writes.iter().map(|w| w.rv).collect();
+            hook(&rvs)?;
+        }
+        tx.commit()
+    }
+
+    /// SQLite transactions (fsyncs) committed since the store was opened: with concurrent
+    /// writers, fewer than the writes.
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
     }
 
     /// Watch keys under `prefix` for changes after revision `from_rv`.
@@ -425,6 +648,19 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// Install a hook the committer calls before each commit (tests of batching and failures).
+    fn set_commit_hook(&self, hook: CommitHook) {
+        *self.inner.commit_hook.lock().unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
+    /// Tickets waiting for the next batch.
+    fn queued(&self) -> usize {
+        self.lock_pending().queue.len()
+    }
+}
+
 /// What a compaction did.
 #[derive(Debug, Clone, Copy)]
 pub struct CompactStats {
@@ -432,28 +668,43 @@ pub struct CompactStats {
     pub oldest_rv: u64,
 }
 
-fn write_txn(db: &Connection, key: &str, rv: u64, event_type: EventType, bytes: &[u8]) -> rusqlite::Result<()> {
-    let tx = db.unchecked_transaction()?;
-    match event_type {
-        EventType::Deleted => {
-            tx.execute("DELETE FROM objects WHERE key = ?1", [key])?;
-        }
-        _ => {
-            tx.execute(
-                "INSERT INTO objects (key, rv, value) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET rv = excluded.rv, value = excluded.value",
-                params![key, rv as i64, bytes],
-            )?;
+impl Pending {
+    /// Queue a ticket; its number.
+    fn enqueue(&mut self, write: Option<Write>) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(Ticket { seq, write });
+        seq
+    }
+
+    /// Record the end of a committer's batch.
+    fn settle(&mut self, batch: &[Ticket], result: Result<(), StoreError>) {
+        let Some(last) = batch.last() else { return };
+        match result {
+            Ok(()) => {
+                self.settled_seq = last.seq;
+                for w in batch.iter().filter_map(|t| t.write.as_ref()) {
+                    self.durable_rv = w.rv;
+                }
+                // A key written again by a later ticket keeps that ticket's state.
+                self.overlay.retain(|_, o| o.seq > last.seq);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed");
+                // Every unsettled ticket fails: this batch, and the queue behind it, whose
+                // decisions may rest on it. Nothing of them was applied, and the revisions they
+                // took are handed out again, so readers never see a gap.
+                let e = Arc::new(e);
+                for seq in self.settled_seq + 1..self.next_seq {
+                    self.failed.insert(seq, e.clone());
+                }
+                self.settled_seq = self.next_seq - 1;
+                self.queue.clear();
+                self.overlay.clear();
+                self.last_rv = self.durable_rv;
+            }
         }
     }
-    tx.execute(
-        "INSERT INTO events (rv, key, type, value) VALUES (?1, ?2, ?3, ?4)",
-        params![rv as i64, key, event_type.code(), bytes],
-    )?;
-    tx.execute(
-        "INSERT INTO meta (name, value) VALUES ('rv', ?1) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-        [rv as i64],
-    )?;
-    tx.commit()
 }
 
 /// Set `metadata.resourceVersion` (creating `metadata` if needed).

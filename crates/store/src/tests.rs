@@ -204,3 +204,229 @@ fn a_write_whose_decision_panicked_does_not_stop_later_writes() {
     put(&store, "/a", json!({"ok": true}));
     assert_eq!(store.get("/a").map(|s| s.value["ok"].clone()), Some(json!(true)));
 }
+
+/// Wait (with a deadline, no sleeping) until `cond` holds.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Add one to the counter at `key` (creating it at 1).
+fn increment(store: &Store, key: &str) -> Stored {
+    let outcome = store
+        .mutate::<StoreError>(key, |current, _| {
+            let n = current.and_then(|c| c.value["n"].as_u64()).unwrap_or(0);
+            Ok(Mutation::Put(json!({ "n": n + 1 })))
+        })
+        .expect("increment");
+    outcome.stored().cloned().expect("written")
+}
+
+#[tokio::test]
+async fn concurrent_writers_are_all_durable_in_one_gapless_order() {
+    const THREADS: usize = 8;
+    const WRITES: usize = 40;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ordinal.db");
+    let store = Store::open(&path, StoreConfig::standard()).expect("open");
+    // Each thread writes keys of its own and increments one shared key, alternately.
+    let acked: Vec<Vec<(String, u64)>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = &store;
+                scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    for i in 0..WRITES {
+                        let own = format!("/own/{t}/{i}");
+                        let s = put(store, &own, json!({ "t": t, "i": i }));
+                        // Acknowledged means visible: readers see it and its revision.
+                        assert_eq!(store.get(&own).map(|g| g.rv), Some(s.rv));
+                        assert!(store.current_rv() >= s.rv);
+                        acked.push((own, s.rv));
+                        let c = increment(store, "/shared");
+                        assert!(store.get("/shared").is_some_and(|g| g.rv >= c.rv));
+                        assert!(store.current_rv() >= c.rv);
+                        acked.push(("/shared".to_string(), c.rv));
+                    }
+                    acked
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("writer")).collect()
+    });
+    let total = THREADS * WRITES * 2;
+    let mut rvs: Vec<u64> = acked.iter().flatten().map(|(_, rv)| *rv).collect();
+    for per_thread in &acked {
+        assert!(per_thread.windows(2).all(|w| w[0].1 < w[1].1), "one thread's revisions increase");
+    }
+    rvs.sort_unstable();
+    rvs.dedup();
+    assert_eq!(rvs, (1..=total as u64).collect::<Vec<_>>(), "unique revisions, no gaps");
+    assert_eq!(store.current_rv(), total as u64);
+    assert!(store.commits() <= total as u64);
+
+    // A watch from the beginning sees every acknowledged write once, in revision order.
+    let mut w = store.watch("/", 0).expect("watch");
+    let mut seen = Vec::new();
+    while seen.len() < total {
+        let e = w.next().await.expect("event");
+        seen.push((e.key.clone(), e.rv));
+    }
+    assert_eq!(w.progress_rv(), total as u64);
+    assert!(seen.windows(2).all(|p| p[0].1 + 1 == p[1].1), "in order, each once");
+    let mut expected: Vec<(String, u64)> = acked.into_iter().flatten().collect();
+    expected.sort_by_key(|(_, rv)| *rv);
+    assert_eq!(seen, expected);
+    drop(w);
+    drop(store);
+
+    let store = Store::open(&path, StoreConfig::standard()).expect("reopen");
+    assert_eq!(store.current_rv(), total as u64);
+    for t in 0..THREADS {
+        for i in 0..WRITES {
+            let got = store.get(&format!("/own/{t}/{i}")).expect("acknowledged write survives reopen");
+            assert_eq!((got.value["t"].clone(), got.value["i"].clone()), (json!(t), json!(i)));
+        }
+    }
+    assert_eq!(store.get("/shared").map(|s| s.value["n"].clone()), Some(json!(THREADS * WRITES)));
+}
+
+#[test]
+fn decide_sees_writes_that_are_not_yet_durable() {
+    const THREADS: usize = 16;
+    const WRITES: usize = 50;
+    let store = mem();
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                for _ in 0..WRITES {
+                    let s = increment(&store, "/counter");
+                    assert!(store.get("/counter").is_some_and(|g| g.rv >= s.rv));
+                    assert!(store.current_rv() >= s.rv);
+                }
+            });
+        }
+    });
+    let counter = store.get("/counter").expect("counter");
+    assert_eq!(counter.value["n"], json!(THREADS * WRITES), "no increment lost");
+    assert_eq!(counter.rv, (THREADS * WRITES) as u64);
+}
+
+/// A hook that holds the first commit until `release` is sent, fails the second if
+/// `fail_second`, and reports every batch's revisions on `batches`.
+fn hold_first_commit(
+    store: &Store,
+    fail_second: bool,
+) -> (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<Vec<u64>>) {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (batch_tx, batch_rx) = std::sync::mpsc::channel();
+    let mut calls = 0;
+    store.set_commit_hook(Box::new(move |rvs| {
+        calls += 1;
+        let _ = batch_tx.send(rvs.to_vec());
+        if calls == 1 {
+            let _ = release_rx.recv();
+        }
+        if calls == 2 && fail_second { Err(rusqlite::Error::InvalidQuery) } else { Ok(()) }
+    }));
+    (release_tx, batch_rx)
+}
+
+#[test]
+fn writes_during_a_commit_share_the_next_one_and_readers_wait_for_durability() {
+    let store = mem();
+    let (release, batches) = hold_first_commit(&store, false);
+    let seen = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| put(&store, "/a", json!({"v": 1})));
+        assert_eq!(batches.recv().expect("first batch"), [1]);
+        // Rows written, not committed: readers see nothing of it.
+        assert_eq!(store.current_rv(), 0);
+        assert!(store.get("/a").is_none());
+        let (listed, listed_rv, _) = store.list("/", None, None, &mut |_| true).expect("list");
+        assert!(listed.is_empty() && listed_rv == 0);
+
+        // Writers that arrive meanwhile decide on the pending state and queue up.
+        let update = scope.spawn(|| {
+            store
+                .mutate::<StoreError>("/a", |current, rv| {
+                    *seen.lock().expect("seen") = Some((current.map(|c| (c.rv, c.value["v"].clone())), rv));
+                    Ok(Mutation::Put(json!({"v": 2})))
+                })
+                .expect("update")
+        });
+        let other = scope.spawn(|| put(&store, "/b", json!({"v": 1})));
+        // A decision that changes nothing but read the pending write waits for it too.
+        let keep = scope.spawn(|| store.mutate::<StoreError>("/a", |_, _| Ok(Mutation::Keep)).expect("keep"));
+        wait_until("three tickets queue", || store.queued() == 3);
+        let (saw, update_rv) = seen.lock().expect("seen").clone().expect("decided");
+        assert_eq!(saw, Some((1, json!(1))), "decide saw the pending write");
+        assert!(store.get("/a").is_none());
+
+        release.send(()).expect("release");
+        assert_eq!(first.join().expect("first").rv, 1);
+        let mut second = batches.recv().expect("second batch");
+        second.sort_unstable();
+        assert_eq!(second, [2, 3], "the queued writes commit together");
+        let Outcome::Updated(updated) = update.join().expect("update") else { panic!("expected an update") };
+        assert_eq!(updated.rv, update_rv);
+        let other = other.join().expect("other");
+        assert_eq!(updated.rv + other.rv, 5);
+        let Outcome::Unchanged(Some(kept)) = keep.join().expect("keep") else { panic!("expected no change") };
+        assert!(kept.rv == 1 || kept.rv == updated.rv);
+    });
+    assert_eq!(store.current_rv(), 3);
+    assert_eq!(store.commits(), 2);
+    assert_eq!(store.get("/a").map(|s| s.value["v"].clone()), Some(json!(2)));
+}
+
+#[tokio::test]
+async fn a_failed_commit_fails_its_batch_and_leaves_no_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ordinal.db");
+    let store = Store::open(&path, StoreConfig::standard()).expect("open");
+    let (release, batches) = hold_first_commit(&store, true);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| put(&store, "/a", json!({"v": 1})));
+        assert_eq!(batches.recv().expect("first batch"), [1]);
+        let write = |key: &'static str, v: i64| {
+            let store = &store;
+            scope.spawn(move || store.mutate::<StoreError>(key, move |_, _| Ok(Mutation::Put(json!({ "v": v })))))
+        };
+        let b = write("/b", 1);
+        let a2 = write("/a", 2);
+        let c = write("/c", 1);
+        wait_until("three writes queue", || store.queued() == 3);
+        release.send(()).expect("release");
+        assert_eq!(first.join().expect("first").rv, 1, "the first batch committed");
+        for w in [b, a2, c] {
+            assert!(matches!(w.join().expect("writer"), Err(StoreError::Commit(_))), "the whole batch fails");
+        }
+    });
+    assert_eq!(store.current_rv(), 1);
+    assert_eq!(store.get("/a").map(|s| (s.rv, s.value["v"].clone())), Some((1, json!(1))));
+    assert!(store.get("/b").is_none() && store.get("/c").is_none());
+
+    // The revisions of the failed batch are handed out again: a watcher sees no gap.
+    let mut w = store.watch("/", 0).expect("watch");
+    let next = put(&store, "/d", json!({}));
+    assert_eq!(next.rv, 2);
+    let events: Vec<(String, u64)> = {
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let e = w.next().await.expect("event");
+            out.push((e.key.clone(), e.rv));
+        }
+        out
+    };
+    assert_eq!(events, [("/a".to_string(), 1), ("/d".to_string(), 2)]);
+    drop(w);
+    drop(store);
+    let store = Store::open(&path, StoreConfig::standard()).expect("reopen");
+    assert_eq!(store.current_rv(), 2);
+    assert!(store.get("/b").is_none() && store.get("/c").is_none());
+    assert_eq!(store.get("/a").map(|s| s.value["v"].clone()), Some(json!(1)));
+}

@@ -220,7 +220,7 @@ async fn decode_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError>
     media::decode(&content_type, &bytes)
 }
 
-/// Run a write on the blocking pool: it holds the store's writer lock through an fsync.
+/// Run a write on the blocking pool: it waits for its commit's fsync.
 async fn blocking<T: IntoResponse + Send + 'static>(
     state: Arc<ApiState>,
     f: impl FnOnce(&ApiState) -> Result<T, ApiError> + Send + 'static,
