@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -67,8 +68,8 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
         let nodes = snapshot(&kinds);
         let actions = logic::gc::plan(&nodes);
         for action in &actions {
-            if confirmed(&client, &nodes, action).await {
-                apply(&client, &kinds, action).await;
+            if let Some(confirmed) = confirmed(&client, &nodes, action).await {
+                apply(&client, &kinds, action, confirmed).await;
             }
         }
         tokio::select! {
@@ -99,13 +100,7 @@ fn snapshot(kinds: &[Kind]) -> Vec<Node> {
                     .owner_references
                     .iter()
                     .flatten()
-                    .map(|o| Owner {
-                        uid: o.uid.clone(),
-                        api_version: o.api_version.clone(),
-                        kind: o.kind.clone(),
-                        name: o.name.clone(),
-                        block_owner_deletion: o.block_owner_deletion.unwrap_or(false),
-                    })
+                    .map(owner)
                     .collect(),
                 deleting: meta.deletion_timestamp.is_some(),
                 finalizers: meta.finalizers.clone().unwrap_or_default(),
@@ -115,33 +110,75 @@ fn snapshot(kinds: &[Kind]) -> Vec<Node> {
     nodes
 }
 
-/// The caches can lag behind the API (each kind has its own watch), and acting on a stale view
-/// could delete a live object's dependents. So, as upstream's collector does, destructive
-/// decisions are checked against the API first: an owner believed gone must really be gone (or
-/// replaced: another uid), and an owner about to be released must have no dependents left.
-async fn confirmed(client: &kube::Client, nodes: &[Node], action: &Action) -> bool {
-    match action {
-        Action::Delete { uid, .. } => match nodes.iter().find(|n| n.uid == *uid) {
-            Some(node) => owners_going(client, node, &[]).await,
-            None => false,
-        },
-        Action::SetOwners { object, keep, .. } => match nodes.iter().find(|n| n.object == *object) {
-            Some(node) => owners_going(client, node, keep).await,
-            None => false,
-        },
-        Action::RemoveFinalizer { object, .. } => match nodes.iter().find(|n| n.object == *object) {
-            Some(owner) => {
-                matches!(has_live_dependents(client, &owner.uid, object.namespace.as_deref()).await, Ok(false))
-            }
-            None => false,
-        },
+fn owner(o: &OwnerReference) -> Owner {
+    Owner {
+        uid: o.uid.clone(),
+        api_version: o.api_version.clone(),
+        kind: o.kind.clone(),
+        name: o.name.clone(),
+        block_owner_deletion: o.block_owner_deletion.unwrap_or(false),
     }
 }
 
-/// Whether every owner of `node` not in `keep` is really gone or being deleted.
-async fn owners_going(client: &kube::Client, node: &Node, keep: &[Owner]) -> bool {
-    for owner in node.owners.iter().filter(|o| !keep.iter().any(|k| k.uid == o.uid)) {
-        match live_owner(client, node.object.namespace.as_deref(), owner).await {
+/// The caches can lag behind the API (each kind has its own watch), and acting on a stale view
+/// could delete a live object's dependents, or a dependent already released from its owner.
+/// So, as upstream's collector does (`attemptToDeleteItem` reads the object again), destructive
+/// decisions are checked against the API first: an owner believed gone must really be gone (or
+/// replaced: another uid), a dependent about to be deleted must still list only such owners
+/// (its resourceVersion then becomes the delete's precondition), and an owner about to be
+/// released must have no dependents left. `None` means "not now".
+async fn confirmed(client: &kube::Client, nodes: &[Node], action: &Action) -> Option<Confirmed> {
+    match action {
+        Action::Delete { object, uid } => {
+            garbage_at(client, object, uid).await.map(|rv| Confirmed { resource_version: Some(rv) })
+        }
+        Action::SetOwners { object, keep, .. } => {
+            let node = nodes.iter().find(|n| n.object == *object)?;
+            owners_going(client, object.namespace.as_deref(), &node.owners, keep)
+                .await
+                .then_some(Confirmed { resource_version: None })
+        }
+        Action::RemoveFinalizer { object, .. } => {
+            let owner = nodes.iter().find(|n| n.object == *object)?;
+            matches!(has_live_dependents(client, &owner.uid, object.namespace.as_deref()).await, Ok(false))
+                .then_some(Confirmed { resource_version: None })
+        }
+    }
+}
+
+/// What the API confirmed about an action's object.
+struct Confirmed {
+    /// For a delete: the resourceVersion at which the dependent was seen to be garbage.
+    resource_version: Option<String>,
+}
+
+/// The resourceVersion at which the API shows `object` (still with `uid`, not being deleted)
+/// as garbage: it has owners and every one is gone or being deleted. `None` when it is not,
+/// for instance because it was released from its owner after the caches last saw it.
+pub async fn garbage_at(client: &kube::Client, object: &ObjectRef, uid: &str) -> Option<String> {
+    let info = model::resources::by_kind(&object.api_version, &object.kind)?;
+    let api = api_for(client, &api_resource(info), object.namespace.as_deref());
+    let live = api.get_opt(&object.name).await.ok()??;
+    if live.metadata.uid.as_deref() != Some(uid) || live.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let owners: Vec<Owner> = live
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .map(owner)
+        .collect();
+    if owners.is_empty() || !owners_going(client, object.namespace.as_deref(), &owners, &[]).await {
+        return None;
+    }
+    live.metadata.resource_version
+}
+
+/// Whether every one of `owners` not in `keep` is really gone or being deleted.
+async fn owners_going(client: &kube::Client, namespace: Option<&str>, owners: &[Owner], keep: &[Owner]) -> bool {
+    for owner in owners.iter().filter(|o| !keep.iter().any(|k| k.uid == o.uid)) {
+        match live_owner(client, namespace, owner).await {
             Ok(Some(live)) if live.metadata.deletion_timestamp.is_none() => return false,
             Ok(_) => {}
             Err(_) => return false,
@@ -182,7 +219,7 @@ async fn has_live_dependents(
     Ok(false)
 }
 
-async fn apply(client: &kube::Client, kinds: &[Kind], action: &Action) {
+async fn apply(client: &kube::Client, kinds: &[Kind], action: &Action, confirmed: Confirmed) {
     let object = match action {
         Action::Delete { object, .. } | Action::SetOwners { object, .. } | Action::RemoveFinalizer { object, .. } => {
             object
@@ -196,7 +233,10 @@ async fn apply(client: &kube::Client, kinds: &[Kind], action: &Action) {
         Action::Delete { uid, .. } => {
             let params = DeleteParams {
                 propagation_policy: Some(PropagationPolicy::Background),
-                preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+                preconditions: Some(Preconditions {
+                    uid: Some(uid.clone()),
+                    resource_version: confirmed.resource_version,
+                }),
                 ..DeleteParams::default()
             };
             api.delete(&object.name, &params).await.map(|_| ())

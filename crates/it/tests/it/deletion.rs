@@ -133,6 +133,46 @@ async fn orphan_cascade_keeps_dependents_and_strips_owner_references() -> anyhow
     Ok(())
 }
 
+/// The collector's caches lag behind the API: it may still see a pod owned by a ConfigMap that
+/// is gone after the pod was released (orphaned) from it. A delete planned from that view must
+/// be refused by the check against the API, and a pod that really is garbage confirmed at its
+/// current resourceVersion. (No collector runs here, so the stale view is deterministic.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_never_deletes_a_dependent_released_after_its_cache_saw_it() -> anyhow::Result<()> {
+    let server = TestServer::api_only().await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let owner =
+        cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?).await?;
+    let released = pods.create(&PostParams::default(), &owned_pod("released", &owner, false)).await?;
+    let garbage = pods.create(&PostParams::default(), &owned_pod("garbage", &owner, false)).await?;
+    let patch = json!({"metadata": {"ownerReferences": null}});
+    pods.patch("released", &PatchParams::default(), &Patch::Merge(patch)).await?;
+    cms.delete("owner", &DeleteParams::default()).await?;
+
+    let seen = |name: &str| logic::gc::ObjectRef {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        namespace: Some("default".into()),
+        name: name.into(),
+    };
+    let client = server.client();
+    assert_eq!(
+        controllers::gc::garbage_at(&client, &seen("released"), &released.uid().unwrap_or_default()).await,
+        None,
+        "a pod released from its owner is not garbage, whatever the cache last saw"
+    );
+    let now = pods.get("garbage").await?;
+    assert_eq!(
+        controllers::gc::garbage_at(&client, &seen("garbage"), &garbage.uid().unwrap_or_default()).await,
+        now.resource_version(),
+        "a pod whose only owner is gone is garbage at its current resourceVersion"
+    );
+    assert_eq!(controllers::gc::garbage_at(&client, &seen("garbage"), "another-uid").await, None, "a pod replaced since");
+    server.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_removes_its_content() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
