@@ -3,18 +3,28 @@
 //! (changes apply within milliseconds, no polling), and forwarding every other name to the
 //! host's resolvers, with a cache (bounded by the answers' TTLs and 30 s). Served over UDP and
 //! TCP with `hickory-server`.
+//!
+//! A pod's query for a name outside the zone (`web-0.nginx`, as busybox's `nslookup` sends it) is
+//! first tried under the pod's search path, as CoreDNS's `autopath` does (`Records::autopath`):
+//! the pod is known by the query's source address from a watch of the pods. That costs nothing
+//! for names in the zone (answered before it) and one hash lookup for queries from the host. A
+//! pod's first queries can come before its address reaches the API (the kubelet reports it once
+//! the containers have started): a query from an address of the pod network that the watch has
+//! not shown yet waits for it, at most `UNKNOWN_POD_WAIT`.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR, SRV};
+use hickory_proto::rr::rdata::{A, CNAME, PTR, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo, Server};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use logic::dns::{Answer, Kind, Records};
+use k8s_openapi::api::core::v1::Pod;
+use logic::dns::{Answer, Kind, PodResolver, Records};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +46,16 @@ pub struct DnsConfig {
     /// Where other names go (the host's nameservers).
     pub upstream: Vec<SocketAddr>,
     pub ttl: u32,
+    /// The pod network: queries from its addresses (but its first, the gateway's: the host's)
+    /// come from pods, whose search path autopath applies.
+    pub pod_network: Option<ipnet::Ipv4Net>,
 }
+
+/// How long a query from a pod address not yet seen waits for the pod watch (see the module
+/// comment); then it is answered as a query from the host.
+const UNKNOWN_POD_WAIT: Duration = Duration::from_secs(1);
+
+type Resolvers = Arc<HashMap<Ipv4Addr, PodResolver>>;
 
 /// The host's nameservers from `/etc/resolv.conf` text, port 53.
 pub fn nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
@@ -50,6 +69,9 @@ pub fn nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
 
 struct Handler {
     records: Arc<RwLock<Records>>,
+    /// The pods' resolvers by pod IP, for autopath.
+    resolvers: tokio::sync::watch::Receiver<Resolvers>,
+    pod_network: Option<ipnet::Ipv4Net>,
     upstream: Vec<SocketAddr>,
     ttl: u32,
     /// Forwarded answers by (name, type), until the smallest TTL in them runs out.
@@ -61,6 +83,57 @@ const CACHE_CAP: Duration = Duration::from_secs(30);
 const CACHE_ENTRIES: usize = 10_000;
 
 impl Handler {
+    /// The autopath expansion of a pod's query, if the source is a pod and one exists.
+    async fn autopath(&self, src: IpAddr, name: &str, kind: Kind) -> Option<(String, Answer)> {
+        let IpAddr::V4(src) = src else { return None };
+        let resolver = self.resolver(src).await?;
+        self.records.read().ok()?.autopath(name, kind, &resolver)
+    }
+
+    /// The resolver of the pod at `src`, waiting a little for a pod address not seen yet.
+    async fn resolver(&self, src: Ipv4Addr) -> Option<PodResolver> {
+        let known = |r: &Resolvers| r.get(&src).cloned();
+        if let Some(r) = known(&self.resolvers.borrow()) {
+            return Some(r);
+        }
+        let network = self.pod_network?;
+        if !network.contains(&src) || network.hosts().next() == Some(src) {
+            return None;
+        }
+        let mut changes = self.resolvers.clone();
+        tokio::time::timeout(UNKNOWN_POD_WAIT, async {
+            loop {
+                if let Some(r) = known(&changes.borrow_and_update()) {
+                    return Some(r);
+                }
+                changes.changed().await.ok()?;
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// The records of an answer from the zone, owned by `owner`.
+    fn records(&self, owner: &Name, answer: Answer) -> Vec<Record> {
+        match answer {
+            Answer::A(ips) => {
+                ips.into_iter().map(|ip| Record::from_rdata(owner.clone(), self.ttl, RData::A(A(ip)))).collect()
+            }
+            Answer::Srv(list) => list
+                .into_iter()
+                .filter_map(|s| {
+                    let target = Name::from_str(&format!("{}.", s.target)).ok()?;
+                    Some(Record::from_rdata(owner.clone(), self.ttl, RData::SRV(SRV::new(0, 100, s.port, target))))
+                })
+                .collect(),
+            Answer::Ptr(target) => Name::from_str(&format!("{target}."))
+                .map(|t| vec![Record::from_rdata(owner.clone(), self.ttl, RData::PTR(PTR(t)))])
+                .unwrap_or_default(),
+            Answer::NoData | Answer::NxDomain | Answer::NotOurs => Vec::new(),
+        }
+    }
+
     /// A cached upstream answer, or ask upstream and remember it.
     async fn forward_cached(&self, raw: &[u8], name: &str, qtype: RecordType) -> Option<Message> {
         let key = (name.to_ascii_lowercase(), qtype);
@@ -131,6 +204,18 @@ impl RequestHandler for Handler {
         let owner = Name::from_str(&name).unwrap_or_default();
         let records: Vec<Record> = match answer {
             Answer::NotOurs => {
+                if let Some((expanded, answer)) = self.autopath(request.src().ip(), &name, kind).await
+                    && let Ok(target) = Name::from_str(&format!("{expanded}."))
+                {
+                    // The CNAME to the name the search path found, then its records.
+                    let mut records =
+                        vec![Record::from_rdata(owner.clone(), self.ttl, RData::CNAME(CNAME(target.clone())))];
+                    records.extend(self.records(&target, answer));
+                    metadata.authoritative = true;
+                    let reply =
+                        builder.build(metadata, records.iter(), std::iter::empty(), std::iter::empty(), std::iter::empty());
+                    return send(&mut response, reply, request).await;
+                }
                 let Some(upstream) = self.forward_cached(request.as_slice(), &name, qtype).await else {
                     let reply = builder.error_msg(&request.metadata, ResponseCode::ServFail);
                     return send(&mut response, reply, request).await;
@@ -150,23 +235,7 @@ impl RequestHandler for Handler {
                 metadata.response_code = ResponseCode::NXDomain;
                 Vec::new()
             }
-            Answer::NoData => {
-                metadata.authoritative = true;
-                Vec::new()
-            }
-            Answer::A(ips) => {
-                ips.into_iter().map(|ip| Record::from_rdata(owner.clone(), self.ttl, RData::A(A(ip)))).collect()
-            }
-            Answer::Srv(list) => list
-                .into_iter()
-                .filter_map(|s| {
-                    let target = Name::from_str(&format!("{}.", s.target)).ok()?;
-                    Some(Record::from_rdata(owner.clone(), self.ttl, RData::SRV(SRV::new(0, 100, s.port, target))))
-                })
-                .collect(),
-            Answer::Ptr(target) => Name::from_str(&format!("{target}."))
-                .map(|t| vec![Record::from_rdata(owner.clone(), self.ttl, RData::PTR(PTR(t)))])
-                .unwrap_or_default(),
+            answer => self.records(&owner, answer),
         };
         metadata.authoritative = true;
         let reply = builder.build(metadata, records.iter(), std::iter::empty(), std::iter::empty(), std::iter::empty());
@@ -200,8 +269,11 @@ async fn send<'a, R: ResponseHandler>(
 /// Serve until `shutdown`. Fails only if no address could be bound.
 pub async fn run(client: kube::Client, config: DnsConfig, shutdown: CancellationToken) -> Result<(), DnsError> {
     let records = Arc::new(RwLock::new(logic::dns::build(&[], &[], &config.zone)));
+    let (resolvers, resolvers_rx) = tokio::sync::watch::channel(Resolvers::default());
     let handler = Handler {
         records: records.clone(),
+        resolvers: resolvers_rx,
+        pod_network: config.pod_network,
         upstream: config.upstream.clone(),
         ttl: config.ttl,
         cache: Default::default(),
@@ -227,13 +299,40 @@ pub async fn run(client: kube::Client, config: DnsConfig, shutdown: Cancellation
     {
         return Err(e);
     }
+    let pods = watch_pods(client.clone(), resolvers, config.zone.clone(), shutdown.clone());
     let mut watch = client_tools::ServiceWatch::new(client);
-    while let Some((services, slices)) = watch.changed(&shutdown).await {
-        let fresh = logic::dns::build(&services, &slices, &config.zone);
-        if let Ok(mut r) = records.write() {
-            *r = fresh;
+    let zone = async {
+        while let Some((services, slices)) = watch.changed(&shutdown).await {
+            let fresh = logic::dns::build(&services, &slices, &config.zone);
+            if let Ok(mut r) = records.write() {
+                *r = fresh;
+            }
         }
-    }
+    };
+    futures::future::join(zone, pods).await;
     let _ = server.shutdown_gracefully().await;
     Ok(())
+}
+
+/// Keep `resolvers` (pod IP → search path) current from a watch of every pod, until `shutdown`.
+async fn watch_pods(
+    client: kube::Client,
+    resolvers: tokio::sync::watch::Sender<Resolvers>,
+    zone: String,
+    shutdown: CancellationToken,
+) {
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let (pods, reflector) = client_tools::reflect(kube::Api::<Pod>::all(client), changed.clone());
+    let rebuild = async {
+        loop {
+            changed.notified().await;
+            let fresh = logic::dns::pod_resolvers(pods.state().iter().map(|p| &**p), &zone);
+            resolvers.send_replace(Arc::new(fresh));
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = reflector => {}
+        _ = rebuild => {}
+    }
 }

@@ -243,8 +243,46 @@ pub fn hosts_file(pod: &Pod, pod_ip: &str, cluster_domain: &str) -> String {
     out
 }
 
+/// A pod's resolver settings: what its `/etc/resolv.conf` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// At most three, as kubelet writes them.
+    pub servers: Vec<String>,
+    pub searches: Vec<String>,
+    /// `name` or `name:value`.
+    pub options: Vec<String>,
+}
+
+impl DnsSettings {
+    /// The `ndots` option (the resolver's default 1 when not set).
+    pub fn ndots(&self) -> usize {
+        self.options
+            .iter()
+            .rev()
+            .find_map(|o| o.strip_prefix("ndots:"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
+    }
+}
+
 /// `/etc/resolv.conf` for the pod's `dnsPolicy` and `dnsConfig`.
 pub fn resolv_conf(pod: &Pod, cluster_dns: &str, cluster_domain: &str, host_resolv_conf: &str) -> String {
+    let DnsSettings { servers, searches, options } = dns_settings(pod, cluster_dns, cluster_domain, host_resolv_conf);
+    let mut out = String::new();
+    if !searches.is_empty() {
+        out.push_str(&format!("search {}\n", searches.join(" ")));
+    }
+    for s in &servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
+/// The resolver settings for the pod's `dnsPolicy` and `dnsConfig`, as kubelet computes them.
+pub fn dns_settings(pod: &Pod, cluster_dns: &str, cluster_domain: &str, host_resolv_conf: &str) -> DnsSettings {
     let spec = pod.spec.clone().unwrap_or_default();
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
@@ -298,15 +336,5 @@ pub fn resolv_conf(pod: &Pod, cluster_dns: &str, cluster_domain: &str, host_reso
         }
     }
     servers.truncate(3);
-    let mut out = String::new();
-    if !searches.is_empty() {
-        out.push_str(&format!("search {}\n", searches.join(" ")));
-    }
-    for s in &servers {
-        out.push_str(&format!("nameserver {s}\n"));
-    }
-    if !options.is_empty() {
-        out.push_str(&format!("options {}\n", options.join(" ")));
-    }
-    out
+    DnsSettings { servers, searches, options }
 }

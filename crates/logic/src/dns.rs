@@ -8,10 +8,10 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// An SRV answer: priority 0, weight 100 (as CoreDNS gives for a single target), port, target.
@@ -115,6 +115,73 @@ impl Records {
         }
         if self.names.contains(&name) { Answer::NoData } else { Answer::NxDomain }
     }
+
+    /// CoreDNS's `autopath`, for a pod's query that is not in the cluster zone: the answer the
+    /// pod's resolver would reach by trying its search path, found server-side in one round
+    /// trip. Busybox's `nslookup` (1.35 and later) and other stub resolvers send `web-0.nginx`
+    /// as typed, ignoring the search list; a resolver that honours it (ndots) tries
+    /// `web-0.nginx.<ns>.svc.<zone>` first. So, as that resolver would: a name with fewer than
+    /// `ndots` dots is tried under each search domain in order, and the first expansion that
+    /// exists in the zone (with records of the asked type or not) answers, as
+    /// `(expanded name, answer)` for a CNAME to it plus its records. `None` (forward the name as
+    /// asked) when the name has `ndots` dots or more, when no expansion exists, or when a search
+    /// domain outside the zone comes first (only a forwarded query could say whether the
+    /// expansion under it exists, and the resolver would take that one).
+    pub fn autopath(&self, name: &str, kind: Kind, resolver: &PodResolver) -> Option<(String, Answer)> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty() || name.matches('.').count() >= resolver.ndots {
+            return None;
+        }
+        if self.lookup(&name, kind) != Answer::NotOurs {
+            return None;
+        }
+        for domain in &resolver.searches {
+            let expanded = format!("{name}.{}", domain.trim_end_matches('.').to_ascii_lowercase());
+            match self.lookup(&expanded, kind) {
+                Answer::NxDomain => continue,
+                Answer::NotOurs => return None,
+                answer => return Some((expanded, answer)),
+            }
+        }
+        None
+    }
+}
+
+/// What the cluster DNS knows of a pod's resolver, for `Records::autopath`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodResolver {
+    pub searches: Vec<String>,
+    pub ndots: usize,
+}
+
+/// The resolvers of the pods with an address of their own (not on the host network), by pod
+/// IP: how the cluster DNS knows who is asking from a query's source address.
+pub fn pod_resolvers<'a>(pods: impl IntoIterator<Item = &'a Pod>, zone: &str) -> HashMap<Ipv4Addr, PodResolver> {
+    let mut out = HashMap::new();
+    for pod in pods {
+        let spec = pod.spec.as_ref();
+        if spec.and_then(|s| s.host_network).unwrap_or(false) {
+            continue;
+        }
+        let status = pod.status.as_ref();
+        let ips = status
+            .and_then(|s| s.pod_ips.as_ref())
+            .map(|ips| ips.iter().map(|i| i.ip.clone()).collect::<Vec<_>>())
+            .filter(|ips| !ips.is_empty())
+            .or_else(|| status.and_then(|s| s.pod_ip.clone()).map(|ip| vec![ip]))
+            .unwrap_or_default();
+        if ips.is_empty() {
+            continue;
+        }
+        // The host's resolv.conf only matters to `dnsPolicy: Default`, whose search domains are
+        // outside the zone anyway (autopath stops there).
+        let settings = crate::container::dns_settings(pod, "", zone, "");
+        let resolver = PodResolver { ndots: settings.ndots(), searches: settings.searches };
+        for ip in ips.iter().filter_map(|ip| ip.parse::<Ipv4Addr>().ok()) {
+            out.insert(ip, resolver.clone());
+        }
+    }
+    out
 }
 
 fn dashed(ip: &str) -> String {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
 /// Knobs for one run.
@@ -890,8 +890,10 @@ fn emit_volumes(metric: &str, mut samples_ms: Vec<f64>) {
 
 /// `ordinal bench dns`: a server process with its node agent (so the cluster DNS runs); UDP
 /// queries for a Service's name from `concurrency` clients for `seconds` (answers per second,
-/// latency percentiles), next to NXDOMAIN answers for a missing name in the same run; and DNS
-/// programming latency: Service created → its name answers.
+/// latency percentiles), next to NXDOMAIN answers for a missing name in the same run; the same
+/// name asked from a pod's address, and its short form answered through the pod's search path
+/// (autopath: a CNAME and the record); and DNS programming latency: Service created → its name
+/// answers.
 #[derive(Debug, Clone)]
 pub struct DnsBench {
     pub seconds: u64,
@@ -970,15 +972,39 @@ impl DnsBench {
             programming.push(at.elapsed().as_secs_f64() * 1000.0);
         }
         emit_dns("service_created_to_name_answers", programming);
-        for (metric, name) in [
-            ("cluster_name", "prog-0.default.svc.cluster.local"),
-            ("baseline_nxdomain", "missing.default.svc.cluster.local"),
+        // A pod asking from 127.0.0.2: bound to a node that does not exist (so no kubelet runs
+        // it), its address written as a kubelet would.
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(services.into_client(), "default");
+        let pod = serde_json::from_value(json!({"metadata": {"name": "dns-asker"},
+            "spec": {"nodeName": "bench-elsewhere", "containers": [{"name": "c", "image": "busybox"}]}}))?;
+        pods.create(&PostParams::default(), &pod).await?;
+        pods.patch_status(
+            "dns-asker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"podIP": "127.0.0.2", "podIPs": [{"ip": "127.0.0.2"}]}})),
+        )
+        .await?;
+        let pod_probe = tokio::net::UdpSocket::bind("127.0.0.2:0").await?;
+        pod_probe.connect(dns).await?;
+        let started = Instant::now();
+        while ask(&pod_probe, 3, "prog-0").await.map(|(_, n)| n).unwrap_or(0) != 2 {
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("autopath did not answer prog-0 from the pod within 10s");
+            }
+        }
+        const HOST: [u8; 4] = [127, 0, 0, 1];
+        const POD: [u8; 4] = [127, 0, 0, 2];
+        for (metric, name, src) in [
+            ("cluster_name", "prog-0.default.svc.cluster.local", HOST),
+            ("baseline_nxdomain", "missing.default.svc.cluster.local", HOST),
+            ("cluster_name_from_pod", "prog-0.default.svc.cluster.local", POD),
+            ("autopath_short_name_from_pod", "prog-0", POD),
         ] {
             let deadline = Instant::now() + Duration::from_secs(self.seconds);
             let mut workers = Vec::new();
             for w in 0..self.concurrency {
                 workers.push(tokio::spawn(async move {
-                    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+                    let socket = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::from(src), 0)).await?;
                     socket.connect(dns).await?;
                     let mut latencies = Vec::new();
                     let mut id = (w as u16) << 12;

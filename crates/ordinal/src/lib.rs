@@ -267,6 +267,7 @@ async fn start_node_agent(
         listen,
         upstream: dns::nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
         ttl: 5,
+        pod_network: ipnet::Ipv4Net::new(pods.pod_cidr.addr, pods.pod_cidr.prefix).ok(),
     };
     let (dns_client, dns_stop) = (client.clone(), shutdown.clone());
     tasks.spawn(async move {

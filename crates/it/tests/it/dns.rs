@@ -20,13 +20,23 @@ fn query(id: u16, name: &str) -> Vec<u8> {
 
 /// (rcode, the first answer's IPv4 address, if any).
 async fn ask(server: std::net::SocketAddr, id: u16, name: &str) -> anyhow::Result<(u8, Option<[u8; 4]>)> {
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    ask_from([127, 0, 0, 1], server, id, name).await.map(|(rcode, _, ip)| (rcode, ip))
+}
+
+/// Ask from the source address `src`: (rcode, answer count, the last answer's IPv4 address).
+async fn ask_from(
+    src: [u8; 4],
+    server: std::net::SocketAddr,
+    id: u16,
+    name: &str,
+) -> anyhow::Result<(u8, u16, Option<[u8; 4]>)> {
+    let socket = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::from(src), 0)).await?;
     socket.send_to(&query(id, name), server).await?;
     let mut buf = [0u8; 1500];
     let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await??;
     let answers = u16::from_be_bytes([buf[6], buf[7]]);
     let ip = (answers > 0 && n >= 4).then(|| [buf[n - 4], buf[n - 3], buf[n - 2], buf[n - 1]]);
-    Ok((buf[3] & 0x0f, ip))
+    Ok((buf[3] & 0x0f, answers, ip))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,8 +62,14 @@ async fn cluster_names_answer_from_the_zone_and_others_are_forwarded_and_cached(
     });
     let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
     let listen: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let config =
-        dns::DnsConfig { zone: "cluster.local".into(), listen: vec![listen], upstream: vec![upstream_addr], ttl: 5 };
+    // Loopback plays the pod network: 127.0.0.1 is its gateway (the host), other addresses pods.
+    let config = dns::DnsConfig {
+        zone: "cluster.local".into(),
+        listen: vec![listen],
+        upstream: vec![upstream_addr],
+        ttl: 5,
+        pod_network: Some("127.0.0.0/8".parse()?),
+    };
     let stop = tokio_util::sync::CancellationToken::new();
     let serving = tokio::spawn(dns::run(server.client(), config, stop.clone()));
 
@@ -68,6 +84,28 @@ async fn cluster_names_answer_from_the_zone_and_others_are_forwarded_and_cached(
     assert_eq!(ask(listen, 3, "example.com").await?, (0, Some([192, 0, 2, 7])));
     assert_eq!(ask(listen, 4, "example.com").await?, (0, Some([192, 0, 2, 7])));
     assert_eq!(asked.load(Ordering::SeqCst), 1, "the second answer came from the cache");
+
+    // Autopath: a pod asking `kubernetes.default` (as busybox's nslookup sends it, without the
+    // search list) gets a CNAME to the name its search path finds, then its record. The pod's
+    // first query comes before its address is in the API, and waits for the watch to show it.
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(server.client(), "default");
+    let pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "asker"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))?;
+    pods.create(&Default::default(), &pod).await?;
+    let early = tokio::spawn(ask_from([127, 0, 0, 2], listen, 5, "kubernetes.default"));
+    pods.patch_status(
+        "asker",
+        &Default::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"status": {"podIP": "127.0.0.2", "podIPs": [{"ip": "127.0.0.2"}]}})),
+    )
+    .await?;
+    assert_eq!(early.await??, (0, 2, Some([10, 96, 0, 1])), "CNAME and A record");
+    assert_eq!(ask_from([127, 0, 0, 2], listen, 6, "kubernetes").await?, (0, 2, Some([10, 96, 0, 1])));
+    // Names under no search domain are forwarded as asked; the host gets no expansion.
+    assert_eq!(ask_from([127, 0, 0, 2], listen, 7, "example.com").await?, (0, 1, Some([192, 0, 2, 7])));
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "cached");
+    assert_eq!(ask(listen, 8, "kubernetes.default").await?, (0, Some([192, 0, 2, 7])));
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "the host's short name went upstream");
     stop.cancel();
     serving.await??;
     fake.abort();

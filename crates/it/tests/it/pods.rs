@@ -136,10 +136,23 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
     // Cluster DNS: a pod's name under the headless Service resolves, short and in full.
     let answer = new.ok(&["exec", "web-0", "--", "nslookup", "web-1.nginx.default.svc.cluster.local"])?;
     assert!(answer.contains(&ips[1]), "{answer}");
-    // The short name goes through the search list (busybox's nslookup skips it; ping does not).
+    // The short name goes through the search list: ping's resolver applies it, busybox's
+    // nslookup (1.35) sends the name as typed and the cluster DNS applies the asking pod's search
+    // path (autopath), answering with a CNAME to the full name.
     let ping = new.run(&["exec", "web-0", "--", "ping", "-c", "1", "-W", "2", "web-1.nginx"])?;
     let ping_out = String::from_utf8_lossy(&ping.stdout).to_string() + &String::from_utf8_lossy(&ping.stderr);
     assert!(ping_out.contains(&format!("({})", ips[1])), "{ping_out}");
+    for short in ["web-1.nginx", "web-1.nginx.default"] {
+        let answer = new.ok(&["exec", "web-0", "--", "nslookup", short])?;
+        assert!(answer.contains(&ips[1]) && answer.contains("web-1.nginx.default.svc.cluster.local"), "{answer}");
+    }
+    // Seed 004's session, typed into the one-off busybox shell: `kubectl run -i --tty … --rm`.
+    let image = format!("--image={TEST_IMAGE}");
+    let session = new.ok_stdin(
+        &["run", "-i", "--tty", &image, "dns-test", "--restart=Never", "--rm", "--", "sh"],
+        "nslookup web-0.nginx\nexit\n",
+    )?;
+    assert!(session.contains(&ips[0]), "{session}");
     let all = new.ok(&["exec", "web-0", "--", "nslookup", "nginx.default.svc.cluster.local"])?;
     assert!(ips.iter().all(|ip| all.contains(ip.as_str())), "{all}");
     let missing = new.run(&["exec", "web-0", "--", "nslookup", "nothing.default.svc.cluster.local"])?;
