@@ -1,8 +1,14 @@
 //! The cluster DNS server (what CoreDNS does in a cluster): authoritative for the cluster zone,
 //! answering from `logic::dns` records kept current by watching Services and EndpointSlices
 //! (changes apply within milliseconds, no polling), and forwarding every other name to the
-//! host's resolvers, with a cache (bounded by the answers' TTLs and 30 s). Served over UDP and
-//! TCP with `hickory-server`.
+//! host's resolvers (`forward`, with `hickory-resolver`'s cache).
+//!
+//! The answer path for the zone is `wire`: each change compiles the records into a `wire::Zone`
+//! of prebuilt replies, published through a `watch` channel; a serving task checks the
+//! channel's version (one atomic load) per query and answers from its own `Arc` of the zone,
+//! with no lock and no allocation. UDP and TCP (length-prefixed, RFC 7766) are served here on
+//! tokio sockets; everything that is not a zone answer (autopath, forwarding) runs in its own
+//! task so it never holds up the socket.
 //!
 //! A pod's query for a name outside the zone (`web-0.nginx`, as busybox's `nslookup` sends it) is
 //! first tried under the pod's search path, as CoreDNS's `autopath` does (`Records::autopath`):
@@ -12,20 +18,20 @@
 //! the containers have started): a query from an address of the pod network that the watch has
 //! not shown yet waits for it, at most `UNKNOWN_POD_WAIT`.
 
+mod forward;
+pub mod wire;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, CNAME, PTR, SRV};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo, Server};
-use hickory_server::zone_handler::MessageResponseBuilder;
 use k8s_openapi::api::core::v1::Pod;
-use logic::dns::{Answer, Kind, PodResolver, Records};
+use logic::dns::{Kind, PodResolver, Records};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use wire::{Reply, Transport, Zone};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
@@ -54,6 +60,10 @@ pub struct DnsConfig {
 /// How long a query from a pod address not yet seen waits for the pod watch (see the module
 /// comment); then it is answered as a query from the host.
 const UNKNOWN_POD_WAIT: Duration = Duration::from_secs(1);
+/// A TCP connection idle this long is closed (RFC 7766 suggests seconds).
+const TCP_IDLE: Duration = Duration::from_secs(5);
+/// At most this many TCP connections at once per listener; more are closed at once.
+const TCP_CONNECTIONS: usize = 256;
 
 type Resolvers = Arc<HashMap<Ipv4Addr, PodResolver>>;
 
@@ -67,27 +77,59 @@ pub fn nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-struct Handler {
-    records: Arc<RwLock<Records>>,
-    /// The pods' resolvers by pod IP, for autopath.
-    resolvers: tokio::sync::watch::Receiver<Resolvers>,
-    pod_network: Option<ipnet::Ipv4Net>,
-    upstream: Vec<SocketAddr>,
-    ttl: u32,
-    /// Forwarded answers by (name, type), until the smallest TTL in them runs out.
-    cache: std::sync::Mutex<std::collections::HashMap<(String, RecordType), (Message, std::time::Instant)>>,
+/// The zone as of one change: the records (autopath decides on them) and their wire form.
+struct Snapshot {
+    records: Records,
+    wire: Zone,
 }
 
-/// Forwarded answers are kept at most this long (and never longer than their records' TTL).
-const CACHE_CAP: Duration = Duration::from_secs(30);
-const CACHE_ENTRIES: usize = 10_000;
+impl Snapshot {
+    fn new(records: Records, ttl: u32, serial: u32) -> Snapshot {
+        let wire = Zone::compile(&records, ttl, serial);
+        Snapshot { records, wire }
+    }
+}
+
+/// What every serving task shares.
+struct Handler {
+    zone: watch::Receiver<Arc<Snapshot>>,
+    /// The pods' resolvers by pod IP, for autopath.
+    resolvers: watch::Receiver<Resolvers>,
+    pod_network: Option<ipnet::Ipv4Net>,
+    forwarder: forward::Forwarder,
+}
 
 impl Handler {
-    /// The autopath expansion of a pod's query, if the source is a pod and one exists.
-    async fn autopath(&self, src: IpAddr, name: &str, kind: Kind) -> Option<(String, Answer)> {
-        let IpAddr::V4(src) = src else { return None };
-        let resolver = self.resolver(src).await?;
-        self.records.read().ok()?.autopath(name, kind, &resolver)
+    /// Answer what the zone does not: autopath for a pod's query, else the upstream answer.
+    /// `false` when there is nothing to send.
+    async fn resolve(&self, query: &[u8], src: IpAddr, transport: Transport, out: &mut Vec<u8>) -> bool {
+        let Ok(request) = hickory_proto::op::Message::from_vec(query) else { return false };
+        let Some(question) = request.queries.first() else { return false };
+        let name = question.name().to_string();
+        let kind = match question.query_type() {
+            hickory_proto::rr::RecordType::A => Kind::A,
+            hickory_proto::rr::RecordType::SRV => Kind::Srv,
+            hickory_proto::rr::RecordType::PTR => Kind::Ptr,
+            _ => Kind::Other,
+        };
+        if let IpAddr::V4(src) = src
+            && let Some(resolver) = self.resolver(src).await
+        {
+            // The zone as it is now (the wait above may have seen it change).
+            let snapshot = self.zone.borrow().clone();
+            if let Some((expanded, _)) = snapshot.records.autopath(&name, kind, &resolver)
+                && snapshot.wire.answer_alias(query, &expanded, transport, out) == Reply::Send
+            {
+                return true;
+            }
+        }
+        match self.forwarder.answer(&request, transport).await {
+            Some(reply) => {
+                *out = reply;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The resolver of the pod at `src`, waiting a little for a pod address not seen yet.
@@ -113,180 +155,127 @@ impl Handler {
         .ok()
         .flatten()
     }
+}
 
-    /// The records of an answer from the zone, owned by `owner`.
-    fn records(&self, owner: &Name, answer: Answer) -> Vec<Record> {
-        match answer {
-            Answer::A(ips) => {
-                ips.into_iter().map(|ip| Record::from_rdata(owner.clone(), self.ttl, RData::A(A(ip)))).collect()
-            }
-            Answer::Srv(list) => list
-                .into_iter()
-                .filter_map(|s| {
-                    let target = Name::from_str(&format!("{}.", s.target)).ok()?;
-                    Some(Record::from_rdata(owner.clone(), self.ttl, RData::SRV(SRV::new(0, 100, s.port, target))))
-                })
-                .collect(),
-            Answer::Ptr(target) => Name::from_str(&format!("{target}."))
-                .map(|t| vec![Record::from_rdata(owner.clone(), self.ttl, RData::PTR(PTR(t)))])
-                .unwrap_or_default(),
-            Answer::NoData | Answer::NxDomain | Answer::NotOurs => Vec::new(),
-        }
+/// A serving task's view of the zone: its own `Arc`, refreshed when the channel says so.
+struct View {
+    changes: watch::Receiver<Arc<Snapshot>>,
+    current: Arc<Snapshot>,
+}
+
+impl View {
+    fn new(handler: &Handler) -> View {
+        let mut changes = handler.zone.clone();
+        let current = changes.borrow_and_update().clone();
+        View { changes, current }
     }
 
-    /// A cached upstream answer, or ask upstream and remember it.
-    async fn forward_cached(&self, raw: &[u8], name: &str, qtype: RecordType) -> Option<Message> {
-        let key = (name.to_ascii_lowercase(), qtype);
-        let now = std::time::Instant::now();
-        if let Ok(cache) = self.cache.lock()
-            && let Some((message, _)) = cache.get(&key).filter(|(_, until)| *until > now)
-        {
-            return Some(message.clone());
+    fn zone(&mut self) -> &Zone {
+        if self.changes.has_changed().unwrap_or(false) {
+            self.current = self.changes.borrow_and_update().clone();
         }
-        let message = self.forward(raw).await?;
-        let ttl = message.answers.iter().chain(&message.authorities).map(|r| r.ttl).min().unwrap_or(0);
-        let keep = Duration::from_secs(u64::from(ttl)).min(CACHE_CAP);
-        if !keep.is_zero()
-            && let Ok(mut cache) = self.cache.lock()
-        {
-            if cache.len() >= CACHE_ENTRIES {
-                cache.retain(|_, (_, until)| *until > now);
-            }
-            if cache.len() < CACHE_ENTRIES {
-                cache.insert(key, (message.clone(), now + keep));
-            }
-        }
-        Some(message)
+        &self.current.wire
     }
+}
 
-    /// Ask the upstream resolvers; their reply as a message.
-    async fn forward(&self, raw: &[u8]) -> Option<Message> {
-        for server in &self.upstream {
-            let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
-            let Ok(socket) = tokio::net::UdpSocket::bind(bind).await else { continue };
-            if socket.send_to(raw, server).await.is_err() {
+/// Answer UDP queries on `socket` (shared by several such tasks) until aborted.
+async fn serve_udp(socket: Arc<tokio::net::UdpSocket>, handler: Arc<Handler>) {
+    let mut view = View::new(&handler);
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(usize::from(wire::EDNS_PAYLOAD));
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(e) => {
+                // ICMP errors from earlier replies surface here on Linux; nothing to do.
+                tracing::trace!(error = %e, "dns udp receive");
                 continue;
             }
-            let mut buf = vec![0u8; 4096];
-            if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await
-                && let Ok(message) = Message::from_vec(&buf[..n])
-            {
-                return Some(message);
+        };
+        match view.zone().answer(&buf[..n], Transport::Udp, &mut out) {
+            Reply::Send => {
+                let _ = socket.send_to(&out, src).await;
+            }
+            Reply::Drop => {}
+            Reply::NotOurs => {
+                let (socket, handler, query) = (socket.clone(), handler.clone(), buf[..n].to_vec());
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    if handler.resolve(&query, src.ip(), Transport::Udp, &mut out).await {
+                        let _ = socket.send_to(&out, src).await;
+                    }
+                });
             }
         }
-        None
     }
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: hickory_server::net::runtime::Time>(
-        &self,
-        request: &Request,
-        mut response: R,
-    ) -> ResponseInfo {
-        let builder = MessageResponseBuilder::from_message_request(request);
-        let Ok(info) = request.request_info() else {
-            let reply = builder.error_msg(&request.metadata, ResponseCode::FormErr);
-            return send(&mut response, reply, request).await;
-        };
-        let name = info.query.name().to_string();
-        let qtype = info.query.query_type();
-        let kind = match qtype {
-            RecordType::A => Kind::A,
-            RecordType::SRV => Kind::Srv,
-            RecordType::PTR => Kind::Ptr,
-            _ => Kind::Other,
-        };
-        let answer = self.records.read().map(|r| r.lookup(&name, kind)).unwrap_or(Answer::NotOurs);
-        let mut metadata = hickory_proto::op::Metadata::response_from_request(&request.metadata);
-        metadata.recursion_available = true;
-        let owner = Name::from_str(&name).unwrap_or_default();
-        let records: Vec<Record> = match answer {
-            Answer::NotOurs => {
-                if let Some((expanded, answer)) = self.autopath(request.src().ip(), &name, kind).await
-                    && let Ok(target) = Name::from_str(&format!("{expanded}."))
-                {
-                    // The CNAME to the name the search path found, then its records.
-                    let mut records =
-                        vec![Record::from_rdata(owner.clone(), self.ttl, RData::CNAME(CNAME(target.clone())))];
-                    records.extend(self.records(&target, answer));
-                    metadata.authoritative = true;
-                    let reply =
-                        builder.build(metadata, records.iter(), std::iter::empty(), std::iter::empty(), std::iter::empty());
-                    return send(&mut response, reply, request).await;
+/// Accept TCP connections until aborted (which aborts the connections too).
+async fn serve_tcp(listener: tokio::net::TcpListener, handler: Arc<Handler>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                if connections.len() >= TCP_CONNECTIONS {
+                    continue;
                 }
-                let Some(upstream) = self.forward_cached(request.as_slice(), &name, qtype).await else {
-                    let reply = builder.error_msg(&request.metadata, ResponseCode::ServFail);
-                    return send(&mut response, reply, request).await;
-                };
-                metadata.response_code = upstream.metadata.response_code;
-                let reply = builder.build(
-                    metadata,
-                    upstream.answers.iter(),
-                    upstream.authorities.iter(),
-                    std::iter::empty(),
-                    upstream.additionals.iter(),
-                );
-                return send(&mut response, reply, request).await;
+                connections.spawn(serve_connection(stream, peer.ip(), handler.clone()));
             }
-            Answer::NxDomain => {
-                metadata.authoritative = true;
-                metadata.response_code = ResponseCode::NXDomain;
-                Vec::new()
-            }
-            answer => self.records(&owner, answer),
-        };
-        metadata.authoritative = true;
-        let reply = builder.build(metadata, records.iter(), std::iter::empty(), std::iter::empty(), std::iter::empty());
-        send(&mut response, reply, request).await
+            Some(_) = connections.join_next() => {}
+        }
     }
 }
 
-async fn send<'a, R: ResponseHandler>(
-    response: &mut R,
-    reply: hickory_server::zone_handler::MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-    request: &Request,
-) -> ResponseInfo {
-    match response.send_response(reply).await {
-        Ok(info) => info,
-        Err(e) => {
-            tracing::debug!(error = %e, "dns reply");
-            let mut metadata = hickory_proto::op::Metadata::response_from_request(&request.metadata);
-            metadata.response_code = ResponseCode::ServFail;
-            hickory_proto::op::Header { metadata, counts: Default::default() }.into()
+/// One TCP connection: length-prefixed queries, answered in order, until idle or closed.
+async fn serve_connection(mut stream: tokio::net::TcpStream, peer: IpAddr, handler: Arc<Handler>) {
+    let mut view = View::new(&handler);
+    let mut query = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, stream.read_u16()).await else { return };
+        query.resize(usize::from(len), 0);
+        if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await, Ok(Ok(_))) {
+            return;
+        }
+        let send = match view.zone().answer(&query, Transport::Tcp, &mut out) {
+            Reply::Send => true,
+            Reply::Drop => false,
+            Reply::NotOurs => handler.resolve(&query, peer, Transport::Tcp, &mut out).await,
+        };
+        let Ok(len) = u16::try_from(out.len()) else { return };
+        if send && (stream.write_u16(len).await.is_err() || stream.write_all(&out).await.is_err()) {
+            return;
         }
     }
 }
 
 /// Serve until `shutdown`. Fails only if no address could be bound.
 pub async fn run(client: kube::Client, config: DnsConfig, shutdown: CancellationToken) -> Result<(), DnsError> {
-    let records = Arc::new(RwLock::new(logic::dns::build(&[], &[], &config.zone)));
-    let (resolvers, resolvers_rx) = tokio::sync::watch::channel(Resolvers::default());
-    let handler = Handler {
-        records: records.clone(),
+    let mut serial = next_serial(0);
+    let (zone, zone_rx) = watch::channel(Arc::new(Snapshot::new(
+        logic::dns::build(&[], &[], &config.zone),
+        config.ttl,
+        serial,
+    )));
+    let (resolvers, resolvers_rx) = watch::channel(Resolvers::default());
+    let handler = Arc::new(Handler {
+        zone: zone_rx,
         resolvers: resolvers_rx,
         pod_network: config.pod_network,
-        upstream: config.upstream.clone(),
-        ttl: config.ttl,
-        cache: Default::default(),
-    };
-    let mut server = Server::new(handler);
-    let mut bound = 0;
+        forwarder: forward::Forwarder::new(&config.upstream),
+    });
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut serving = tokio::task::JoinSet::new();
     let mut last_error = None;
     for addr in &config.listen {
         match (tokio::net::UdpSocket::bind(addr).await, tokio::net::TcpListener::bind(addr).await) {
             (Ok(udp), Ok(tcp)) => {
-                server.register_socket(udp);
-                server.register_listener(tcp, Duration::from_secs(5), 64);
-                bound += 1;
+                let udp = Arc::new(udp);
+                for _ in 0..workers {
+                    serving.spawn(serve_udp(udp.clone(), handler.clone()));
+                }
+                serving.spawn(serve_tcp(tcp, handler.clone()));
             }
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(%addr, error = %e, "dns listen");
@@ -294,30 +283,36 @@ pub async fn run(client: kube::Client, config: DnsConfig, shutdown: Cancellation
             }
         }
     }
-    if bound == 0
+    if serving.is_empty()
         && let Some(e) = last_error
     {
         return Err(e);
     }
     let pods = watch_pods(client.clone(), resolvers, config.zone.clone(), shutdown.clone());
     let mut watch = client_tools::ServiceWatch::new(client);
-    let zone = async {
+    let records = async {
         while let Some((services, slices)) = watch.changed(&shutdown).await {
+            serial = next_serial(serial);
             let fresh = logic::dns::build(&services, &slices, &config.zone);
-            if let Ok(mut r) = records.write() {
-                *r = fresh;
-            }
+            zone.send_replace(Arc::new(Snapshot::new(fresh, config.ttl, serial)));
         }
     };
-    futures::future::join(zone, pods).await;
-    let _ = server.shutdown_gracefully().await;
+    futures::future::join(records, pods).await;
+    serving.shutdown().await;
     Ok(())
+}
+
+/// The SOA serial for a new version of the zone: the Unix time in seconds, as CoreDNS's, but
+/// always above the last one.
+fn next_serial(last: u32) -> u32 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    u32::try_from(now).unwrap_or(u32::MAX).max(last.wrapping_add(1))
 }
 
 /// Keep `resolvers` (pod IP → search path) current from a watch of every pod, until `shutdown`.
 async fn watch_pods(
     client: kube::Client,
-    resolvers: tokio::sync::watch::Sender<Resolvers>,
+    resolvers: watch::Sender<Resolvers>,
     zone: String,
     shutdown: CancellationToken,
 ) {

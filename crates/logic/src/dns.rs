@@ -86,6 +86,17 @@ impl Records {
         self.srv.entry(name).or_default().insert(srv);
     }
 
+    /// Every name that exists in the zone (lowercase, no trailing dot), the zone's own
+    /// included.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    /// Every reverse name (`<d>.<c>.<b>.<a>.in-addr.arpa`) with a PTR record.
+    pub fn reverse_names(&self) -> impl Iterator<Item = &str> {
+        self.ptr.keys().map(String::as_str)
+    }
+
     /// Answer a question for `name` (any case, trailing dot or not).
     pub fn lookup(&self, name: &str, kind: Kind) -> Answer {
         let name = name.trim_end_matches('.').to_ascii_lowercase();

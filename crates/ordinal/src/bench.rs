@@ -7,7 +7,7 @@
 //! threads.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -934,13 +934,13 @@ impl DnsBench {
         let dns_port = free_port()?;
         let dns = std::net::SocketAddr::from(([127, 0, 0, 1], dns_port));
         let server = PodServer::spawn(&data_dir, "ordbenchd0", [10, 254, 8, 0], 24, Some(dns))?;
-        let result = self.measure(&data_dir, dns_port).await;
+        let result = self.measure(&data_dir, dns_port, server.process.child.id()).await;
         server.stop();
         let _ = std::fs::remove_dir_all(&scratch);
         result
     }
 
-    async fn measure(&self, data_dir: &crate::DataDir, dns_port: u16) -> anyhow::Result<()> {
+    async fn measure(&self, data_dir: &crate::DataDir, dns_port: u16, server_pid: u32) -> anyhow::Result<()> {
         use k8s_openapi::api::core::v1::Service;
         let client = ready_client(&data_dir.kubeconfig(), Instant::now()).await?;
         let dns: std::net::SocketAddr = ([127, 0, 0, 1], dns_port).into();
@@ -992,6 +992,7 @@ impl DnsBench {
                 bail!("autopath did not answer prog-0 from the pod within 10s");
             }
         }
+        self.against_knot(&pods.into_client(), dns_port, server_pid).await?;
         const HOST: [u8; 4] = [127, 0, 0, 1];
         const POD: [u8; 4] = [127, 0, 0, 2];
         for (metric, name, src) in [
@@ -1033,6 +1034,176 @@ impl DnsBench {
         }
         Ok(())
     }
+}
+
+/// Seed 001's names: a headless `nginx` Service with three ready replicas `web-0..2`, as the
+/// cluster DNS serves them and as a static zone for knot.
+const SEED_NAMES: [(&str, &str); 4] = [
+    ("nginx.default.svc.cluster.local", "10.244.0.2"),
+    ("web-0.nginx.default.svc.cluster.local", "10.244.0.2"),
+    ("web-1.nginx.default.svc.cluster.local", "10.244.0.3"),
+    ("web-2.nginx.default.svc.cluster.local", "10.244.0.4"),
+];
+
+/// What `dnsperf` reported.
+struct DnsPerf {
+    qps: f64,
+    avg_latency_ms: f64,
+    completed: u64,
+    lost: u64,
+}
+
+/// CPU time (user + system) of a process so far, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+impl DnsBench {
+    /// `dnsperf -c <concurrency> -l <seconds>` against the server's DNS and against knot serving
+    /// the same names from a static zone, in the same run (skipped, with a line saying so, when
+    /// either program is missing).
+    async fn against_knot(&self, client: &kube::Client, dns_port: u16, server_pid: u32) -> anyhow::Result<()> {
+        let (Some(dnsperf), Some(knotd)) = (which("dnsperf"), which("knotd")) else {
+            println!(
+                "{}",
+                json!({"bench": "dns", "metric": "dnsperf", "skipped": "needs dnsperf and knotd (apt-get install dnsperf knot)"})
+            );
+            return Ok(());
+        };
+        let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+        let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> = Api::namespaced(client.clone(), "default");
+        services
+            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "nginx"},
+                "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 80}]}}))?)
+            .await?;
+        let endpoints: Vec<_> = SEED_NAMES[1..]
+            .iter()
+            .map(|(name, ip)| json!({"addresses": [ip], "hostname": name.split('.').next(), "conditions": {"ready": true}}))
+            .collect();
+        slices
+            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "nginx-seed",
+                "labels": {"kubernetes.io/service-name": "nginx"}}, "addressType": "IPv4",
+                "endpoints": endpoints, "ports": [{"name": "web", "port": 80, "protocol": "TCP"}]}))?)
+            .await?;
+        let ordinal: std::net::SocketAddr = ([127, 0, 0, 1], dns_port).into();
+        wait_for_name(ordinal, SEED_NAMES[3].0).await?;
+
+        let scratch = tempfile_dir()?;
+        let queries = scratch.join("queries");
+        std::fs::write(&queries, SEED_NAMES.iter().map(|(n, _)| format!("{n} A\n")).collect::<String>())?;
+        let knot_port = free_port()?;
+        let mut zone = String::from(
+            "$ORIGIN cluster.local.\n$TTL 5\n@ SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5\n\
+             @ NS ns.dns.cluster.local.\nns.dns A 10.96.0.10\n",
+        );
+        for (name, ip) in SEED_NAMES {
+            zone.push_str(&format!("{name}. A {ip}\n"));
+        }
+        std::fs::write(scratch.join("cluster.local.zone"), zone)?;
+        let dir = scratch.display();
+        std::fs::write(
+            scratch.join("knot.conf"),
+            format!(
+                "server:\n  rundir: \"{dir}\"\n  listen: 127.0.0.1@{knot_port}\ndatabase:\n  storage: \"{dir}\"\n\
+                 log:\n  - target: stderr\n    any: error\nzone:\n  - domain: cluster.local\n    storage: \"{dir}\"\n\
+                 file: cluster.local.zone\n"
+            ),
+        )?;
+        let knot = ServerProcess {
+            child: Command::new(&knotd).arg("-c").arg(scratch.join("knot.conf")).stdout(Stdio::null()).spawn()?,
+        };
+        let knot_addr: std::net::SocketAddr = ([127, 0, 0, 1], knot_port).into();
+        let result = async {
+            wait_for_name(knot_addr, SEED_NAMES[3].0).await?;
+            let mut qps = Vec::new();
+            for (server, addr, pid) in [("ordinal", ordinal, server_pid), ("knot", knot_addr, knot.child.id())] {
+                let cpu_before = cpu_seconds(pid);
+                let perf = run_dnsperf(&dnsperf, addr, &queries, self.concurrency, self.seconds).await?;
+                let cpu = cpu_seconds(pid).zip(cpu_before).map(|(after, before)| after - before);
+                let cpu_us = cpu.map(|c| round(c * 1e6 / perf.completed.max(1) as f64));
+                println!(
+                    "{}",
+                    json!({"bench": "dns", "metric": "dnsperf", "server": server, "client": "dnsperf",
+                           "clients": self.concurrency, "seconds": self.seconds, "names": SEED_NAMES.len(),
+                           "queries_per_second": round(perf.qps), "avg_latency_ms": round(perf.avg_latency_ms),
+                           "completed": perf.completed, "lost": perf.lost, "server_cpu_us_per_query": cpu_us})
+                );
+                qps.push((perf.qps, perf.avg_latency_ms));
+            }
+            if let [(ours, our_latency), (knots, knot_latency)] = qps[..] {
+                println!(
+                    "{}",
+                    json!({"bench": "dns", "metric": "dnsperf_ordinal_over_knot",
+                           "qps_ratio": round(ours / knots.max(1.0)),
+                           "latency_ratio": round(our_latency / knot_latency.max(1e-9))})
+                );
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        drop(knot);
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Wait until `server` answers `name` with a record (at most 10 s).
+async fn wait_for_name(server: std::net::SocketAddr, name: &str) -> anyhow::Result<()> {
+    let probe = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    probe.connect(server).await?;
+    let started = Instant::now();
+    while ask(&probe, 9, name).await.map(|(_, n)| n).unwrap_or(0) == 0 {
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!("{server} did not answer {name} within 10s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+async fn run_dnsperf(
+    dnsperf: &Path,
+    server: std::net::SocketAddr,
+    queries: &Path,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<DnsPerf> {
+    let mut command = Command::new(dnsperf);
+    command
+        .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string()])
+        .arg("-d")
+        .arg(queries)
+        .args(["-c", &clients.to_string(), "-l", &seconds.to_string()]);
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("dnsperf failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let field = |label: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let (Some(qps), Some(latency), Some(completed), Some(lost)) = (
+        field("Queries per second:"),
+        field("Average Latency (s):"),
+        field("Queries completed:"),
+        field("Queries lost:"),
+    ) else {
+        bail!("unexpected dnsperf output: {text}");
+    };
+    Ok(DnsPerf { qps, avg_latency_ms: latency * 1000.0, completed: completed as u64, lost: lost as u64 })
 }
 
 fn emit_dns(metric: &str, mut samples_ms: Vec<f64>) {

@@ -39,6 +39,27 @@ async fn ask_from(
     Ok((buf[3] & 0x0f, answers, ip))
 }
 
+/// Ask over TCP (two-byte length prefix, RFC 7766), twice on one connection: (rcode, answer
+/// count, the last answer's IPv4 address) of the second reply.
+async fn ask_tcp(server: std::net::SocketAddr, name: &str) -> anyhow::Result<(u8, u16, Option<[u8; 4]>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server).await?;
+    let mut reply = Vec::new();
+    for id in [21, 22] {
+        let q = query(id, name);
+        stream.write_u16(q.len() as u16).await?;
+        stream.write_all(&q).await?;
+        let len = tokio::time::timeout(Duration::from_secs(3), stream.read_u16()).await??;
+        reply = vec![0u8; usize::from(len)];
+        stream.read_exact(&mut reply).await?;
+        anyhow::ensure!(reply.len() >= 12 && reply[..2] == id.to_be_bytes(), "reply to query {id}: {reply:?}");
+    }
+    let n = reply.len();
+    let answers = u16::from_be_bytes([reply[6], reply[7]]);
+    let ip = (answers > 0).then(|| [reply[n - 4], reply[n - 3], reply[n - 2], reply[n - 1]]);
+    Ok((reply[3] & 0x0f, answers, ip))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_names_answer_from_the_zone_and_others_are_forwarded_and_cached() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
@@ -51,7 +72,12 @@ async fn cluster_names_answer_from_the_zone_and_others_are_forwarded_and_cached(
         let mut buf = [0u8; 1500];
         while let Ok((n, from)) = upstream.recv_from(&mut buf).await {
             count.fetch_add(1, Ordering::SeqCst);
-            let mut reply = buf[..n].to_vec();
+            // The header and the question (name, type, class), without the query's OPT record.
+            let mut end = 12;
+            while end < n && buf[end] != 0 {
+                end += 1 + usize::from(buf[end]);
+            }
+            let mut reply = buf[..(end + 5).min(n)].to_vec();
             reply[2] = 0x81;
             reply[3] = 0x80;
             reply[6..8].copy_from_slice(&1u16.to_be_bytes());
@@ -80,6 +106,9 @@ async fn cluster_names_answer_from_the_zone_and_others_are_forwarded_and_cached(
     .await?;
     assert_eq!(kubernetes, (0, Some([10, 96, 0, 1])));
     assert_eq!(ask(listen, 2, "nothing.default.svc.cluster.local").await?, (3, None));
+    // The same over TCP.
+    assert_eq!(ask_tcp(listen, "kubernetes.default.svc.cluster.local").await?, (0, 1, Some([10, 96, 0, 1])));
+    assert_eq!(ask_tcp(listen, "nothing.default.svc.cluster.local").await?.0, 3);
     // Other names go upstream once, then come from the cache.
     assert_eq!(ask(listen, 3, "example.com").await?, (0, Some([192, 0, 2, 7])));
     assert_eq!(ask(listen, 4, "example.com").await?, (0, Some([192, 0, 2, 7])));
