@@ -96,12 +96,7 @@ fn snapshot(kinds: &[Kind]) -> Vec<Node> {
                     name: meta.name.clone().unwrap_or_default(),
                 },
                 resource_version: meta.resource_version.clone().unwrap_or_default(),
-                owners: meta
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .map(owner)
-                    .collect(),
+                owners: meta.owner_references.iter().flatten().map(owner).collect(),
                 deleting: meta.deletion_timestamp.is_some(),
                 finalizers: meta.finalizers.clone().unwrap_or_default(),
             });
@@ -162,13 +157,7 @@ pub async fn garbage_at(client: &kube::Client, object: &ObjectRef, uid: &str) ->
     if live.metadata.uid.as_deref() != Some(uid) || live.metadata.deletion_timestamp.is_some() {
         return None;
     }
-    let owners: Vec<Owner> = live
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .map(owner)
-        .collect();
+    let owners: Vec<Owner> = live.metadata.owner_references.iter().flatten().map(owner).collect();
     if owners.is_empty() || !owners_going(client, object.namespace.as_deref(), &owners, &[]).await {
         return None;
     }

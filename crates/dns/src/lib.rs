@@ -253,11 +253,8 @@ async fn serve_connection(mut stream: tokio::net::TcpStream, peer: IpAddr, handl
 /// Serve until `shutdown`. Fails only if no address could be bound.
 pub async fn run(client: kube::Client, config: DnsConfig, shutdown: CancellationToken) -> Result<(), DnsError> {
     let mut serial = next_serial(0);
-    let (zone, zone_rx) = watch::channel(Arc::new(Snapshot::new(
-        logic::dns::build(&[], &[], &config.zone),
-        config.ttl,
-        serial,
-    )));
+    let (zone, zone_rx) =
+        watch::channel(Arc::new(Snapshot::new(logic::dns::build(&[], &[], &config.zone), config.ttl, serial)));
     let (resolvers, resolvers_rx) = watch::channel(Resolvers::default());
     let handler = Arc::new(Handler {
         zone: zone_rx,

@@ -341,7 +341,10 @@ enum Refusal {
     Drop,
     /// A reply with only a header: this response code, and an OPT record with this extended
     /// code when the query had one.
-    Header { rcode: u8, opt: Option<u8> },
+    Header {
+        rcode: u8,
+        opt: Option<u8>,
+    },
 }
 
 impl Refusal {

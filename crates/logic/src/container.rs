@@ -256,12 +256,7 @@ pub struct DnsSettings {
 impl DnsSettings {
     /// The `ndots` option (the resolver's default 1 when not set).
     pub fn ndots(&self) -> usize {
-        self.options
-            .iter()
-            .rev()
-            .find_map(|o| o.strip_prefix("ndots:"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1)
+        self.options.iter().rev().find_map(|o| o.strip_prefix("ndots:")).and_then(|n| n.parse().ok()).unwrap_or(1)
     }
 }
 

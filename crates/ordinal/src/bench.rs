@@ -1027,7 +1027,7 @@ impl DnsBench {
             sorted.sort_by(|a, b| a.total_cmp(b));
             println!(
                 "{}",
-                json!({"bench": "dns", "metric": metric, "unit": "ms", "concurrency": self.concurrency,
+                json!({"bench": "dns", "metric": metric, "client": "built-in", "unit": "ms", "concurrency": self.concurrency,
                        "queries_per_second": round(qps), "n": sorted.len(),
                        "p50": round(percentile(&sorted, 0.5)), "p99": round(percentile(&sorted, 0.99))})
             );
@@ -1078,17 +1078,23 @@ impl DnsBench {
         let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
         let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> = Api::namespaced(client.clone(), "default");
         services
-            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "nginx"},
-                "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 80}]}}))?)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "nginx"},
+                "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 80}]}}))?,
+            )
             .await?;
         let endpoints: Vec<_> = SEED_NAMES[1..]
             .iter()
             .map(|(name, ip)| json!({"addresses": [ip], "hostname": name.split('.').next(), "conditions": {"ready": true}}))
             .collect();
         slices
-            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "nginx-seed",
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "nginx-seed",
                 "labels": {"kubernetes.io/service-name": "nginx"}}, "addressType": "IPv4",
-                "endpoints": endpoints, "ports": [{"name": "web", "port": 80, "protocol": "TCP"}]}))?)
+                "endpoints": endpoints, "ports": [{"name": "web", "port": 80, "protocol": "TCP"}]}))?,
+            )
             .await?;
         let ordinal: std::net::SocketAddr = ([127, 0, 0, 1], dns_port).into();
         wait_for_name(ordinal, SEED_NAMES[3].0).await?;
@@ -1106,14 +1112,21 @@ impl DnsBench {
         }
         std::fs::write(scratch.join("cluster.local.zone"), zone)?;
         let dir = scratch.display();
-        std::fs::write(
-            scratch.join("knot.conf"),
-            format!(
-                "server:\n  rundir: \"{dir}\"\n  listen: 127.0.0.1@{knot_port}\ndatabase:\n  storage: \"{dir}\"\n\
-                 log:\n  - target: stderr\n    any: error\nzone:\n  - domain: cluster.local\n    storage: \"{dir}\"\n\
-                 file: cluster.local.zone\n"
-            ),
-        )?;
+        let config = [
+            "server:".to_string(),
+            format!("  rundir: \"{dir}\""),
+            format!("  listen: 127.0.0.1@{knot_port}"),
+            "database:".into(),
+            format!("  storage: \"{dir}\""),
+            "log:".into(),
+            "  - target: stderr".into(),
+            "    any: error".into(),
+            "zone:".into(),
+            "  - domain: cluster.local".into(),
+            format!("    storage: \"{dir}\""),
+            "    file: cluster.local.zone".into(),
+        ];
+        std::fs::write(scratch.join("knot.conf"), config.join("\n") + "\n")?;
         let knot = ServerProcess {
             child: Command::new(&knotd).arg("-c").arg(scratch.join("knot.conf")).stdout(Stdio::null()).spawn()?,
         };
@@ -1179,11 +1192,12 @@ async fn run_dnsperf(
     seconds: u64,
 ) -> anyhow::Result<DnsPerf> {
     let mut command = Command::new(dnsperf);
-    command
-        .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string()])
-        .arg("-d")
-        .arg(queries)
-        .args(["-c", &clients.to_string(), "-l", &seconds.to_string()]);
+    command.args(["-s", &server.ip().to_string(), "-p", &server.port().to_string()]).arg("-d").arg(queries).args([
+        "-c",
+        &clients.to_string(),
+        "-l",
+        &seconds.to_string(),
+    ]);
     let output = tokio::task::spawn_blocking(move || command.output()).await??;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {

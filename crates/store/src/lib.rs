@@ -519,8 +519,8 @@ impl Store {
             drop(pending);
             // A panic in here would leave `committing` set and every writer waiting forever:
             // it fails the batch like an error instead.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(&batch)))
-                .unwrap_or_else(|_| {
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(&batch))).unwrap_or_else(|_| {
                     tracing::error!("the store's committer panicked");
                     Err(StoreError::CommitPanicked)
                 });

@@ -25,9 +25,8 @@ fn slice(service: &str, endpoints: serde_json::Value) -> EndpointSlice {
 /// Seed 001's headless `nginx` with three ready pods, a ClusterIP Service with a named port,
 /// and a headless Service with `n` endpoints.
 fn records(n: usize) -> Records {
-    let many: Vec<_> = (0..n)
-        .map(|i| json!({"addresses": [format!("10.244.1.{}", i + 1)], "hostname": format!("big-{i}")}))
-        .collect();
+    let many: Vec<_> =
+        (0..n).map(|i| json!({"addresses": [format!("10.244.1.{}", i + 1)], "hostname": format!("big-{i}")})).collect();
     let services = vec![
         svc("nginx", "None", json!([{"name": "web", "port": 80}])),
         svc("api", "10.96.0.10", json!([{"name": "http", "port": 8080}])),
@@ -85,9 +84,12 @@ fn every_name_answers_what_records_lookup_decides() {
     let mut names: Vec<String> = records.names().chain(records.reverse_names()).map(str::to_string).collect();
     names.extend(["missing.default.svc.cluster.local", "web-9.nginx.default.svc.cluster.local"].map(String::from));
     for name in &names {
-        for (qtype, kind) in
-            [(RecordType::A, Kind::A), (RecordType::SRV, Kind::Srv), (RecordType::PTR, Kind::Ptr), (RecordType::AAAA, Kind::Other)]
-        {
+        for (qtype, kind) in [
+            (RecordType::A, Kind::A),
+            (RecordType::SRV, Kind::Srv),
+            (RecordType::PTR, Kind::Ptr),
+            (RecordType::AAAA, Kind::Other),
+        ] {
             let m = ask(&zone, &query(7, &format!("{name}."), qtype, None), Transport::Udp)
                 .unwrap_or_else(|| panic!("{name} {qtype} is in the zone"));
             assert_eq!(m.metadata.id, 7);
@@ -113,7 +115,9 @@ fn every_name_answers_what_records_lookup_decides() {
                     ResponseCode::NoError
                 }
                 Answer::Ptr(target) => {
-                    assert!(matches!(&m.answers[..], [r] if r.data == RData::PTR(hickory_proto::rr::rdata::PTR(Name::from_str(&format!("{target}.")).expect("t")))));
+                    assert!(
+                        matches!(&m.answers[..], [r] if r.data == RData::PTR(hickory_proto::rr::rdata::PTR(Name::from_str(&format!("{target}.")).expect("t"))))
+                    );
                     ResponseCode::NoError
                 }
                 Answer::NoData => {
@@ -164,11 +168,18 @@ fn names_outside_the_zone_are_left_to_the_caller() {
     let zone = Zone::compile(&records(3), 5, 1);
     for name in ["example.com.", "web-0.nginx.", "cluster.local.example.com.", "9.9.9.10.in-addr.arpa.", "local."] {
         let mut out = Vec::new();
-        assert_eq!(zone.answer(&query(1, name, RecordType::A, None), Transport::Udp, &mut out), Reply::NotOurs, "{name}");
+        assert_eq!(
+            zone.answer(&query(1, name, RecordType::A, None), Transport::Udp, &mut out),
+            Reply::NotOurs,
+            "{name}"
+        );
     }
     // The zone's apex exists; a name ending in its labels but not at a label boundary does not.
     let mut out = Vec::new();
-    assert_eq!(zone.answer(&query(1, "xcluster.local.", RecordType::A, None), Transport::Udp, &mut out), Reply::NotOurs);
+    assert_eq!(
+        zone.answer(&query(1, "xcluster.local.", RecordType::A, None), Transport::Udp, &mut out),
+        Reply::NotOurs
+    );
     let m = ask(&zone, &query(1, "cluster.local.", RecordType::A, None), Transport::Udp).expect("the apex");
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
 }
@@ -250,10 +261,7 @@ fn an_alias_answers_the_typed_name_with_a_cname_and_the_targets_records() {
     let zone = Zone::compile(&records(3), 5, 1);
     let mut out = Vec::new();
     let raw = query(2, "web-0.nginx.", RecordType::A, None);
-    assert_eq!(
-        zone.answer_alias(&raw, "web-0.nginx.default.svc.cluster.local", Transport::Udp, &mut out),
-        Reply::Send
-    );
+    assert_eq!(zone.answer_alias(&raw, "web-0.nginx.default.svc.cluster.local", Transport::Udp, &mut out), Reply::Send);
     let m = Message::from_vec(&out).expect("decodes");
     let target = Name::from_str("web-0.nginx.default.svc.cluster.local.").expect("target");
     assert_eq!(m.answers.len(), 2, "{m:?}");
@@ -262,10 +270,18 @@ fn an_alias_answers_the_typed_name_with_a_cname_and_the_targets_records() {
     assert_eq!(m.answers[1].name, target);
     assert_eq!(addresses(&m), vec![Ipv4Addr::new(10, 244, 0, 2)]);
     // A type the target has no records of: the CNAME alone.
-    zone.answer_alias(&query(2, "web-0.nginx.", RecordType::AAAA, None), "web-0.nginx.default.svc.cluster.local", Transport::Udp, &mut out);
+    zone.answer_alias(
+        &query(2, "web-0.nginx.", RecordType::AAAA, None),
+        "web-0.nginx.default.svc.cluster.local",
+        Transport::Udp,
+        &mut out,
+    );
     assert_eq!(Message::from_vec(&out).expect("decodes").answers.len(), 1);
     // A target gone meanwhile: not answered here.
-    assert_eq!(zone.answer_alias(&raw, "web-9.nginx.default.svc.cluster.local", Transport::Udp, &mut out), Reply::NotOurs);
+    assert_eq!(
+        zone.answer_alias(&raw, "web-9.nginx.default.svc.cluster.local", Transport::Udp, &mut out),
+        Reply::NotOurs
+    );
 }
 
 #[test]

@@ -168,7 +168,11 @@ async fn the_collector_never_deletes_a_dependent_released_after_its_cache_saw_it
         now.resource_version(),
         "a pod whose only owner is gone is garbage at its current resourceVersion"
     );
-    assert_eq!(controllers::gc::garbage_at(&client, &seen("garbage"), "another-uid").await, None, "a pod replaced since");
+    assert_eq!(
+        controllers::gc::garbage_at(&client, &seen("garbage"), "another-uid").await,
+        None,
+        "a pod replaced since"
+    );
     server.stop().await;
     Ok(())
 }

@@ -125,7 +125,9 @@ async fn cluster_names_answer_from_the_zone_and_others_are_forwarded_and_cached(
     pods.patch_status(
         "asker",
         &Default::default(),
-        &kube::api::Patch::Merge(serde_json::json!({"status": {"podIP": "127.0.0.2", "podIPs": [{"ip": "127.0.0.2"}]}})),
+        &kube::api::Patch::Merge(
+            serde_json::json!({"status": {"podIP": "127.0.0.2", "podIPs": [{"ip": "127.0.0.2"}]}}),
+        ),
     )
     .await?;
     assert_eq!(early.await??, (0, 2, Some([10, 96, 0, 1])), "CNAME and A record");

@@ -104,9 +104,17 @@ fn autopath_answers_a_pods_short_name_from_its_search_path() {
     let r = build(&services, &[], "cluster.local");
     let pods = vec![
         pod("default", "10.244.0.9", json!({"containers": []})),
-        pod("default", "10.244.0.10", json!({"containers": [], "dnsConfig": {"options": [{"name": "ndots", "value": "1"}]}})),
-        pod("default", "10.244.0.11", json!({"containers": [], "dnsPolicy": "None",
-            "dnsConfig": {"nameservers": ["10.244.0.1"], "searches": ["corp.example", "default.svc.cluster.local"]}})),
+        pod(
+            "default",
+            "10.244.0.10",
+            json!({"containers": [], "dnsConfig": {"options": [{"name": "ndots", "value": "1"}]}}),
+        ),
+        pod(
+            "default",
+            "10.244.0.11",
+            json!({"containers": [], "dnsPolicy": "None",
+            "dnsConfig": {"nameservers": ["10.244.0.1"], "searches": ["corp.example", "default.svc.cluster.local"]}}),
+        ),
         pod("default", "10.244.0.12", json!({"containers": [], "hostNetwork": true})),
     ];
     let resolvers = pod_resolvers(&pods, "cluster.local");
@@ -116,14 +124,41 @@ fn autopath_answers_a_pods_short_name_from_its_search_path() {
     let full = |s: &str| s.to_string();
     let table: Vec<(&str, Kind, &PodResolver, Expansion)> = vec![
         // Single label and <svc>.<ns>: the first search domain that has the name answers.
-        ("api", Kind::A, cluster_first, Some((full("api.default.svc.cluster.local"), Answer::A(vec![ip("10.96.0.10")])))),
-        ("api.", Kind::A, cluster_first, Some((full("api.default.svc.cluster.local"), Answer::A(vec![ip("10.96.0.10")])))),
-        ("DB.data", Kind::A, cluster_first, Some((full("db.data.svc.cluster.local"), Answer::A(vec![ip("10.96.0.20")])))),
-        ("db.data.svc", Kind::A, cluster_first, Some((full("db.data.svc.cluster.local"), Answer::A(vec![ip("10.96.0.20")])))),
+        (
+            "api",
+            Kind::A,
+            cluster_first,
+            Some((full("api.default.svc.cluster.local"), Answer::A(vec![ip("10.96.0.10")]))),
+        ),
+        (
+            "api.",
+            Kind::A,
+            cluster_first,
+            Some((full("api.default.svc.cluster.local"), Answer::A(vec![ip("10.96.0.10")]))),
+        ),
+        (
+            "DB.data",
+            Kind::A,
+            cluster_first,
+            Some((full("db.data.svc.cluster.local"), Answer::A(vec![ip("10.96.0.20")]))),
+        ),
+        (
+            "db.data.svc",
+            Kind::A,
+            cluster_first,
+            Some((full("db.data.svc.cluster.local"), Answer::A(vec![ip("10.96.0.20")]))),
+        ),
         // The name exists without records of the type: NODATA through the CNAME.
         ("api", Kind::Other, cluster_first, Some((full("api.default.svc.cluster.local"), Answer::NoData))),
-        ("_http._tcp.api", Kind::Srv, cluster_first,
-            Some((full("_http._tcp.api.default.svc.cluster.local"), Answer::Srv(vec![Srv { port: 8080, target: full("api.default.svc.cluster.local") }])))),
+        (
+            "_http._tcp.api",
+            Kind::Srv,
+            cluster_first,
+            Some((
+                full("_http._tcp.api.default.svc.cluster.local"),
+                Answer::Srv(vec![Srv { port: 8080, target: full("api.default.svc.cluster.local") }]),
+            )),
+        ),
         // Nothing under any search domain: forwarded as asked.
         ("example.com", Kind::A, cluster_first, None),
         ("db", Kind::A, cluster_first, None),
@@ -132,7 +167,12 @@ fn autopath_answers_a_pods_short_name_from_its_search_path() {
         ("10.0.96.10.in-addr.arpa", Kind::Ptr, cluster_first, None),
         // ndots: a name with that many dots is tried as asked first by the resolver.
         ("db.data", Kind::A, &resolvers[&ip("10.244.0.10")], None),
-        ("api", Kind::A, &resolvers[&ip("10.244.0.10")], Some((full("api.default.svc.cluster.local"), Answer::A(vec![ip("10.96.0.10")])))),
+        (
+            "api",
+            Kind::A,
+            &resolvers[&ip("10.244.0.10")],
+            Some((full("api.default.svc.cluster.local"), Answer::A(vec![ip("10.96.0.10")]))),
+        ),
         // A search domain outside the zone comes first: only forwarding could tell.
         ("api", Kind::A, &resolvers[&ip("10.244.0.11")], None),
     ];
