@@ -48,6 +48,53 @@ pub async fn publish(
     }
 }
 
+/// How many events may wait to be published; more are dropped (client-go's broadcaster keeps
+/// 1000 and drops the rest too).
+const EVENT_QUEUE: usize = 1000;
+
+/// Events recorded without holding up the caller, as client-go's `EventRecorder` only queues
+/// them for its broadcaster: one task publishes them in order (so `Created` comes before
+/// `Started`), and ends once every clone of the queue is dropped and the queue is drained.
+#[derive(Clone)]
+pub struct EventQueue {
+    tx: tokio::sync::mpsc::Sender<(k8s_openapi::api::core::v1::ObjectReference, kube::runtime::events::Event)>,
+}
+
+impl EventQueue {
+    /// Start the publishing task (needs a tokio runtime).
+    pub fn spawn(recorder: kube::runtime::events::Recorder) -> EventQueue {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(_, kube::runtime::events::Event)>(EVENT_QUEUE);
+        tokio::spawn(async move {
+            while let Some((reference, event)) = rx.recv().await {
+                if let Err(e) = recorder.publish(&event, &reference).await {
+                    tracing::debug!(error = %e, reason = %event.reason, "record event");
+                }
+            }
+        });
+        EventQueue { tx }
+    }
+
+    /// Queue an event on `reference` (the action is the reason, as kubelet reports).
+    pub fn publish(
+        &self,
+        reference: k8s_openapi::api::core::v1::ObjectReference,
+        type_: kube::runtime::events::EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = kube::runtime::events::Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if self.tx.try_send((reference, event)).is_err() {
+            tracing::debug!(reason, "event queue full or closed: event dropped");
+        }
+    }
+}
+
 /// The cluster's Services and EndpointSlices, watched: what the cluster DNS and the service
 /// proxy are built from.
 pub struct ServiceWatch {

@@ -23,7 +23,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const RESYNC: Duration = Duration::from_secs(30);
-const SETTLE: Duration = Duration::from_millis(20);
 
 /// A watched cache of `K` that wakes the scheduler on every change.
 fn cache<K>(api: Api<K>, changed: &Arc<Notify>) -> (Store<K>, impl std::future::Future<Output = ()> + use<K>)
@@ -90,8 +89,9 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = &mut watches => return,
-            // Changes arriving together are scheduled in one pass.
-            _ = changed.notified() => tokio::time::sleep(SETTLE).await,
+            // Changes that arrive while a pass runs are scheduled together in the next one
+            // (`Notify` keeps one wake-up); a lone pod is scheduled at once.
+            _ = changed.notified() => {}
             _ = tokio::time::sleep(RESYNC) => {}
         }
     }

@@ -48,7 +48,8 @@ pub struct Kubelet<R: Runtime> {
     pub runtime: Arc<R>,
     pub images: ImageStore,
     pub config: KubeletConfig,
-    recorder: Recorder,
+    /// Events go out in order without holding up the pod workers, as kubelet's do.
+    events: client_tools::EventQueue,
     /// One pull at a time: concurrent pods of one image wait for the first pull.
     pulls: tokio::sync::Mutex<()>,
     /// Back-off and retry times (kubelet's, unless a test shortens them).
@@ -56,11 +57,12 @@ pub struct Kubelet<R: Runtime> {
 }
 
 impl<R: Runtime> Kubelet<R> {
+    /// Needs a tokio runtime (the event queue's task).
     pub fn new(client: kube::Client, runtime: Arc<R>, images: ImageStore, config: KubeletConfig) -> Kubelet<R> {
         let reporter = Reporter { controller: "kubelet".into(), instance: Some(config.node_name.clone()) };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let events = client_tools::EventQueue::spawn(Recorder::new(client.clone(), reporter));
         let timing = logic::kubelet::Timing::KUBELET;
-        Kubelet { client, runtime, images, config, recorder, pulls: tokio::sync::Mutex::new(()), timing }
+        Kubelet { client, runtime, images, config, events, pulls: tokio::sync::Mutex::new(()), timing }
     }
 
     /// Other back-off and retry times (tests that watch a crash loop cannot wait minutes).

@@ -196,8 +196,8 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    async fn event(&self, pod: &Pod, type_: EventType, reason: &str, note: String) {
-        client_tools::publish(&self.k.recorder, &pod.object_ref(&()), type_, reason, note).await;
+    fn event(&self, pod: &Pod, type_: EventType, reason: &str, note: String) {
+        self.k.events.publish(pod.object_ref(&()), type_, reason, note);
     }
 
     /// Make the runtime match the pod; returns when the next sync is due (None: only when
@@ -279,13 +279,13 @@ impl<R: Runtime> Worker<R> {
         *slot = Prerequisite::Failed { message: message.clone(), until };
         if new {
             let reason = if sandbox { "FailedCreatePodSandBox" } else { "FailedMount" };
-            self.event(pod, EventType::Warning, reason, message).await;
+            self.event(pod, EventType::Warning, reason, message);
         }
     }
 
     async fn kill(&mut self, pod: &Pod, kill: &Kill) {
         let Some(run) = self.observed.container(&kill.name).and_then(|o| o.latest.clone()) else { return };
-        self.event(pod, EventType::Normal, "Killing", kill.message.clone()).await;
+        self.event(pod, EventType::Normal, "Killing", kill.message.clone());
         self.observed.container_mut(&kill.name).stopping = true;
         self.stop_probers(&kill.name);
         let Some(spec) = container_spec(pod, &kill.name).cloned() else { return };
@@ -300,11 +300,11 @@ impl<R: Runtime> Worker<R> {
         }
         match waiting.reason {
             WaitingReason::ImagePullBackOff => {
-                self.event(pod, EventType::Normal, "BackOff", waiting.message.clone()).await;
+                self.event(pod, EventType::Normal, "BackOff", waiting.message.clone());
             }
             WaitingReason::CrashLoopBackOff => {
                 let note = format!("Back-off restarting failed container {name} in pod {}", decide::format_pod(pod));
-                self.event(pod, EventType::Warning, "BackOff", note).await;
+                self.event(pod, EventType::Warning, "BackOff", note);
             }
             _ => {}
         }
@@ -318,7 +318,7 @@ impl<R: Runtime> Worker<R> {
         o.start_failed(reason, message.clone(), Timestamp::now(), &self.k.timing);
         if new {
             let note = if reason.is_pull_failure() { message } else { format!("Error: {message}") };
-            self.event(pod, EventType::Warning, "Failed", note).await;
+            self.event(pod, EventType::Warning, "Failed", note);
         }
     }
 
@@ -369,12 +369,12 @@ impl<R: Runtime> Worker<R> {
         if let RunState::Exited(done) = &state
             && done.reason == "StartError"
         {
-            self.event(pod, EventType::Warning, "Failed", format!("Error: {}", done.message)).await;
+            self.event(pod, EventType::Warning, "Failed", format!("Error: {}", done.message));
         }
         self.observed.container_mut(&name).started(Run { attempt, image, image_id, state });
         if running {
-            self.event(pod, EventType::Normal, "Created", format!("Created container: {name}")).await;
-            self.event(pod, EventType::Normal, "Started", format!("Started container {name}")).await;
+            self.event(pod, EventType::Normal, "Created", format!("Created container: {name}"));
+            self.event(pod, EventType::Normal, "Started", format!("Started container {name}"));
             self.watch_container(&cref);
             self.post_start(pod, &c, &cref).await;
         }
@@ -489,11 +489,11 @@ impl<R: Runtime> Worker<R> {
             let first_run = self.observed.container(&c.name).is_none_or(|o| o.latest.is_none());
             if first_run {
                 let note = format!("Container image \"{image_name}\" already present on machine");
-                self.event(pod, EventType::Normal, "Pulled", note).await;
+                self.event(pod, EventType::Normal, "Pulled", note);
             }
             return Ok(image);
         }
-        self.event(pod, EventType::Normal, "Pulling", format!("Pulling image \"{image_name}\"")).await;
+        self.event(pod, EventType::Normal, "Pulling", format!("Pulling image \"{image_name}\""));
         let waited = Instant::now();
         let kubelet = self.k.clone();
         let one_at_a_time = kubelet.pulls.lock().await;
@@ -509,7 +509,7 @@ impl<R: Runtime> Worker<R> {
                     waited.elapsed().as_secs_f64(),
                     image.size
                 );
-                self.event(pod, EventType::Normal, "Pulled", note).await;
+                self.event(pod, EventType::Normal, "Pulled", note);
                 Ok(image)
             }
             Err(e) => Err((WaitingReason::ErrImagePull, format!("Failed to pull image \"{image_name}\": {e}"))),
@@ -649,8 +649,7 @@ impl<R: Runtime> Worker<R> {
         let ip = self.ip.map(|i| i.to_string()).unwrap_or_default();
         let grace = std::time::Duration::from_secs(30);
         if let Err(message) = probe::run_action(self.k.runtime.as_ref(), cref, c, &ip, action, grace).await {
-            self.event(pod, EventType::Warning, "FailedPostStartHook", format!("PostStartHook failed: {message}"))
-                .await;
+            self.event(pod, EventType::Warning, "FailedPostStartHook", format!("PostStartHook failed: {message}"));
             let _ = self.k.runtime.signal(cref, Signal::SIGKILL);
         }
     }
@@ -676,7 +675,7 @@ impl<R: Runtime> Worker<R> {
         }
         if !v.success {
             let note = format!("{} probe failed: {}", v.kind.name(), v.message);
-            self.event(pod, EventType::Warning, "Unhealthy", note).await;
+            self.event(pod, EventType::Warning, "Unhealthy", note);
         }
         self.observed.container_mut(&v.container.name).probed(v.kind, v.success);
         if v.kind == ProbeKind::Startup
@@ -722,7 +721,7 @@ impl<R: Runtime> Worker<R> {
                 continue;
             };
             self.stop_probers(&c.name);
-            self.event(pod, EventType::Normal, "Killing", format!("Stopping container {}", c.name)).await;
+            self.event(pod, EventType::Normal, "Killing", format!("Stopping container {}", c.name));
             let cref = self.cref(&c.name, attempt);
             stopping.push(tokio::spawn(stop_container(
                 self.k.runtime.clone(),
