@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod replicaset;
 pub mod schedule;
 pub mod security;
+pub mod serviceaccount;
 pub mod statefulset;
 pub mod volume;
 

@@ -178,6 +178,38 @@ async fn the_collector_never_deletes_a_dependent_released_after_its_cache_saw_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_namespace_gets_a_default_service_account_again_if_deleted() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let default_of = |ns: &str| {
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+        async move { api.get_opt("default").await.ok().flatten() }
+    };
+    // The namespaces the server starts with, and a new one.
+    for ns in ["default", "kube-system"] {
+        eventually(&format!("{ns}/default"), WAIT, || default_of(ns)).await?;
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "team"}}))?).await?;
+    let first = eventually("team/default", WAIT, || default_of("team")).await?;
+    // Deleted: made again, as a new object.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "team");
+    accounts.delete("default", &DeleteParams::default()).await?;
+    let again = eventually("team/default again", WAIT, || async {
+        default_of("team").await.filter(|a| a.metadata.uid != first.metadata.uid)
+    })
+    .await?;
+    assert!(again.metadata.uid.is_some());
+    // A namespace being deleted loses it with the rest and gets no new one.
+    namespaces.delete("team", &DeleteParams::default()).await?;
+    gone(&namespaces, "team").await?;
+    assert!(default_of("team").await.is_none());
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_removes_its_content() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client();
