@@ -55,14 +55,39 @@ pub fn from_storage<'a>(info: &ResourceInfo, stored: &'a Value) -> Cow<'a, Value
     if is_events_v1(info) { Cow::Owned(rename(stored, "events.k8s.io/v1", false)) } else { Cow::Borrowed(stored) }
 }
 
-/// The object as it is stored.
+/// The object as it is stored: `kind` and `apiVersion` first, as kube-apiserver writes objects
+/// (some clients' messages and tests read the start of a body).
 pub fn to_storage(info: &ResourceInfo, obj: Value) -> Value {
-    if is_events_v1(info) { rename(&obj, "v1", true) } else { obj }
+    if is_events_v1(info) { rename(&obj, "v1", true) } else { type_meta_first(obj) }
+}
+
+fn type_meta_first(obj: Value) -> Value {
+    let Value::Object(mut map) = obj else { return obj };
+    let mut keys = map.keys();
+    if keys.next().map(String::as_str) == Some("kind") && keys.next().map(String::as_str) == Some("apiVersion") {
+        return Value::Object(map);
+    }
+    let mut out = Map::with_capacity(map.len());
+    for key in ["kind", "apiVersion"] {
+        if let Some(v) = map.shift_remove(key) {
+            out.insert(key.into(), v);
+        }
+    }
+    out.extend(map);
+    Value::Object(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_objects_begin_with_kind_and_api_version() {
+        let info = resources::find("", "v1", "pods").expect("served");
+        let pod = json!({"apiVersion": "v1", "metadata": {"name": "p"}, "spec": {}, "kind": "Pod"});
+        let stored = serde_json::to_string(&to_storage(info, pod)).expect("encodes");
+        assert_eq!(stored, r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"},"spec":{}}"#);
+    }
 
     #[test]
     fn events_round_trip_through_core() {
