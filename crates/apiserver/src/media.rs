@@ -70,18 +70,41 @@ pub fn decode(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
 pub enum Output {
     Json,
     Table(IncludeObject),
+    /// Only the metadata, as `meta.k8s.io` `PartialObjectMetadata` of this version (`v1` or
+    /// `v1beta1`): what metadata informers and garbage collectors ask for.
+    Metadata(&'static str),
 }
 
-/// Pick the output from `Accept` (Table if any offered media type asks for `as=Table`) and the
+/// The `PartialObjectMetadata` form of `object` (version `version` of `meta.k8s.io`).
+pub fn partial_metadata(object: &Value, version: &str) -> Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": format!("meta.k8s.io/{version}"),
+        "metadata": object.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+    })
+}
+
+/// Pick the output from `Accept` (a Table when an offered media type asks for `as=Table`,
+/// metadata only for `as=PartialObjectMetadata` or `…List`, whichever comes first) and the
 /// `includeObject` query parameter.
 pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> Result<Output, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let wants_table = accept.split(',').any(|part| {
+    let asked = accept.split(',').find_map(|part| {
         let params: Vec<&str> = part.split(';').map(str::trim).collect();
-        params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io")
+        if !params.contains(&"g=meta.k8s.io") {
+            return None;
+        }
+        if params.contains(&"as=Table") {
+            return Some(None);
+        }
+        let partial = params.contains(&"as=PartialObjectMetadata") || params.contains(&"as=PartialObjectMetadataList");
+        let version = if params.contains(&"v=v1beta1") { "v1beta1" } else { "v1" };
+        partial.then_some(Some(version))
     });
-    if !wants_table {
-        return Ok(Output::Json);
+    match asked {
+        None => return Ok(Output::Json),
+        Some(Some(version)) => return Ok(Output::Metadata(version)),
+        Some(None) => {}
     }
     let include = match include_object {
         None | Some("") | Some("Metadata") => IncludeObject::Metadata,

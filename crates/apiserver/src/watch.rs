@@ -53,11 +53,16 @@ pub fn classify<'a>(
 struct Encoder {
     info: &'static ResourceInfo,
     table: Option<TableOptions>,
+    /// Metadata only, as `PartialObjectMetadata` of this `meta.k8s.io` version.
+    metadata: Option<&'static str>,
     columns_sent: bool,
 }
 
 impl Encoder {
     fn event(&mut self, kind: &str, object: &Value) -> Bytes {
+        if let Some(version) = self.metadata {
+            return event_line(kind, &media::partial_metadata(object, version));
+        }
         match &mut self.table {
             None => event_line(kind, object),
             Some(opts) => {
@@ -75,9 +80,13 @@ impl Encoder {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        line(
-            &json!({"type": "BOOKMARK", "object": {"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata}}),
-        )
+        let object = match self.metadata {
+            Some(version) => {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": format!("meta.k8s.io/{version}"), "metadata": metadata})
+            }
+            None => json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata}),
+        };
+        line(&json!({"type": "BOOKMARK", "object": object}))
     }
 }
 
@@ -139,10 +148,14 @@ pub fn serve(state: Arc<ApiState>, target: Target, params: &Params, headers: &He
             .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param:?}")))?;
         (Vec::new(), rv)
     };
-    let mut encoder = Encoder { info, table: table_options(output), columns_sent: false };
+    let metadata = match output {
+        Output::Metadata(version) => Some(version),
+        Output::Json | Output::Table(_) => None,
+    };
+    let mut encoder = Encoder { info, table: table_options(output), metadata, columns_sent: false };
     let content_type = match output {
         Output::Table(_) => media::TABLE_CONTENT_TYPE,
-        Output::Json => "application/json",
+        Output::Json | Output::Metadata(_) => "application/json",
     };
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);

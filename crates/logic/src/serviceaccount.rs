@@ -13,10 +13,8 @@ pub const ENSURED: &[&str] = &["default"];
 /// The (namespace, account) pairs to create: each of `ENSURED` missing from an active
 /// namespace, in namespace order.
 pub fn sync_namespaces(namespaces: &[&Namespace], accounts: &[&ServiceAccount]) -> Vec<(String, &'static str)> {
-    let existing: BTreeSet<(&str, &str)> = accounts
-        .iter()
-        .filter_map(|a| Some((a.metadata.namespace.as_deref()?, a.metadata.name.as_deref()?)))
-        .collect();
+    let existing: BTreeSet<(&str, &str)> =
+        accounts.iter().filter_map(|a| Some((a.metadata.namespace.as_deref()?, a.metadata.name.as_deref()?))).collect();
     let mut active: Vec<&str> = namespaces
         .iter()
         .filter(|ns| ns.metadata.deletion_timestamp.is_none())

@@ -53,7 +53,7 @@ impl Selection {
 
 pub fn table_options(output: Output) -> Option<TableOptions> {
     match output {
-        Output::Json => None,
+        Output::Json | Output::Metadata(_) => None,
         Output::Table(include_object) => Some(TableOptions { include_object, now: jiff::Timestamp::now() }),
     }
 }
@@ -63,6 +63,9 @@ pub fn get(state: &ApiState, target: &Target, params: &Params, headers: &HeaderM
     let key = target.key().ok_or_else(ApiError::path_not_found)?;
     let stored = state.store.get(&key).ok_or_else(|| not_found(target))?;
     let object = crate::convert::from_storage(target.info, &stored.value).into_owned();
+    if let Output::Metadata(version) = output {
+        return Ok(media::json(StatusCode::OK, &media::partial_metadata(&object, version)));
+    }
     Ok(match table_options(output) {
         None => media::json(StatusCode::OK, &object),
         Some(opts) => {
@@ -137,6 +140,18 @@ pub fn list(state: &ApiState, target: &Target, params: &Params, headers: &Header
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = continue_token {
         metadata["continue"] = json!(c);
+    }
+    if let Output::Metadata(version) = output {
+        let items: Vec<Value> = objects.iter().map(|o| media::partial_metadata(o, version)).collect();
+        return Ok(media::json(
+            StatusCode::OK,
+            &json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": format!("meta.k8s.io/{version}"),
+                "metadata": metadata,
+                "items": items,
+            }),
+        ));
     }
     Ok(match table_options(output) {
         None => media::json(

@@ -297,3 +297,57 @@ async fn delete_collection_by_label() -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_get_list_and_watch_as_metadata_informers_ask() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let server = TestServer::start().await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "big", "labels": {"tier": "db"}}, "data": {"k": "v".repeat(1000)}}),
+        )?,
+    )
+    .await?;
+    let got = cms.get_metadata("big").await?;
+    assert_eq!(got.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    assert_eq!(got.metadata.labels.as_ref().and_then(|l| l.get("tier")).map(String::as_str), Some("db"));
+    let listed = cms.list_metadata(&ListParams::default().labels("tier=db")).await?;
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].metadata.name.as_deref(), Some("big"));
+    // The data stays on the server: the raw body holds metadata only.
+    let request = http::Request::get("/api/v1/namespaces/default/configmaps")
+        .header("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json")
+        .body(Vec::new())?;
+    let raw: serde_json::Value = server.client().request(request).await?;
+    assert_eq!(raw["kind"], "PartialObjectMetadataList");
+    assert_eq!(raw["apiVersion"], "meta.k8s.io/v1");
+    assert_eq!(raw["items"][0]["kind"], "PartialObjectMetadata");
+    assert!(raw["items"][0].get("data").is_none(), "{raw}");
+    // A metadata watcher sees the existing object, then a new one.
+    let mut events = Box::pin(kube::runtime::metadata_watcher(cms.clone(), Default::default()));
+    let mut seen = Vec::new();
+    let created = async {
+        cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "later"}}))?).await?;
+        anyhow::Ok(())
+    };
+    let watched = async {
+        while let Some(event) = events.next().await {
+            if let kube::runtime::watcher::Event::InitApply(m) | kube::runtime::watcher::Event::Apply(m) = event? {
+                seen.push(m.metadata.name.unwrap_or_default());
+                if seen.contains(&"later".to_string()) {
+                    break;
+                }
+            }
+        }
+        anyhow::Ok(())
+    };
+    let (c, w) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), futures::future::join(created, watched)).await?;
+    c?;
+    w?;
+    assert_eq!(seen[0], "big");
+    server.stop().await;
+    Ok(())
+}
