@@ -27,6 +27,17 @@ where
     (store, stream)
 }
 
+/// An event whose action is its reason, as kubelet and the workload controllers report.
+fn event(type_: kube::runtime::events::EventType, reason: &str, note: String) -> kube::runtime::events::Event {
+    kube::runtime::events::Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    }
+}
+
 /// Record an event on `reference` (the action is the reason, as kubelet and the workload
 /// controllers report); failing to record is logged, never fatal.
 pub async fn publish(
@@ -36,14 +47,7 @@ pub async fn publish(
     reason: &str,
     note: String,
 ) {
-    let event = kube::runtime::events::Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, reference).await {
+    if let Err(e) = recorder.publish(&event(type_, reason, note), reference).await {
         tracing::debug!(error = %e, reason, "record event");
     }
 }
@@ -74,7 +78,7 @@ impl EventQueue {
         EventQueue { tx }
     }
 
-    /// Queue an event on `reference` (the action is the reason, as kubelet reports).
+    /// Queue an event on `reference`.
     pub fn publish(
         &self,
         reference: k8s_openapi::api::core::v1::ObjectReference,
@@ -82,14 +86,7 @@ impl EventQueue {
         reason: &str,
         note: String,
     ) {
-        let event = kube::runtime::events::Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
-        if self.tx.try_send((reference, event)).is_err() {
+        if self.tx.try_send((reference, event(type_, reason, note))).is_err() {
             tracing::debug!(reason, "event queue full or closed: event dropped");
         }
     }

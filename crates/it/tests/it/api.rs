@@ -326,7 +326,8 @@ async fn metadata_only_get_list_and_watch_as_metadata_informers_ask() -> anyhow:
     assert_eq!(raw["items"][0]["kind"], "PartialObjectMetadata");
     assert!(raw["items"][0].get("data").is_none(), "{raw}");
     // A metadata watcher sees the existing object, then a new one.
-    let mut events = Box::pin(kube::runtime::metadata_watcher(cms.clone(), Default::default()));
+    let metadata_only: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::default_namespaced(server.client());
+    let mut events = Box::pin(kube::runtime::watcher(metadata_only, Default::default()));
     let mut seen = Vec::new();
     let created = async {
         cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "later"}}))?).await?;
