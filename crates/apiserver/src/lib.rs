@@ -142,6 +142,7 @@ impl ApiState {
                 Err(e) => return Err(e),
             }
         }
+        self.register_api_services(opts)?;
         let svc_info =
             model::resources::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?;
         let first_ip = self.alloc.lock().map(|a| a.first_ip()).map_err(|_| ApiError::internal("allocator poisoned"))?;
@@ -161,6 +162,44 @@ impl ApiState {
             Err(e) => return Err(e),
         }
         self.ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// An APIService per served group version, as kube-apiserver registers its local ones
+    /// (`<version>.<group>`, upstream's priorities, labelled automanaged on start), each
+    /// `Available` because this server serves it.
+    fn register_api_services(&self, opts: handlers::WriteOptions) -> Result<(), ApiError> {
+        let info = model::resources::by_kind("apiregistration.k8s.io/v1", "APIService")
+            .ok_or_else(|| ApiError::internal("apiservices not served"))?;
+        for (group, version) in model::resources::groups() {
+            let name = format!("{version}.{group}");
+            let (group_priority, version_priority) = model::resources::api_service_priority(group, version);
+            let object = json!({
+                "metadata": {"name": name, "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+                "spec": {"group": group, "version": version,
+                         "groupPriorityMinimum": group_priority, "versionPriority": version_priority},
+            });
+            let target = path::Target { info, namespace: None, name: None, sub: None };
+            match handlers::write::create(self, &target, object.clone(), opts) {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(e),
+            }
+            let stored = self.store.get(&path::object_key(info, None, &name));
+            let available =
+                stored.as_ref().and_then(|s| s.value.pointer("/status/conditions")).and_then(Value::as_array);
+            if available.is_some_and(|c| c.iter().any(|c| c["type"] == "Available" && c["status"] == "True")) {
+                continue;
+            }
+            let mut with_status = object;
+            with_status["status"] = json!({"conditions": [{
+                "type": "Available", "status": "True", "reason": "Local",
+                "message": "Local APIServices are always available",
+                "lastTransitionTime": object::rfc3339(jiff::Timestamp::now()),
+            }]});
+            let target = path::Target { info, namespace: None, name: Some(name), sub: Some(path::Sub::Status) };
+            handlers::write::update(self, &target, with_status, opts)?;
+        }
         Ok(())
     }
 

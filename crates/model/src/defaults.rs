@@ -55,6 +55,9 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<Defaulted,
         ("discovery.k8s.io", "EndpointSlice") => edit(info, obj, endpoint_slice),
         ("coordination.k8s.io", "Lease") => edit(info, obj, |_: &mut k8s_openapi::api::coordination::v1::Lease| Ok(())),
         ("events.k8s.io", "Event") => edit(info, obj, |_: &mut k8s_openapi::api::events::v1::Event| Ok(())),
+        ("apiregistration.k8s.io", "APIService") => {
+            edit(info, obj, |_: &mut k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService| Ok(()))
+        }
         _ => Ok(Defaulted::default()),
     }
 }

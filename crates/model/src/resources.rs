@@ -60,6 +60,7 @@ use Subresource::{Scale, Status};
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
 
 macro_rules! resource {
     ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, $short:expr, $namespaced:expr, $cats:expr, $subs:expr, $gen:expr) => {
@@ -154,7 +155,34 @@ pub static RESOURCES: &[ResourceInfo] = &[
     ),
     resource!("coordination.k8s.io", "v1", "Lease", "leases", "lease", &[], true, NONE, &[], false),
     resource!("events.k8s.io", "v1", "Event", "events", "event", &["ev"], true, NONE, &[], false),
+    resource!(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        "apiservice",
+        &[],
+        false,
+        API_EXTENSIONS,
+        &[Status],
+        false
+    ),
 ];
+
+/// kube-apiserver's discovery priorities of the group versions Ordinal serves (upstream
+/// `apiVersionPriorities`): (`groupPriorityMinimum`, `versionPriority`) of each local
+/// APIService.
+pub fn api_service_priority(group: &str, version: &str) -> (i32, i32) {
+    match (group, version) {
+        ("", "v1") | ("apiregistration.k8s.io", "v1") => (18000, 1),
+        ("apps", "v1") => (17800, 15),
+        ("events.k8s.io", "v1") => (17750, 15),
+        ("storage.k8s.io", "v1") => (16800, 15),
+        ("coordination.k8s.io", "v1") => (16500, 15),
+        ("discovery.k8s.io", "v1") => (16200, 15),
+        _ => (1000, 15),
+    }
+}
 
 /// The API groups in discovery order (core `""` first), each with its one version.
 pub fn groups() -> Vec<(&'static str, &'static str)> {

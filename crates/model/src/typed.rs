@@ -5,6 +5,7 @@
 //! does not fit its type is a 400 naming the field, like kube-apiserver's decode errors.
 
 use k8s_openapi::api::{apps, coordination, core, discovery, events, storage};
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService as ApiService;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -97,6 +98,7 @@ pub(crate) fn round_trip(info: &ResourceInfo, obj: &Value) -> Option<Result<Valu
         ("discovery.k8s.io", "EndpointSlice") => via::<discovery::v1::EndpointSlice>(info, obj),
         ("coordination.k8s.io", "Lease") => via::<coordination::v1::Lease>(info, obj),
         ("events.k8s.io", "Event") => via::<events::v1::Event>(info, obj),
+        ("apiregistration.k8s.io", "APIService") => via::<ApiService>(info, obj),
         _ => return None,
     })
 }

@@ -45,6 +45,9 @@ fn add_kind(generator: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
         ("discovery.k8s.io", "v1", "EndpointSlice") => generator.subschema_for::<discovery::v1::EndpointSlice>(),
         ("coordination.k8s.io", "v1", "Lease") => generator.subschema_for::<coordination::v1::Lease>(),
         ("events.k8s.io", "v1", "Event") => generator.subschema_for::<events::v1::Event>(),
+        ("apiregistration.k8s.io", "v1", "APIService") => {
+            generator.subschema_for::<k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService>()
+        }
         _ => return None,
     };
     reference.get("$ref")?.as_str()?.strip_prefix(V3_PREFIX).map(str::to_string)

@@ -743,6 +743,26 @@ pub fn lease(obj: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(obj), Value::from(str_at(obj, "/spec/holderIdentity")), age(obj, now)]
 }
 
+/// kube-aggregator's APIService columns: the hosting Service (`Local` when none) and its
+/// `Available` condition (`False (Reason)` when not True and a reason is given).
+pub fn api_service(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let service = match obj.pointer("/spec/service") {
+        Some(s) if s.is_object() => format!("{}/{}", str_at(s, "/namespace"), str_at(s, "/name")),
+        _ => "Local".into(),
+    };
+    let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
+    let available = conditions.and_then(|c| c.iter().find(|c| str_at(c, "/type") == "Available"));
+    let status = match available {
+        None => "Unknown".to_string(),
+        Some(c) => match (str_at(c, "/status"), str_at(c, "/reason")) {
+            ("True", _) => "True".into(),
+            (status, "") => status.into(),
+            (status, reason) => format!("{status} ({reason})"),
+        },
+    };
+    vec![name(obj), Value::from(service), Value::from(status), age(obj, now)]
+}
+
 /// Upstream's default convertor: NAME and CREATED AT (RFC 3339 in UTC, whole seconds).
 pub fn default(obj: &Value) -> Vec<Value> {
     let created = timestamp(obj, "/metadata/creationTimestamp")

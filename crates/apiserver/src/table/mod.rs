@@ -265,6 +265,12 @@ const NODE: &[Column] = &[
 ];
 const CONFIG_MAP: &[Column] = &[NAME, col("Data", "The number of keys in data and binaryData."), AGE];
 const SECRET: &[Column] = &[NAME, col("Type", "The secret's type."), col("Data", "The number of keys in data."), AGE];
+const API_SERVICE: &[Column] = &[
+    NAME,
+    col("Service", "The reference to the service that hosts this API endpoint."),
+    col("Available", "Whether this service is available."),
+    AGE,
+];
 const SERVICE_ACCOUNT: &[Column] = &[NAME, col("Secrets", "The number of secrets listed on the account."), AGE];
 const LEASE: &[Column] = &[NAME, col("Holder", "The identity currently holding the lease."), AGE];
 const DEFAULT: &[Column] = &[
@@ -302,6 +308,7 @@ enum Printer {
     Secret,
     ServiceAccount,
     Lease,
+    ApiService,
     /// Upstream's default table convertor: Name and Created At.
     Default,
 }
@@ -333,6 +340,7 @@ impl Printer {
             ("storage.k8s.io", "StorageClass") => Printer::StorageClass,
             ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
             ("coordination.k8s.io", "Lease") => Printer::Lease,
+            ("apiregistration.k8s.io", "APIService") => Printer::ApiService,
             ("events.k8s.io", "Event") => Printer::EventsV1Event,
             _ => Printer::Default,
         }
@@ -358,6 +366,7 @@ impl Printer {
             Printer::Secret => SECRET,
             Printer::ServiceAccount => SERVICE_ACCOUNT,
             Printer::Lease => LEASE,
+            Printer::ApiService => API_SERVICE,
             Printer::Default => DEFAULT,
         }
     }
@@ -383,6 +392,7 @@ impl Printer {
             Printer::Secret => cells::secret(obj, now),
             Printer::ServiceAccount => cells::service_account(obj, now),
             Printer::Lease => cells::lease(obj, now),
+            Printer::ApiService => cells::api_service(obj, now),
             Printer::Default => cells::default(obj),
         };
         let conditions = if self == Printer::Pod { cells::pod_conditions(obj) } else { None };

@@ -305,3 +305,30 @@ async fn kubectl_1_27_seed_session() -> anyhow::Result<()> {
 async fn kubectl_1_33_seed_session() -> anyhow::Result<()> {
     seed_session("1.33").await
 }
+
+/// The local APIServices kube-apiserver registers, one per served group version, as
+/// `kubectl get apiservices` shows them in both kubectl versions; a malformed one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiservices_list_every_served_group_version_as_local_and_available() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    for version in ["1.27", "1.33"] {
+        let k = server.kubectl(version)?;
+        let listed = rows(&k.ok(&["get", "apiservices"])?);
+        assert_eq!(listed[0], "NAME SERVICE AVAILABLE AGE", "{listed:?}");
+        for name in ["v1.", "v1.apps", "v1.apiregistration.k8s.io", "v1.storage.k8s.io", "v1.events.k8s.io"] {
+            assert!(listed.iter().any(|r| r.starts_with(&format!("{name} Local True "))), "{name}: {listed:?}");
+        }
+        let priority = k.ok(&["get", "apiservice", "v1.apps", "-o", "jsonpath={.spec.groupPriorityMinimum}"])?;
+        assert_eq!(priority.trim(), "17800");
+    }
+    let k = server.kubectl("1.33")?;
+    let refused = k.run_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {name: v1beta1.metrics.k8s.io}\n\
+         spec: {group: metrics.k8s.io, version: v1, groupPriorityMinimum: 100, versionPriority: 100}\n",
+    )?;
+    assert!(!refused.status.success());
+    assert_contains(&String::from_utf8_lossy(&refused.stderr), "must be v1.metrics.k8s.io");
+    server.stop().await;
+    Ok(())
+}

@@ -756,6 +756,55 @@ pub(crate) fn endpoint_slice_update(old: &EndpointSlice, new: &EndpointSlice, er
     }
 }
 
+/// kube-aggregator's `ValidateAPIService`: the name is `<version>.<group>`, a version is given,
+/// the priorities are in range, and a local one (no service) carries no TLS settings.
+pub(crate) fn api_service(
+    service: &k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+    errs: &mut Errors,
+) {
+    let Some(spec) = &service.spec else {
+        errs.push(FieldError::required("spec", ""));
+        return;
+    };
+    let path = Path::new("spec");
+    let group = spec.group.as_deref().unwrap_or_default();
+    let version = spec.version.as_deref().unwrap_or_default();
+    if version.is_empty() {
+        errs.push(FieldError::required(path.child("version"), ""));
+    }
+    let expected = format!("{version}.{group}");
+    let name = service.metadata.name.as_deref().unwrap_or_default();
+    if name != expected {
+        errs.push(FieldError::invalid("metadata.name", name, format!("must be {expected}")));
+    }
+    if !(1..=20000).contains(&spec.group_priority_minimum) {
+        errs.push(FieldError::invalid(
+            path.child("groupPriorityMinimum"),
+            spec.group_priority_minimum,
+            "must be positive and less than 20000",
+        ));
+    }
+    if !(1..=1000).contains(&spec.version_priority) {
+        errs.push(FieldError::invalid(
+            path.child("versionPriority"),
+            spec.version_priority,
+            "must be positive and less than 1000",
+        ));
+    }
+    if spec.service.is_none() {
+        if spec.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()) {
+            errs.push(FieldError::invalid(path.child("caBundle"), "", "local APIServices may not have a caBundle"));
+        }
+        if spec.insecure_skip_tls_verify == Some(true) {
+            errs.push(FieldError::invalid(
+                path.child("insecureSkipTLSVerify"),
+                true,
+                "local APIServices may not have insecureSkipTLSVerify",
+            ));
+        }
+    }
+}
+
 pub(crate) fn lease(lease: &Lease, errs: &mut Errors) {
     let Some(spec) = &lease.spec else { return };
     let path = Path::new("spec");

@@ -149,8 +149,23 @@ fn name_errors(info: &ResourceInfo, name: &str) -> Vec<String> {
     match (info.group, info.kind) {
         ("", "Namespace") | ("apps", "StatefulSet") => dns1123_label_errors(name),
         ("", "Service") => dns1035_label_errors(name),
+        ("apiregistration.k8s.io", "APIService") => api_service_name_errors(name),
         _ => dns1123_subdomain_errors(name),
     }
+}
+
+/// kube-aggregator's `ValidateAPIServiceName`: `<version>.<group>`, the version a DNS-1035
+/// label and the group a DNS-1123 subdomain, or `v1.` (the core group).
+fn api_service_name_errors(name: &str) -> Vec<String> {
+    if name == "v1." {
+        return Vec::new();
+    }
+    let Some((version, group)) = name.split_once('.') else {
+        return vec!["API Service name must satisfy format: <version>.<group>".into()];
+    };
+    let mut errs = dns1035_label_errors(version);
+    errs.extend(dns1123_subdomain_errors(group));
+    errs
 }
 
 /// Upstream `ValidateObjectMeta` (plus core's finalizer rule) for a new object.

@@ -111,6 +111,7 @@ fn kind_rules(info: &ResourceInfo, obj: &Value, errs: &mut Errors) {
         ("discovery.k8s.io", "EndpointSlice") => typed_rule(info, obj, errs, core::endpoint_slice),
         ("coordination.k8s.io", "Lease") => typed_rule(info, obj, errs, core::lease),
         ("events.k8s.io", "Event") => typed_rule(info, obj, errs, |_: &events::v1::Event, _| {}),
+        ("apiregistration.k8s.io", "APIService") => typed_rule(info, obj, errs, core::api_service),
         _ => {}
     }
 }
