@@ -254,6 +254,18 @@ async fn authenticate(State(state): State<Arc<ApiState>>, req: Request, next: Ne
     {
         return next.run(req).await;
     }
+    if let Some(identity) = req.extensions().get::<tls::ClientIdentity>() {
+        // Without RBAC, only the admin group is granted anything (README, Not yet).
+        if identity.groups.iter().any(|g| g == "system:masters") {
+            return next.run(req).await;
+        }
+        let verb = req.method().as_str().to_ascii_lowercase();
+        return status_response(&ApiError::forbidden(format!(
+            "forbidden: User {:?} cannot {verb} path {:?}",
+            identity.user,
+            req.uri().path()
+        )));
+    }
     status_response(&ApiError::unauthorized())
 }
 

@@ -109,6 +109,21 @@ pub async fn serve_tls(
                     return;
                 }
             };
+            // A verified client certificate's identity goes with every request on the connection.
+            let identity = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|cert| crate::tls::ClientIdentity::from_der(cert));
+            let app = tower::ServiceBuilder::new()
+                .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                    if let Some(identity) = &identity {
+                        req.extensions_mut().insert(identity.clone());
+                    }
+                    req
+                })
+                .service(app);
             let service = TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -1,6 +1,10 @@
 //! The PKI in the data dir: a CA generated on first start (kept), a serving certificate signed by
 //! it for the names and addresses clients use, an admin bearer token, and the kubeconfig that
 //! carries the CA and the token. Files holding secrets are written with mode 0600.
+//!
+//! Clients may also present a certificate signed by the CA (as kind's and k3s's kubeconfigs
+//! carry one): it is verified during the handshake, and its subject names the user (common
+//! name) and groups (organizations), as kube-apiserver's x509 authenticator reads it.
 
 use std::fs;
 use std::io::Write;
@@ -147,12 +151,43 @@ pub fn server_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         .flatten()
         .ok_or_else(|| TlsError::BadPem { path: "apiserver.key".into() })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pemfile::certs(&mut pki.ca_pem.as_bytes()) {
+        let ca = ca.map_err(|_| TlsError::BadPem { path: "ca.crt".into() })?;
+        roots.add(ca)?;
+    }
+    // A certificate is optional (bearer tokens are the other way in), but one that is offered
+    // must chain to the CA and be meant for client authentication.
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(clients)
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Who a verified client certificate says its holder is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The subject's common name.
+    pub user: String,
+    /// The subject's organizations.
+    pub groups: Vec<String>,
+}
+
+impl ClientIdentity {
+    /// The identity in a certificate (DER), if its subject has a common name.
+    pub fn from_der(der: &[u8]) -> Option<ClientIdentity> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject();
+        let user = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+        let groups = subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_string).collect();
+        Some(ClientIdentity { user, groups })
+    }
 }
 
 /// The kubeconfig text for `server` (an `https://` URL).

@@ -312,3 +312,81 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() -> anyhow::Result<()>
     server.stop().await;
     Ok(())
 }
+
+/// A kubeconfig for `server` whose user is a client certificate (as kind and k3s write them)
+/// for `user` in `groups`, signed by the server's CA, or by a stranger's CA of the same name.
+fn certificate_kubeconfig(
+    server: &TestServer,
+    file: &str,
+    user: &str,
+    groups: &[&str],
+    trusted: bool,
+) -> anyhow::Result<std::path::PathBuf> {
+    use base64::Engine;
+    use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let pki = server.running.data_dir.pki();
+    let ca_key = match trusted {
+        true => KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key"))?)?,
+        false => KeyPair::generate()?,
+    };
+    // The CA's own subject, as the server made it, so the chain names its issuer.
+    let mut ca = CertificateParams::default();
+    let mut ca_dn = DistinguishedName::new();
+    ca_dn.push(DnType::CommonName, "ordinal-ca");
+    ca_dn.push(DnType::OrganizationName, "ordinal");
+    ca.distinguished_name = ca_dn;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let issuer = Issuer::new(ca, &ca_key);
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, user);
+    for group in groups {
+        dn.push(DnType::OrganizationName, *group);
+    }
+    params.distinguished_name = dn;
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let admin = std::fs::read_to_string(&server.running.kubeconfig)?;
+    let cluster: String = admin.lines().take_while(|l| !l.starts_with("users:")).map(|l| format!("{l}\n")).collect();
+    let config = format!(
+        "{cluster}users:\n- name: cert\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n\
+         contexts:\n- name: ordinal\n  context:\n    cluster: ordinal\n    user: cert\n    namespace: default\n\
+         current-context: ordinal\n",
+        b64(&cert.pem()),
+        b64(&key.serialize_pem()),
+    );
+    let path = server.dir.path().join(file);
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_signed_by_the_ca_authenticate_and_system_masters_may_act() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    for version in ["1.27", "1.33"] {
+        let admin = certificate_kubeconfig(&server, "admin.kubeconfig", "kubernetes-admin", &["system:masters"], true)?;
+        let k = it::Kubectl::new(version, &admin, server.dir.path())?;
+        let namespaces = k.ok(&["get", "ns", "-o", "name"])?;
+        assert!(namespaces.contains("namespace/kube-system"), "{namespaces}");
+        k.ok(&["create", "configmap", &format!("by-cert-{}", version.replace('.', "-")), "--from-literal=a=b"])?;
+
+        // Authenticated, but nothing grants this user anything (no RBAC yet): 403, not 401.
+        let dev = certificate_kubeconfig(&server, "dev.kubeconfig", "jane", &["dev"], true)?;
+        let refused = it::Kubectl::new(version, &dev, server.dir.path())?.fails(&["get", "configmaps"])?;
+        assert!(refused.contains("Forbidden") || refused.contains("forbidden"), "{refused}");
+        assert!(refused.contains("jane"), "{refused}");
+
+        // A certificate from another CA does not get through the handshake.
+        let stranger = certificate_kubeconfig(&server, "stranger.kubeconfig", "mallory", &["system:masters"], false)?;
+        let refused = it::Kubectl::new(version, &stranger, server.dir.path())?.fails(&["get", "configmaps"])?;
+        assert!(!refused.contains("by-cert"), "{refused}");
+    }
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    assert!(cms.get_opt("by-cert-1-27").await?.is_some() && cms.get_opt("by-cert-1-33").await?.is_some());
+    server.stop().await;
+    Ok(())
+}
