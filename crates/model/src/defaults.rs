@@ -14,7 +14,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::{apps, core, discovery, storage};
+use k8s_openapi::api::{apps, autoscaling, core, discovery, networking, policy, rbac, scheduling, storage};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as Q;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
@@ -55,6 +55,23 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<Defaulted,
         ("discovery.k8s.io", "EndpointSlice") => edit(info, obj, endpoint_slice),
         ("coordination.k8s.io", "Lease") => edit(info, obj, |_: &mut k8s_openapi::api::coordination::v1::Lease| Ok(())),
         ("events.k8s.io", "Event") => edit(info, obj, |_: &mut k8s_openapi::api::events::v1::Event| Ok(())),
+        ("rbac.authorization.k8s.io", "Role") => edit(info, obj, |_: &mut rbac::v1::Role| Ok(())),
+        ("rbac.authorization.k8s.io", "ClusterRole") => edit(info, obj, |_: &mut rbac::v1::ClusterRole| Ok(())),
+        ("rbac.authorization.k8s.io", "RoleBinding") => {
+            edit(info, obj, |b: &mut rbac::v1::RoleBinding| subjects(b.subjects.as_mut()))
+        }
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            edit(info, obj, |b: &mut rbac::v1::ClusterRoleBinding| subjects(b.subjects.as_mut()))
+        }
+        ("networking.k8s.io", "NetworkPolicy") => edit(info, obj, network_policy),
+        ("networking.k8s.io", "Ingress") => edit(info, obj, |_: &mut networking::v1::Ingress| Ok(())),
+        ("networking.k8s.io", "IngressClass") => edit(info, obj, |_: &mut networking::v1::IngressClass| Ok(())),
+        ("scheduling.k8s.io", "PriorityClass") => edit(info, obj, |pc: &mut scheduling::v1::PriorityClass| {
+            or_set(&mut pc.preemption_policy, "PreemptLowerPriority".to_string());
+            Ok(())
+        }),
+        ("autoscaling", "HorizontalPodAutoscaler") => edit(info, obj, horizontal_pod_autoscaler),
+        ("policy", "PodDisruptionBudget") => edit(info, obj, |_: &mut policy::v1::PodDisruptionBudget| Ok(())),
         ("apiregistration.k8s.io", "APIService") => {
             edit(info, obj, |_: &mut k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService| Ok(()))
         }
@@ -522,6 +539,58 @@ fn replica_set(rs: &mut apps::v1::ReplicaSet) -> Outcome {
     let spec = rs.spec.get_or_insert_default();
     or_set(&mut spec.replicas, 1);
     template(spec.template.get_or_insert_default())
+}
+
+/// Upstream `SetDefaults_Subject`: users and groups are RBAC subjects; service accounts are
+/// core, whose empty group is not written.
+fn subjects(subjects: Option<&mut Vec<rbac::v1::Subject>>) -> Outcome {
+    for s in subjects.into_iter().flatten() {
+        if s.api_group.is_none() && (s.kind == "User" || s.kind == "Group") {
+            s.api_group = Some("rbac.authorization.k8s.io".to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Upstream `SetDefaults_NetworkPolicy`: `Ingress` in `policyTypes` always, `Egress` when there
+/// are egress rules; ports default to TCP.
+fn network_policy(np: &mut networking::v1::NetworkPolicy) -> Outcome {
+    let Some(spec) = np.spec.as_mut() else { return Ok(()) };
+    let ingress = spec.ingress.iter_mut().flatten().flat_map(|r| r.ports.iter_mut().flatten());
+    let egress = spec.egress.iter_mut().flatten().flat_map(|r| r.ports.iter_mut().flatten());
+    for port in ingress.chain(egress) {
+        or_set(&mut port.protocol, "TCP".to_string());
+    }
+    if spec.policy_types.as_ref().is_none_or(Vec::is_empty) {
+        let mut types = vec!["Ingress".to_string()];
+        if spec.egress.as_ref().is_some_and(|e| !e.is_empty()) {
+            types.push("Egress".to_string());
+        }
+        spec.policy_types = Some(types);
+    }
+    Ok(())
+}
+
+/// Upstream `SetDefaults_HorizontalPodAutoscaler` (v2): at least one replica, and 80 % CPU
+/// utilisation when no metric is given.
+fn horizontal_pod_autoscaler(hpa: &mut autoscaling::v2::HorizontalPodAutoscaler) -> Outcome {
+    let Some(spec) = hpa.spec.as_mut() else { return Ok(()) };
+    or_set(&mut spec.min_replicas, 1);
+    if spec.metrics.as_ref().is_none_or(Vec::is_empty) {
+        spec.metrics = Some(vec![autoscaling::v2::MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(autoscaling::v2::ResourceMetricSource {
+                name: "cpu".into(),
+                target: autoscaling::v2::MetricTarget {
+                    type_: "Utilization".into(),
+                    average_utilization: Some(80),
+                    ..Default::default()
+                },
+            }),
+            ..Default::default()
+        }]);
+    }
+    Ok(())
 }
 
 fn storage_class(sc: &mut storage::v1::StorageClass) -> Outcome {

@@ -359,7 +359,9 @@ impl ApiError {
             let causes: Vec<Value> = self
                 .causes
                 .iter()
-                .map(|c| json!({"reason": c.error_type.cause_reason(), "message": c.to_string(), "field": c.field}))
+                // As upstream's `NewInvalid`: the message is the error's body; the field is beside it
+                // (kubectl prints `field: message`).
+                .map(|c| json!({"reason": c.error_type.cause_reason(), "message": c.message_body(), "field": c.field}))
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }

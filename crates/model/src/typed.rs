@@ -4,7 +4,9 @@
 //! Decoding drops `null` members first, as Go's decoder reads them as "absent"; a body that still
 //! does not fit its type is a 400 naming the field, like kube-apiserver's decode errors.
 
-use k8s_openapi::api::{apps, coordination, core, discovery, events, storage};
+use k8s_openapi::api::{
+    apps, autoscaling, coordination, core, discovery, events, networking, policy, rbac, scheduling, storage,
+};
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService as ApiService;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -99,6 +101,16 @@ pub(crate) fn round_trip(info: &ResourceInfo, obj: &Value) -> Option<Result<Valu
         ("coordination.k8s.io", "Lease") => via::<coordination::v1::Lease>(info, obj),
         ("events.k8s.io", "Event") => via::<events::v1::Event>(info, obj),
         ("apiregistration.k8s.io", "APIService") => via::<ApiService>(info, obj),
+        ("rbac.authorization.k8s.io", "Role") => via::<rbac::v1::Role>(info, obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => via::<rbac::v1::ClusterRole>(info, obj),
+        ("rbac.authorization.k8s.io", "RoleBinding") => via::<rbac::v1::RoleBinding>(info, obj),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => via::<rbac::v1::ClusterRoleBinding>(info, obj),
+        ("networking.k8s.io", "NetworkPolicy") => via::<networking::v1::NetworkPolicy>(info, obj),
+        ("networking.k8s.io", "Ingress") => via::<networking::v1::Ingress>(info, obj),
+        ("networking.k8s.io", "IngressClass") => via::<networking::v1::IngressClass>(info, obj),
+        ("scheduling.k8s.io", "PriorityClass") => via::<scheduling::v1::PriorityClass>(info, obj),
+        ("autoscaling", "HorizontalPodAutoscaler") => via::<autoscaling::v2::HorizontalPodAutoscaler>(info, obj),
+        ("policy", "PodDisruptionBudget") => via::<policy::v1::PodDisruptionBudget>(info, obj),
         _ => return None,
     })
 }

@@ -45,6 +45,34 @@ fn add_kind(generator: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
         ("discovery.k8s.io", "v1", "EndpointSlice") => generator.subschema_for::<discovery::v1::EndpointSlice>(),
         ("coordination.k8s.io", "v1", "Lease") => generator.subschema_for::<coordination::v1::Lease>(),
         ("events.k8s.io", "v1", "Event") => generator.subschema_for::<events::v1::Event>(),
+        ("rbac.authorization.k8s.io", "v1", "Role") => generator.subschema_for::<k8s_openapi::api::rbac::v1::Role>(),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => {
+            generator.subschema_for::<k8s_openapi::api::rbac::v1::ClusterRole>()
+        }
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => {
+            generator.subschema_for::<k8s_openapi::api::rbac::v1::RoleBinding>()
+        }
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => {
+            generator.subschema_for::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>()
+        }
+        ("networking.k8s.io", "v1", "NetworkPolicy") => {
+            generator.subschema_for::<k8s_openapi::api::networking::v1::NetworkPolicy>()
+        }
+        ("networking.k8s.io", "v1", "Ingress") => {
+            generator.subschema_for::<k8s_openapi::api::networking::v1::Ingress>()
+        }
+        ("networking.k8s.io", "v1", "IngressClass") => {
+            generator.subschema_for::<k8s_openapi::api::networking::v1::IngressClass>()
+        }
+        ("scheduling.k8s.io", "v1", "PriorityClass") => {
+            generator.subschema_for::<k8s_openapi::api::scheduling::v1::PriorityClass>()
+        }
+        ("autoscaling", "v2", "HorizontalPodAutoscaler") => {
+            generator.subschema_for::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>()
+        }
+        ("policy", "v1", "PodDisruptionBudget") => {
+            generator.subschema_for::<k8s_openapi::api::policy::v1::PodDisruptionBudget>()
+        }
         ("apiregistration.k8s.io", "v1", "APIService") => {
             generator.subschema_for::<k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService>()
         }

@@ -743,6 +743,135 @@ pub fn lease(obj: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(obj), Value::from(str_at(obj, "/spec/holderIdentity")), age(obj, now)]
 }
 
+/// NAME ROLE AGE, and (wide) USERS GROUPS SERVICEACCOUNTS, for Role- and ClusterRoleBindings.
+pub fn role_binding(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let role = format!("{}/{}", str_at(obj, "/roleRef/kind"), str_at(obj, "/roleRef/name"));
+    let of_kind = |kind: &str| {
+        let names: Vec<String> = array_at(obj, "/subjects")
+            .iter()
+            .filter(|s| str_at(s, "/kind") == kind)
+            .map(|s| match kind {
+                "ServiceAccount" => format!("{}/{}", str_at(s, "/namespace"), str_at(s, "/name")),
+                _ => str_at(s, "/name").to_string(),
+            })
+            .collect();
+        Value::from(names.join(", "))
+    };
+    vec![name(obj), Value::from(role), age(obj, now), of_kind("User"), of_kind("Group"), of_kind("ServiceAccount")]
+}
+
+/// NAME POD-SELECTOR AGE.
+pub fn network_policy(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![name(obj), Value::from(format_label_selector(obj.pointer("/spec/podSelector"))), age(obj, now)]
+}
+
+/// NAME CLASS HOSTS ADDRESS PORTS AGE, as upstream's `printIngress`.
+pub fn ingress(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let class = match str_at(obj, "/spec/ingressClassName") {
+        "" => "<none>",
+        class => class,
+    };
+    let hosts: Vec<&str> =
+        array_at(obj, "/spec/rules").iter().map(|r| str_at(r, "/host")).filter(|h| !h.is_empty()).collect();
+    let hosts = if hosts.is_empty() { "*".to_string() } else { hosts.join(",") };
+    let address: Vec<&str> = array_at(obj, "/status/loadBalancer/ingress")
+        .iter()
+        .map(|i| if str_at(i, "/ip").is_empty() { str_at(i, "/hostname") } else { str_at(i, "/ip") })
+        .filter(|a| !a.is_empty())
+        .collect();
+    let ports = if array_at(obj, "/spec/tls").is_empty() { "80" } else { "80, 443" };
+    vec![
+        name(obj),
+        Value::from(class),
+        Value::from(hosts),
+        Value::from(address.join(",")),
+        Value::from(ports),
+        age(obj, now),
+    ]
+}
+
+/// NAME CONTROLLER PARAMETERS AGE.
+pub fn ingress_class(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let parameters = match obj.pointer("/spec/parameters") {
+        Some(p) if p.is_object() => {
+            let group = match str_at(p, "/apiGroup") {
+                "" => String::new(),
+                g => format!("{g}/"),
+            };
+            format!("{group}{}/{}", str_at(p, "/kind"), str_at(p, "/name"))
+        }
+        _ => "<none>".into(),
+    };
+    vec![name(obj), Value::from(str_at(obj, "/spec/controller")), Value::from(parameters), age(obj, now)]
+}
+
+/// NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY.
+pub fn priority_class(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let global = obj.pointer("/globalDefault").and_then(Value::as_bool).unwrap_or(false);
+    vec![
+        name(obj),
+        Value::from(int_at(obj, "/value")),
+        Value::from(global),
+        age(obj, now),
+        Value::from(str_at(obj, "/preemptionPolicy")),
+    ]
+}
+
+/// NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE. Nothing measures metrics here, so
+/// every current value is `<unknown>`, as upstream prints a metric not yet read.
+pub fn horizontal_pod_autoscaler(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let reference =
+        format!("{}/{}", str_at(obj, "/spec/scaleTargetRef/kind"), str_at(obj, "/spec/scaleTargetRef/name"));
+    let targets: Vec<String> = array_at(obj, "/spec/metrics")
+        .iter()
+        .map(|m| {
+            let (metric, target) = match str_at(m, "/type") {
+                "Resource" => (str_at(m, "/resource/name"), m.pointer("/resource/target")),
+                "ContainerResource" => (str_at(m, "/containerResource/name"), m.pointer("/containerResource/target")),
+                "Pods" => (str_at(m, "/pods/metric/name"), m.pointer("/pods/target")),
+                "Object" => (str_at(m, "/object/metric/name"), m.pointer("/object/target")),
+                _ => (str_at(m, "/external/metric/name"), m.pointer("/external/target")),
+            };
+            let target =
+                target.map_or_else(String::new, |t| match t.get("averageUtilization").and_then(Value::as_i64) {
+                    Some(pct) => format!("{pct}%"),
+                    None => quantity(t.get("averageValue").or_else(|| t.get("value"))),
+                });
+            format!("{metric}: <unknown>/{target}")
+        })
+        .collect();
+    let targets = if targets.is_empty() { "<none>".to_string() } else { targets.join(", ") };
+    let min = match obj.pointer("/spec/minReplicas").and_then(Value::as_i64) {
+        Some(n) => n.to_string(),
+        None => "<unset>".into(),
+    };
+    vec![
+        name(obj),
+        Value::from(reference),
+        Value::from(targets),
+        Value::from(min),
+        Value::from(int_at(obj, "/spec/maxReplicas")),
+        Value::from(int_at(obj, "/status/currentReplicas")),
+        age(obj, now),
+    ]
+}
+
+/// NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE (`N/A` for the one not set).
+pub fn pod_disruption_budget(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let int_or_string = |pointer: &str| match obj.pointer(pointer) {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => "N/A".into(),
+    };
+    vec![
+        name(obj),
+        Value::from(int_or_string("/spec/minAvailable")),
+        Value::from(int_or_string("/spec/maxUnavailable")),
+        Value::from(int_at(obj, "/status/disruptionsAllowed")),
+        age(obj, now),
+    ]
+}
+
 /// kube-aggregator's APIService columns: the hosting Service (`Local` when none) and its
 /// `Available` condition (`False (Reason)` when not True and a reason is given).
 pub fn api_service(obj: &Value, now: Timestamp) -> Vec<Value> {

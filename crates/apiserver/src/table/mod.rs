@@ -265,6 +265,71 @@ const NODE: &[Column] = &[
 ];
 const CONFIG_MAP: &[Column] = &[NAME, col("Data", "The number of keys in data and binaryData."), AGE];
 const SECRET: &[Column] = &[NAME, col("Type", "The secret's type."), col("Data", "The number of keys in data."), AGE];
+const ROLE_BINDING: &[Column] = &[
+    NAME,
+    col("Role", "Role to which this binding refers."),
+    AGE,
+    wide("Users", "Users in the binding."),
+    wide("Groups", "Groups in the binding."),
+    wide("ServiceAccounts", "ServiceAccounts in the binding."),
+];
+const NETWORK_POLICY: &[Column] =
+    &[NAME, col("Pod-Selector", "Selects the pods to which this NetworkPolicy object applies."), AGE];
+const INGRESS: &[Column] = &[
+    NAME,
+    col("Class", "The name of the IngressClass resource that should be used for this Ingress."),
+    col("Hosts", "Hosts that incoming requests are matched against before the ingress rule."),
+    col("Address", "Address is a list containing ingress points for the load-balancer."),
+    col("Ports", "Ports of TLS configurations that open."),
+    AGE,
+];
+const INGRESS_CLASS: &[Column] = &[
+    NAME,
+    col("Controller", "Controller that is responsible for handling this class."),
+    col("Parameters", "A reference to a resource with additional parameters."),
+    AGE,
+];
+const PRIORITY_CLASS: &[Column] = &[
+    NAME,
+    Column {
+        name: "Value",
+        kind: "integer",
+        format: "",
+        description: "The priority of pods of this class.",
+        priority: 0,
+    },
+    Column {
+        name: "Global-Default",
+        kind: "boolean",
+        format: "",
+        description: "Whether this class is the default for pods without one.",
+        priority: 0,
+    },
+    AGE,
+    col("PreemptionPolicy", "The policy for preempting pods with lower priority."),
+];
+const HORIZONTAL_POD_AUTOSCALER: &[Column] = &[
+    NAME,
+    col("Reference", "Reference to the object being scaled."),
+    col("Targets", "The current and target values of the metrics."),
+    Column { name: "MinPods", kind: "string", format: "", description: "Lower limit of replicas.", priority: 0 },
+    Column { name: "MaxPods", kind: "integer", format: "", description: "Upper limit of replicas.", priority: 0 },
+    Column { name: "Replicas", kind: "integer", format: "", description: "Current number of replicas.", priority: 0 },
+    AGE,
+];
+const POD_DISRUPTION_BUDGET: &[Column] = &[
+    NAME,
+    col("Min Available", "The minimum number of pods that must be available."),
+    col("Max Unavailable", "The maximum number of pods that may be unavailable."),
+    Column {
+        name: "Allowed Disruptions",
+        kind: "integer",
+        format: "",
+        description: "How many more pods may be disrupted now.",
+        priority: 0,
+    },
+    AGE,
+];
 const API_SERVICE: &[Column] = &[
     NAME,
     col("Service", "The reference to the service that hosts this API endpoint."),
@@ -309,6 +374,13 @@ enum Printer {
     ServiceAccount,
     Lease,
     ApiService,
+    RoleBinding,
+    NetworkPolicy,
+    Ingress,
+    IngressClass,
+    PriorityClass,
+    HorizontalPodAutoscaler,
+    PodDisruptionBudget,
     /// Upstream's default table convertor: Name and Created At.
     Default,
 }
@@ -341,6 +413,13 @@ impl Printer {
             ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
             ("coordination.k8s.io", "Lease") => Printer::Lease,
             ("apiregistration.k8s.io", "APIService") => Printer::ApiService,
+            ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => Printer::RoleBinding,
+            ("networking.k8s.io", "NetworkPolicy") => Printer::NetworkPolicy,
+            ("networking.k8s.io", "Ingress") => Printer::Ingress,
+            ("networking.k8s.io", "IngressClass") => Printer::IngressClass,
+            ("scheduling.k8s.io", "PriorityClass") => Printer::PriorityClass,
+            ("autoscaling", "HorizontalPodAutoscaler") => Printer::HorizontalPodAutoscaler,
+            ("policy", "PodDisruptionBudget") => Printer::PodDisruptionBudget,
             ("events.k8s.io", "Event") => Printer::EventsV1Event,
             _ => Printer::Default,
         }
@@ -367,6 +446,13 @@ impl Printer {
             Printer::ServiceAccount => SERVICE_ACCOUNT,
             Printer::Lease => LEASE,
             Printer::ApiService => API_SERVICE,
+            Printer::RoleBinding => ROLE_BINDING,
+            Printer::NetworkPolicy => NETWORK_POLICY,
+            Printer::Ingress => INGRESS,
+            Printer::IngressClass => INGRESS_CLASS,
+            Printer::PriorityClass => PRIORITY_CLASS,
+            Printer::HorizontalPodAutoscaler => HORIZONTAL_POD_AUTOSCALER,
+            Printer::PodDisruptionBudget => POD_DISRUPTION_BUDGET,
             Printer::Default => DEFAULT,
         }
     }
@@ -393,6 +479,13 @@ impl Printer {
             Printer::ServiceAccount => cells::service_account(obj, now),
             Printer::Lease => cells::lease(obj, now),
             Printer::ApiService => cells::api_service(obj, now),
+            Printer::RoleBinding => cells::role_binding(obj, now),
+            Printer::NetworkPolicy => cells::network_policy(obj, now),
+            Printer::Ingress => cells::ingress(obj, now),
+            Printer::IngressClass => cells::ingress_class(obj, now),
+            Printer::PriorityClass => cells::priority_class(obj, now),
+            Printer::HorizontalPodAutoscaler => cells::horizontal_pod_autoscaler(obj, now),
+            Printer::PodDisruptionBudget => cells::pod_disruption_budget(obj, now),
             Printer::Default => cells::default(obj),
         };
         let conditions = if self == Printer::Pod { cells::pod_conditions(obj) } else { None };

@@ -332,3 +332,146 @@ async fn apiservices_list_every_served_group_version_as_local_and_available() ->
     server.stop().await;
     Ok(())
 }
+
+/// What a chart brings beside its workload: RBAC, a NetworkPolicy, an Ingress and its class, a
+/// PriorityClass, an autoscaler and a disruption budget.
+const CHART: &str = r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: web-operator}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: web-operator}
+rules:
+- apiGroups: [apps]
+  resources: [statefulsets]
+  verbs: [get, list, watch, update, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: web-operator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: web-operator}
+subjects:
+- {kind: ServiceAccount, name: web-operator, namespace: default}
+- {kind: User, name: jane}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: web-reader}
+rules:
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: web-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: web-reader}
+subjects:
+- {kind: ServiceAccount, name: web-operator, namespace: default}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: nginx}}
+  ingress:
+  - ports: [{port: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: nginx, port: {number: 80}}}}
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: web-critical}
+value: 100000
+description: web pods first
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: StatefulSet, name: web}
+  maxReplicas: 5
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: nginx}}
+"#;
+
+/// A chart's kinds apply with both kubectls, print kube-apiserver's columns, get upstream's
+/// defaults, and are refused where upstream refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kinds_charts_bring_apply_print_and_validate_as_upstream() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    for version in ["1.27", "1.33"] {
+        let k = server.kubectl(version)?;
+        let applied = rows(&k.ok_stdin(&["apply", "-f", "-"], CHART)?);
+        assert_eq!(applied.len(), 11, "{applied:?}");
+        // Applied again, an object the server defaulted nothing in is unchanged (lists the server
+        // defaulted, and a budget's selector, are sent again, as against kube-apiserver).
+        let verb = if version == "1.27" { "created" } else { "unchanged" };
+        assert!(
+            applied.contains(&format!("clusterrolebinding.rbac.authorization.k8s.io/web-reader {verb}")),
+            "{applied:?}"
+        );
+        assert!(applied.contains(&format!("priorityclass.scheduling.k8s.io/web-critical {verb}")), "{applied:?}");
+        let get = |what: &str| k.ok(&["get", what]).map(|out| rows(&out));
+        let bindings = get("rolebindings")?;
+        assert_eq!(bindings[0], "NAME ROLE AGE");
+        assert!(bindings[1].starts_with("web-operator Role/web-operator "), "{bindings:?}");
+        let wide = rows(&k.ok(&["get", "rolebindings", "-o", "wide"])?);
+        assert_eq!(wide[0], "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS");
+        assert!(wide[1].ends_with(" jane default/web-operator"), "{wide:?}");
+        assert_eq!(get("netpol")?[1].split(' ').take(2).collect::<Vec<_>>(), ["web", "app=nginx"]);
+        let ingress = get("ingress")?;
+        assert_eq!(ingress[0], "NAME CLASS HOSTS ADDRESS PORTS AGE");
+        assert!(ingress[1].starts_with("web nginx web.example.com 80 "), "{ingress:?}");
+        assert!(get("ingressclass")?[1].starts_with("nginx k8s.io/ingress-nginx <none> "));
+        let pc = get("priorityclass")?;
+        assert_eq!(pc[0], "NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY");
+        assert!(pc[1].starts_with("web-critical 100000 false ") && pc[1].ends_with(" PreemptLowerPriority"), "{pc:?}");
+        let hpa = get("hpa")?;
+        assert_eq!(hpa[0], "NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE");
+        assert!(hpa[1].starts_with("web StatefulSet/web cpu: <unknown>/80% 1 5 0 "), "{hpa:?}");
+        let pdb = get("pdb")?;
+        assert_eq!(pdb[0], "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE");
+        assert!(pdb[1].starts_with("web N/A 1 0 "), "{pdb:?}");
+        let defaulted = k.ok(&[
+            "get",
+            "netpol",
+            "web",
+            "-o",
+            "jsonpath={.spec.policyTypes[0]} {.spec.ingress[0].ports[0].protocol}",
+        ])?;
+        assert_eq!(defaulted, "Ingress TCP");
+    }
+    let k = server.kubectl("1.33")?;
+    for (patch, target, message) in [
+        (r#"{"roleRef":{"name":"other"}}"#, "rolebinding/web-operator", "roleRef: Invalid value"),
+        (r#"{"spec":{"minAvailable":1}}"#, "pdb/web", "minAvailable and maxUnavailable cannot be both set"),
+        (r#"{"value":5}"#, "priorityclass/web-critical", "value: Forbidden: may not be changed in an update"),
+        (r#"{"spec":{"maxReplicas":0}}"#, "hpa/web", "must be greater than or equal to `minReplicas`"),
+    ] {
+        let refused = k.fails(&["patch", target, "--type", "merge", "-p", patch])?;
+        assert_contains(&refused, message);
+    }
+    server.stop().await;
+    Ok(())
+}

@@ -13,7 +13,11 @@
 mod apps;
 mod core;
 mod meta;
+mod networking;
 mod pod;
+mod policy;
+mod rbac;
+mod scheduling;
 #[cfg(test)]
 mod tests;
 
@@ -112,6 +116,13 @@ fn kind_rules(info: &ResourceInfo, obj: &Value, errs: &mut Errors) {
         ("coordination.k8s.io", "Lease") => typed_rule(info, obj, errs, core::lease),
         ("events.k8s.io", "Event") => typed_rule(info, obj, errs, |_: &events::v1::Event, _| {}),
         ("apiregistration.k8s.io", "APIService") => typed_rule(info, obj, errs, core::api_service),
+        ("rbac.authorization.k8s.io", "RoleBinding") => typed_rule(info, obj, errs, rbac::role_binding),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => typed_rule(info, obj, errs, rbac::cluster_role_binding),
+        ("networking.k8s.io", "NetworkPolicy") => typed_rule(info, obj, errs, networking::network_policy),
+        ("networking.k8s.io", "Ingress") => typed_rule(info, obj, errs, networking::ingress),
+        ("scheduling.k8s.io", "PriorityClass") => typed_rule(info, obj, errs, scheduling::priority_class),
+        ("policy", "PodDisruptionBudget") => typed_rule(info, obj, errs, policy::pod_disruption_budget),
+        ("autoscaling", "HorizontalPodAutoscaler") => typed_rule(info, obj, errs, policy::horizontal_pod_autoscaler),
         _ => {}
     }
 }
@@ -131,6 +142,11 @@ fn update_rules(info: &ResourceInfo, old: &Value, new: &Value, errs: &mut Errors
         ("apps", "ControllerRevision") => typed_update(info, old, new, errs, apps::controller_revision_update),
         ("storage.k8s.io", "StorageClass") => typed_update(info, old, new, errs, core::storage_class_update),
         ("discovery.k8s.io", "EndpointSlice") => typed_update(info, old, new, errs, core::endpoint_slice_update),
+        ("rbac.authorization.k8s.io", "RoleBinding") => typed_update(info, old, new, errs, rbac::role_binding_update),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            typed_update(info, old, new, errs, rbac::cluster_role_binding_update)
+        }
+        ("scheduling.k8s.io", "PriorityClass") => typed_update(info, old, new, errs, scheduling::priority_class_update),
         _ => {}
     }
 }

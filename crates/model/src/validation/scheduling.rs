@@ -1,0 +1,33 @@
+//! `scheduling.k8s.io/v1` (upstream `pkg/apis/scheduling/validation`): user-defined priorities
+//! stay at or below one billion (higher ones are the `system-` classes'), and a class's value
+//! never changes.
+
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+
+use super::Errors;
+use crate::FieldError;
+
+/// Upstream `HighestUserDefinablePriority`.
+const HIGHEST_USER_DEFINABLE: i32 = 1_000_000_000;
+
+pub(crate) fn priority_class(pc: &PriorityClass, errs: &mut Errors) {
+    let system = pc.metadata.name.as_deref().is_some_and(|n| n.starts_with("system-"));
+    if !system && pc.value > HIGHEST_USER_DEFINABLE {
+        errs.push(FieldError::forbidden(
+            "value",
+            format!("maximum allowed value of a user defined priority is {HIGHEST_USER_DEFINABLE}"),
+        ));
+    }
+    if let Some(policy) = pc.preemption_policy.as_deref()
+        && policy != "PreemptLowerPriority"
+        && policy != "Never"
+    {
+        errs.push(FieldError::not_supported("preemptionPolicy", policy, &["Never", "PreemptLowerPriority"]));
+    }
+}
+
+pub(crate) fn priority_class_update(old: &PriorityClass, new: &PriorityClass, errs: &mut Errors) {
+    if old.value != new.value {
+        errs.push(FieldError::forbidden("value", "may not be changed in an update."));
+    }
+}
