@@ -68,7 +68,6 @@ fn selector_string(set: &StatefulSet) -> String {
 async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
     let name = set.name_any();
     let ns = set.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
-    let uid = set.metadata.uid.clone().unwrap_or_default();
     let client = &ctx.client;
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let revisions_api: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
@@ -99,7 +98,11 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
                         (Some(a), Some(b)) => revision::same_template(&a.0, &b.0),
                         _ => false,
                     };
-                    if same && controlled_by(&existing, &uid) {
+                    // As upstream's `CreateControllerRevision`: an existing revision with the
+                    // same data is this revision, whoever owns it now (a predecessor's history,
+                    // still being orphaned, is adopted on a later pass); only different data
+                    // is a collision.
+                    if same {
                         break existing;
                     }
                     collision_count += 1;

@@ -287,6 +287,40 @@ async fn controllers_statefulset(client: kube::Client, shutdown: tokio_util::syn
     ordinal::operator::run_statefulset_controller(client, shutdown).await;
 }
 
+/// A revision with the set's data that another (gone) set still owns is the set's revision,
+/// as upstream's `CreateControllerRevision` decides, not a hash collision: a set recreated
+/// while its predecessor's history is still being orphaned keeps its pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_revision_with_the_same_data_is_reused_whoever_owns_it() -> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::ControllerRevision;
+    let server = TestServer::api_only().await?;
+    let client = server.client();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let operator = tokio::spawn(controllers_statefulset(client.clone(), shutdown.clone()));
+    let _kubelet = FakeKubelet::start(client.clone(), "default");
+    // The predecessor's revision: the same template, still owned by a set that is gone.
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let dry_run = PostParams { dry_run: true, ..Default::default() };
+    let defaulted = sets.create(&dry_run, &sts_manifest("web", 2, "nginx")).await?;
+    let mut revision = logic::statefulset::revision::new_revision(&defaulted, 0, 1);
+    revision.metadata.owner_references = Some(vec![serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web",
+        "uid": "00000000-0000-0000-0000-00000000dead", "controller": true, "blockOwnerDeletion": true}))?]);
+    let revisions: Api<ControllerRevision> = Api::default_namespaced(client.clone());
+    let existing = revisions.create(&PostParams::default(), &revision).await?;
+
+    sets.create(&PostParams::default(), &sts_manifest("web", 2, "nginx")).await?;
+    let set = settled(&sets, 2).await?;
+    let status = set.status.unwrap_or_default();
+    assert_eq!(status.update_revision, existing.metadata.name, "the existing revision is the set's");
+    assert_eq!(status.collision_count.unwrap_or(0), 0, "no collision counted");
+    assert_eq!(revisions.list(&Default::default()).await?.items.len(), 1, "no second revision");
+    shutdown.cancel();
+    operator.await?;
+    server.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphaned_pods_and_history_are_adopted_by_a_recreated_set() -> anyhow::Result<()> {
     use kube::api::PropagationPolicy;
