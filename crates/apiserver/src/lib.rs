@@ -128,8 +128,9 @@ impl ApiState {
         }
     }
 
-    /// Create what a cluster has from the start: the four system namespaces and the
-    /// `kubernetes` Service. Idempotent. Marks the server ready.
+    /// Create what a cluster has from the start: the four system namespaces, the local
+    /// APIServices, the two system PriorityClasses and the `kubernetes` Service. Idempotent.
+    /// Marks the server ready.
     pub fn bootstrap(&self) -> Result<(), ApiError> {
         let opts = handlers::WriteOptions { dry_run: false, field_validation: handlers::FieldValidation::Strict };
         let ns_info =
@@ -143,6 +144,17 @@ impl ApiState {
             }
         }
         self.register_api_services(opts)?;
+        let pc_info = model::resources::by_kind("scheduling.k8s.io/v1", "PriorityClass")
+            .ok_or_else(|| ApiError::internal("priorityclasses not served"))?;
+        for (name, value, description) in model::validation::SYSTEM_PRIORITY_CLASSES {
+            let target = path::Target { info: pc_info, namespace: None, name: None, sub: None };
+            let class = json!({"metadata": {"name": name}, "value": value, "description": description});
+            match handlers::write::create(self, &target, class, opts) {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
         let svc_info =
             model::resources::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?;
         let first_ip = self.alloc.lock().map(|a| a.first_ip()).map_err(|_| ApiError::internal("allocator poisoned"))?;

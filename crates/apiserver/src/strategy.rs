@@ -80,6 +80,17 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value, part: P
                     None => remove_field(new, "status"),
                 }
             }
+            // Priority admission set these at create; an update that leaves them out keeps them
+            // (upstream's `Priority` plugin on update).
+            if info.group.is_empty() && info.kind == "Pod" {
+                for field in ["priority", "preemptionPolicy"] {
+                    if let Some(old_value) = old.pointer(&format!("/spec/{field}"))
+                        && new.pointer(&format!("/spec/{field}")).is_none()
+                    {
+                        object_at(new, "spec").insert(field.into(), old_value.clone());
+                    }
+                }
+            }
             if info.group.is_empty() && info.kind == "Namespace" {
                 let finalizers = old.pointer("/spec/finalizers").cloned();
                 let spec = object_at(new, "spec");

@@ -141,7 +141,8 @@ async fn pass(client: &kube::Client, caches: &Caches, assumed: &mut Assumed, rec
                 && c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer")
         })
     };
-    let waiting: Vec<Arc<Pod>> = pods.iter().filter(pending).cloned().collect();
+    let mut waiting: Vec<Arc<Pod>> = pods.iter().filter(pending).cloned().collect();
+    waiting.sort_by(|a, b| logic::schedule::queue_order(a, b));
     for pod in &waiting {
         let spec = pod.spec.clone().unwrap_or_default();
         if spec.scheduler_name.as_deref().is_some_and(|s| s != "default-scheduler") {

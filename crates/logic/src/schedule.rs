@@ -70,6 +70,16 @@ pub fn volume_binding(
     unbound_immediate.then(|| "pod has unbound immediate PersistentVolumeClaims".to_string())
 }
 
+/// The scheduling queue's order (upstream's `PrioritySort` queue-sort plugin): higher
+/// `spec.priority` first, then the pod that has waited longer (created earlier), then by name
+/// so the order is total.
+pub fn queue_order(a: &Pod, b: &Pod) -> std::cmp::Ordering {
+    let priority = |p: &Pod| p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+    let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let name = |p: &Pod| (p.metadata.namespace.clone(), p.metadata.name.clone());
+    priority(b).cmp(&priority(a)).then_with(|| created(a).cmp(&created(b))).then_with(|| name(a).cmp(&name(b)))
+}
+
 /// The decision for a pod that no node can take for `reason`, whatever the node.
 pub fn unschedulable(nodes: usize, reason: &str) -> Decision {
     Decision::Unschedulable(format!("0/{nodes} nodes are available: {reason}."))
@@ -150,6 +160,26 @@ pub fn decide(pod: &Pod, nodes: &[Node], bound: &[Pod]) -> Decision {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_queue_takes_higher_priority_then_older_pods_first() {
+        let pod = |name: &str, priority: Option<i32>, created: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": "default",
+                "creationTimestamp": created}, "spec": {"priority": priority, "containers": []}}))
+            .expect("pod")
+        };
+        let mut queue = [
+            pod("late-normal", None, "2026-12-05T00:00:03Z"),
+            pod("early-normal", Some(0), "2026-12-05T00:00:01Z"),
+            pod("critical", Some(2_000_000_000), "2026-12-05T00:00:09Z"),
+            pod("low", Some(-5), "2026-12-05T00:00:00Z"),
+            pod("b-same", Some(10), "2026-12-05T00:00:05Z"),
+            pod("a-same", Some(10), "2026-12-05T00:00:05Z"),
+        ];
+        queue.sort_by(queue_order);
+        let order: Vec<_> = queue.iter().map(|p| p.metadata.name.clone().unwrap_or_default()).collect();
+        assert_eq!(order, ["critical", "a-same", "b-same", "early-normal", "late-normal", "low"]);
+    }
     use serde_json::json;
 
     use super::*;

@@ -4,6 +4,7 @@
 //! Everything here is synchronous and free of I/O, so the API server, the controllers and the
 //! tests share one definition of what an object means.
 
+pub mod admission;
 pub mod defaults;
 pub mod error;
 pub mod names;

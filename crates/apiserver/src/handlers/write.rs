@@ -137,6 +137,7 @@ pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
         if state.config.storage_admission {
             admit_storage(state, info, &mut candidate);
         }
+        admit_priority(state, info, &mut candidate)?;
         let errors = model::validation::validate_create(info, &candidate);
         if !errors.is_empty() {
             return Err(invalid(info, &candidate, errors));
@@ -318,6 +319,9 @@ fn part_of(target: &Target) -> Part {
 pub fn update(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOptions) -> Result<Written, ApiError> {
     let info = target.info;
     check_type(info, &mut obj)?;
+    if info.kind == "PriorityClass" {
+        admit_priority(state, info, &mut obj)?;
+    }
     let warnings = judge_unknown(model::defaults::apply_defaults(info, &mut obj)?.unknown_fields, opts)?;
     write_update(state, target, part_of(target), opts, warnings, move |_| Ok(obj))
 }
@@ -464,6 +468,47 @@ fn admit_storage(state: &ApiState, info: &ResourceInfo, obj: &mut Value) {
         && !items.iter().any(|f| f == finalizer)
     {
         items.push(json!(finalizer));
+    }
+}
+
+/// Every stored object of a kind, decoded (objects that do not decode are skipped).
+fn stored<T: serde::de::DeserializeOwned>(state: &ApiState, api_version: &str, kind: &str) -> Vec<T> {
+    let Some(info) = model::resources::by_kind(api_version, kind) else { return Vec::new() };
+    let prefix = crate::path::collection_prefix(crate::convert::storage_info(info), None);
+    let Ok((items, _, _)) = state.store.list(&prefix, None, None, &mut |_| true) else { return Vec::new() };
+    items.iter().filter_map(|i| T::deserialize(&*i.value).ok()).collect()
+}
+
+/// Upstream's `Priority` admission (`model::admission`): a new pod gets its class's priority
+/// and preemption policy (or the global default's), and a second global default class is
+/// refused; both 403 Forbidden, as upstream.
+fn admit_priority(state: &ApiState, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    use k8s_openapi::api::scheduling::v1::PriorityClass;
+    let forbidden = |message: String| {
+        ApiError::forbidden(format!("{} {:?} is forbidden: {message}", info.group_resource(), object::name(obj)))
+    };
+    match (info.group, info.kind) {
+        ("", "Pod") => {
+            let pod = serde_json::from_value(obj.clone()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let classes: Vec<PriorityClass> = stored(state, "scheduling.k8s.io/v1", "PriorityClass");
+            let resolved = model::admission::pod_priority(&pod, &classes).map_err(forbidden)?;
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                if !resolved.class_name.is_empty() {
+                    spec.insert("priorityClassName".into(), json!(resolved.class_name));
+                }
+                spec.insert("priority".into(), json!(resolved.priority));
+                if let Some(policy) = resolved.preemption_policy {
+                    spec.insert("preemptionPolicy".into(), json!(policy));
+                }
+            }
+            Ok(())
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            let class = serde_json::from_value(obj.clone()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let classes: Vec<PriorityClass> = stored(state, "scheduling.k8s.io/v1", "PriorityClass");
+            model::admission::priority_class(&class, &classes).map_err(forbidden)
+        }
+        _ => Ok(()),
     }
 }
 

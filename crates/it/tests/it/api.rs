@@ -352,3 +352,51 @@ async fn metadata_only_get_list_and_watch_as_metadata_informers_ask() -> anyhow:
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_get_their_priority_class_value_as_the_priority_admission_plugin_gives_it() -> anyhow::Result<()> {
+    use k8s_openapi::api::scheduling::v1::PriorityClass;
+    let server = TestServer::api_only().await?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let classes: Api<PriorityClass> = Api::all(server.client());
+    // The two system classes exist from the start.
+    assert_eq!(classes.get("system-node-critical").await?.value, 2_000_001_000);
+    assert_eq!(classes.get("system-cluster-critical").await?.value, 2_000_000_000);
+    let pod = |name: &str, class: Option<&str>| -> anyhow::Result<Pod> {
+        Ok(serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"priorityClassName": class, "containers": [{"name": "c", "image": "busybox"}]}}))?)
+    };
+    let critical = pods.create(&PostParams::default(), &pod("critical", Some("system-cluster-critical"))?).await?;
+    assert_eq!(critical.spec.as_ref().and_then(|s| s.priority), Some(2_000_000_000));
+    assert_eq!(critical.spec.and_then(|s| s.preemption_policy).as_deref(), Some("PreemptLowerPriority"));
+    let plain = pods.create(&PostParams::default(), &pod("plain", None)?).await?;
+    assert_eq!(plain.spec.and_then(|s| s.priority), Some(0));
+    let missing =
+        api_error(pods.create(&PostParams::default(), &pod("lost", Some("gold"))?).await.expect_err("refused"));
+    assert_eq!((missing.code, missing.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(missing.message, r#"pods "lost" is forbidden: no PriorityClass with name gold was found"#);
+    // A global default applies to pods that name no class; a second default is refused.
+    let class = |name: &str, value: i32| -> anyhow::Result<PriorityClass> {
+        Ok(serde_json::from_value(json!({"metadata": {"name": name}, "value": value, "globalDefault": true}))?)
+    };
+    classes.create(&PostParams::default(), &class("normal", 100)?).await?;
+    let second = api_error(classes.create(&PostParams::default(), &class("other", 5)?).await.expect_err("refused"));
+    assert_eq!(second.code, 403);
+    assert!(second.message.ends_with("PriorityClass normal is already marked as default. Only one default can exist"));
+    let defaulted = pods.create(&PostParams::default(), &pod("defaulted", None)?).await?;
+    let spec = defaulted.spec.unwrap_or_default();
+    assert_eq!((spec.priority_class_name.as_deref(), spec.priority), (Some("normal"), Some(100)));
+    // The system- prefix is reserved.
+    let reserved = api_error(
+        classes
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "system-mine"}, "value": 7}))?,
+            )
+            .await
+            .expect_err("refused"),
+    );
+    assert_eq!(reserved.code, 422);
+    server.stop().await;
+    Ok(())
+}

@@ -446,7 +446,9 @@ async fn the_kinds_charts_bring_apply_print_and_validate_as_upstream() -> anyhow
         assert!(get("ingressclass")?[1].starts_with("nginx k8s.io/ingress-nginx <none> "));
         let pc = get("priorityclass")?;
         assert_eq!(pc[0], "NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY");
-        assert!(pc[1].starts_with("web-critical 100000 false ") && pc[1].ends_with(" PreemptLowerPriority"), "{pc:?}");
+        let web = pc.iter().find(|r| r.starts_with("web-critical ")).cloned().unwrap_or_default();
+        assert!(web.starts_with("web-critical 100000 false ") && web.ends_with(" PreemptLowerPriority"), "{pc:?}");
+        assert!(pc.iter().any(|r| r.starts_with("system-node-critical 2000001000 false ")), "{pc:?}");
         let hpa = get("hpa")?;
         assert_eq!(hpa[0], "NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE");
         assert!(hpa[1].starts_with("web StatefulSet/web cpu: <unknown>/80% 1 5 0 "), "{hpa:?}");

@@ -18,6 +18,8 @@ mod pod;
 mod policy;
 mod rbac;
 mod scheduling;
+
+pub use scheduling::SYSTEM_CLASSES as SYSTEM_PRIORITY_CLASSES;
 #[cfg(test)]
 mod tests;
 

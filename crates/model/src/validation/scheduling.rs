@@ -10,8 +10,30 @@ use crate::FieldError;
 /// Upstream `HighestUserDefinablePriority`.
 const HIGHEST_USER_DEFINABLE: i32 = 1_000_000_000;
 
+/// The classes every cluster has (upstream `SystemPriorityClasses`): name, value, description.
+pub const SYSTEM_CLASSES: [(&str, i32, &str); 2] = [
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
+
 pub(crate) fn priority_class(pc: &PriorityClass, errs: &mut Errors) {
-    let system = pc.metadata.name.as_deref().is_some_and(|n| n.starts_with("system-"));
+    let name = pc.metadata.name.as_deref().unwrap_or_default();
+    let system = name.starts_with("system-");
+    if system && !SYSTEM_CLASSES.iter().any(|(n, v, _)| *n == name && *v == pc.value && pc.global_default != Some(true))
+    {
+        errs.push(FieldError::forbidden(
+            "metadata.name",
+            "priority class names with 'system-' prefix are reserved for system use only",
+        ));
+    }
     if !system && pc.value > HIGHEST_USER_DEFINABLE {
         errs.push(FieldError::forbidden(
             "value",
