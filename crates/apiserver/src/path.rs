@@ -12,6 +12,8 @@ pub enum Sub {
     Finalize,
     /// `pods/{name}/binding`
     Binding,
+    /// `pods/{name}/eviction`
+    Eviction,
     /// `pods/{name}/log`
     Log,
     /// `pods/{name}/exec`
@@ -112,6 +114,7 @@ fn parse_sub(info: &ResourceInfo, sub: &str) -> Result<Sub, ApiError> {
         "scale" if info.has_scale() => Ok(Sub::Scale),
         "finalize" if info.plural == "namespaces" && info.group.is_empty() => Ok(Sub::Finalize),
         "binding" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Binding),
+        "eviction" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Eviction),
         "log" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Log),
         "exec" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Exec),
         "attach" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Attach),

@@ -3,6 +3,7 @@
 //! unchanged against any Kubernetes API.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod gc;
 pub mod namespace;
@@ -17,7 +18,7 @@ mod workload;
 use tokio_util::sync::CancellationToken;
 
 /// Start the controllers that run inside `ordinal server` (garbage collection, namespace
-/// cleanup, each namespace's `default` service account, StatefulSets, ReplicaSets, Deployments, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
+/// cleanup, each namespace's `default` service account, disruption budgets' status, StatefulSets, ReplicaSets, Deployments, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
 /// machine runs pods). Each task ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
     client: kube::Client,
@@ -29,6 +30,7 @@ pub fn spawn_cluster_controllers(
     tracker.spawn(logged("endpoints controller", endpoints::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("garbage collector", gc::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("namespace controller", namespace::run(client.clone(), shutdown.clone())));
+    tracker.spawn(logged("disruption controller", disruption::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("serviceaccount controller", serviceaccount::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("statefulset controller", statefulset::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("replicaset controller", replicaset::run(client.clone(), shutdown.clone())));

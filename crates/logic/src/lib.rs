@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod deployment;
+pub mod disruption;
 pub mod dns;
 pub mod endpoints;
 pub mod gc;

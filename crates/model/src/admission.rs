@@ -1,7 +1,8 @@
 //! Admission decisions kube-apiserver makes with its default plugins, as pure functions over the
 //! object and what the store holds. Today: `Priority` (`plugin/pkg/admission/priority`): a new
 //! pod gets the priority (and preemption policy) of the PriorityClass it names, or of the
-//! global default class; there is at most one global default.
+//! global default class; there is at most one global default. And the eviction subresource's
+//! budget check (`pkg/registry/core/pod/storage/eviction.go`).
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -81,6 +82,24 @@ pub fn priority_class(class: &PriorityClass, existing: &[PriorityClass]) -> Resu
     }
 }
 
+/// Whether the eviction of a pod covered by `pdb` may go ahead (upstream's
+/// `checkAndDecrement`): `Err` with upstream's cause message when it would break the budget or
+/// the budget's status is not current.
+pub fn eviction(pdb: &k8s_openapi::api::policy::v1::PodDisruptionBudget) -> Result<(), String> {
+    let status = pdb.status.clone().unwrap_or_default();
+    let name = pdb.metadata.name.as_deref().unwrap_or_default();
+    if status.observed_generation < pdb.metadata.generation {
+        return Err(format!("The disruption budget {name} is still being processed by the server."));
+    }
+    if status.disruptions_allowed <= 0 {
+        return Err(format!(
+            "The disruption budget {name} needs {} healthy pods and has {} currently",
+            status.desired_healthy, status.current_healthy
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -147,6 +166,26 @@ mod tests {
         assert_eq!(
             priority_class(&b, &[a, c]),
             Err("PriorityClass a is already marked as default. Only one default can exist".into())
+        );
+    }
+
+    #[test]
+    fn an_eviction_needs_a_current_budget_with_a_disruption_to_spare() {
+        let budget =
+            |generation: i64, observed: i64, allowed: i32| -> k8s_openapi::api::policy::v1::PodDisruptionBudget {
+                serde_json::from_value(json!({"metadata": {"name": "web", "generation": generation},
+                "status": {"observedGeneration": observed, "disruptionsAllowed": allowed,
+                    "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 3}}))
+                .expect("pdb")
+            };
+        assert_eq!(eviction(&budget(1, 1, 1)), Ok(()));
+        assert_eq!(
+            eviction(&budget(1, 1, 0)),
+            Err("The disruption budget web needs 2 healthy pods and has 2 currently".into())
+        );
+        assert_eq!(
+            eviction(&budget(2, 1, 1)),
+            Err("The disruption budget web is still being processed by the server.".into())
         );
     }
 }

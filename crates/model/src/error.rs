@@ -25,6 +25,7 @@ pub enum Reason {
     InternalError,
     Timeout,
     ServiceUnavailable,
+    TooManyRequests,
 }
 
 impl Reason {
@@ -46,13 +47,17 @@ impl Reason {
             Reason::InternalError => "InternalError",
             Reason::Timeout => "Timeout",
             Reason::ServiceUnavailable => "ServiceUnavailable",
+            Reason::TooManyRequests => "TooManyRequests",
         }
     }
 }
 
-/// The kind of a field error, as upstream's `field.ErrorType`.
+/// The kind of a field error, as upstream's `field.ErrorType` (and the one other cause type a
+/// `Status` carries here, policy/v1's `DisruptionBudget`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldErrorType {
+    /// An eviction refused by a PodDisruptionBudget (no field).
+    DisruptionBudget,
     /// A required field is missing.
     Required,
     /// The value is malformed or out of range.
@@ -83,6 +88,7 @@ impl FieldErrorType {
             FieldErrorType::Duplicate => "FieldValueDuplicate",
             FieldErrorType::TooLong => "FieldValueTooLong",
             FieldErrorType::Unknown => "FieldValueInvalid",
+            FieldErrorType::DisruptionBudget => "DisruptionBudget",
         }
     }
 }
@@ -179,6 +185,7 @@ impl FieldError {
             FieldErrorType::Duplicate => format!("Duplicate value: {value}"),
             FieldErrorType::TooLong => with_detail("Too long".into()),
             FieldErrorType::Unknown => format!("unknown field {:?}", self.field),
+            FieldErrorType::DisruptionBudget => self.detail.clone(),
         }
     }
 }
@@ -284,6 +291,23 @@ impl ApiError {
     }
     pub fn unauthorized() -> Self {
         ApiError::new(401, Reason::Unauthorized, "Unauthorized")
+    }
+    /// 429 from the eviction subresource: the pod's disruption budget allows no disruption now
+    /// (upstream asks the client to retry after 10 s; `cause` says which budget and why).
+    pub fn disruption_budget(cause: impl Into<String>) -> Self {
+        let mut e = ApiError::new(
+            429,
+            Reason::TooManyRequests,
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+        );
+        e.retry_after_seconds = Some(10);
+        e.causes = vec![FieldError {
+            error_type: FieldErrorType::DisruptionBudget,
+            field: String::new(),
+            bad_value: None,
+            detail: cause.into(),
+        }];
+        e
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(403, Reason::Forbidden, message)

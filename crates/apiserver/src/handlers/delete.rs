@@ -57,6 +57,11 @@ impl DeleteOptions {
         } else {
             media::decode(&media::content_type(headers), &bytes)?
         };
+        DeleteOptions::from_document(params, &doc)
+    }
+
+    /// From a `DeleteOptions` document (`null` for none) and the query parameters.
+    pub fn from_document(params: &Params, doc: &Value) -> Result<DeleteOptions, ApiError> {
         let mut opts = DeleteOptions {
             grace_period_seconds: doc.get("gracePeriodSeconds").and_then(Value::as_i64),
             ..Default::default()
@@ -267,6 +272,73 @@ pub fn delete_collection(
             "metadata": {"resourceVersion": rv.to_string()},
             "items": items,
         }),
+        warnings: Vec::new(),
+    })
+}
+
+/// `POST pods/{name}/eviction` (policy/v1 `Eviction`), as upstream's eviction REST: a pod
+/// that is running and selected by a PodDisruptionBudget is deleted only if the budget allows a
+/// disruption now, which the eviction spends (`disruptionsAllowed` down by one, the pod
+/// recorded in `disruptedPods` until the disruption controller's next count); otherwise 429.
+/// Pods that are not running, or already being deleted, are deleted without asking budgets.
+pub fn evict(state: &ApiState, target: &Target, opts: &DeleteOptions) -> Result<Written, ApiError> {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let key = target.key().ok_or_else(ApiError::path_not_found)?;
+    let pod = state.store.get(&key).ok_or_else(|| super::not_found(target))?;
+    let phase = pod.value.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+    let ignores_budgets = object::is_deleting(&pod.value) || matches!(phase, "Pending" | "Succeeded" | "Failed");
+    let ns = target.namespace.clone().unwrap_or_default();
+    let pod_name = target.name.clone().unwrap_or_default();
+    if !ignores_budgets && !opts.dry_run {
+        let info = model::resources::by_kind("policy/v1", "PodDisruptionBudget")
+            .ok_or_else(|| ApiError::internal("poddisruptionbudgets not served"))?;
+        let prefix = crate::path::collection_prefix(info, Some(&ns));
+        let (budgets, _, _) =
+            state.store.list(&prefix, None, None, &mut |_| true).map_err(|e| ApiError::internal(e.to_string()))?;
+        let labels = pod.value.pointer("/metadata/labels").cloned().unwrap_or_default();
+        let covering: Vec<&store::Stored> = budgets
+            .iter()
+            .filter(|b| {
+                let selector = b.value.pointer("/spec/selector").cloned().unwrap_or_default();
+                serde_json::from_value(selector)
+                    .ok()
+                    .and_then(|s| model::selector::LabelSelector::from_k8s(&s).ok())
+                    .is_some_and(|s| s.matches_object(&serde_json::json!({"metadata": {"labels": labels}})))
+            })
+            .collect();
+        match covering.as_slice() {
+            [] => {}
+            [budget] => {
+                let budget_key = crate::path::object_key(info, Some(&ns), object::name(&budget.value));
+                let now = object::rfc3339(jiff::Timestamp::now());
+                state.store.mutate::<ApiError>(&budget_key, |stored, _| {
+                    let stored = stored.ok_or_else(|| ApiError::disruption_budget("the disruption budget is gone"))?;
+                    let typed: PodDisruptionBudget = serde_json::from_value((*stored.value).clone())
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    model::admission::eviction(&typed).map_err(ApiError::disruption_budget)?;
+                    let mut spent = (*stored.value).clone();
+                    let status = crate::object::object_at(&mut spent, "status");
+                    let allowed = status.get("disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+                    status.insert("disruptionsAllowed".into(), serde_json::json!(allowed - 1));
+                    let disrupted = status.entry("disruptedPods").or_insert_with(|| serde_json::json!({}));
+                    if let Some(map) = disrupted.as_object_mut() {
+                        map.insert(pod_name.clone(), serde_json::json!(now));
+                    }
+                    Ok(store::Mutation::Put(spent))
+                })?;
+            }
+            _ => {
+                return Err(ApiError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ));
+            }
+        }
+    }
+    let pod_target = Target { sub: None, ..target.clone() };
+    delete(state, &pod_target, opts)?;
+    Ok(Written {
+        status: StatusCode::CREATED,
+        object: serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         warnings: Vec::new(),
     })
 }

@@ -172,6 +172,12 @@ async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
             let opts = WriteOptions::from_params(&params)?;
             blocking(state, move |st| write::create(st, &target, object, opts)).await
         }
+        (&Method::POST, true, Some(Sub::Eviction)) => {
+            let eviction = decode_body(&headers, body).await?;
+            let options =
+                delete::DeleteOptions::from_document(&params, eviction.get("deleteOptions").unwrap_or(&Value::Null))?;
+            blocking(state, move |st| delete::evict(st, &target, &options)).await
+        }
         (&Method::POST, true, Some(Sub::Binding)) => {
             let object = decode_body(&headers, body).await?;
             blocking(state, move |st| write::bind(st, &target, object)).await
@@ -184,7 +190,9 @@ async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
                 _ => blocking(state, move |st| write::update(st, &target, object, opts)).await,
             }
         }
-        (&Method::PATCH, true, sub) if sub != Some(Sub::Binding) && sub != Some(Sub::Finalize) => {
+        (&Method::PATCH, true, sub)
+            if sub != Some(Sub::Binding) && sub != Some(Sub::Finalize) && sub != Some(Sub::Eviction) =>
+        {
             let content_type = media::content_type(&headers);
             let bytes = media::read_body(body).await?;
             let patch = media::decode(&content_type, &bytes)?;

@@ -544,3 +544,50 @@ async fn parallel_rolling_update_uses_but_never_exceeds_max_unavailable() -> any
     assert_eq!(parallel_rollout_peak_unavailable(Some(2)).await?, 2);
     Ok(())
 }
+
+/// A PodDisruptionBudget over seed 001's set gets its status from the disruption controller,
+/// and the eviction subresource spends it: one eviction goes through, the next is refused with
+/// 429 until the evicted replica is back and Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evictions_spend_the_disruption_budget_and_wait_for_it() -> anyhow::Result<()> {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::EvictParams;
+    let server = TestServer::start().await?;
+    let client = server.client();
+    let _kubelet = FakeKubelet::start(client.clone(), "default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let budgets: Api<PodDisruptionBudget> = Api::default_namespaced(client.clone());
+    sets.create(&PostParams::default(), &sts_manifest("web", 3, "nginx")).await?;
+    settled(&sets, 3).await?;
+    let budget = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}))?;
+    budgets.create(&PostParams::default(), &budget).await?;
+    let allowed = |n: i32| {
+        let budgets = budgets.clone();
+        async move {
+            let status = budgets.get("web").await.ok()?.status?;
+            (status.disruptions_allowed == n && status.current_healthy == 3 - (1 - n).max(0)).then_some(status)
+        }
+    };
+    let status = eventually("the budget to allow one disruption", WAIT, || allowed(1)).await?;
+    assert_eq!((status.current_healthy, status.desired_healthy, status.expected_pods), (3, 2, 3));
+
+    let web0 = pods.get("web-0").await?.metadata.uid;
+    pods.evict("web-0", &EvictParams::default()).await?;
+    let refused = pods.evict("web-1", &EvictParams::default()).await.expect_err("the budget is spent");
+    let kube::Error::Api(status) = refused else { anyhow::bail!("not an API error: {refused:?}") };
+    assert_eq!((status.code, status.reason.as_str()), (429, "TooManyRequests"));
+    assert_eq!(status.message, "Cannot evict pod as it would violate the pod's disruption budget.");
+    assert!(pods.get("web-1").await.is_ok(), "web-1 stays");
+    // web-0 comes back (a new pod) and Ready: the budget allows one disruption again.
+    eventually("web-0 to be replaced", WAIT, || async {
+        let pod = pods.get("web-0").await.ok()?;
+        (pod.metadata.uid != web0 && logic::pod::is_ready(&pod)).then_some(())
+    })
+    .await?;
+    eventually("the budget to allow one disruption again", WAIT, || allowed(1)).await?;
+    pods.evict("web-1", &EvictParams::default()).await?;
+    server.stop().await;
+    Ok(())
+}
