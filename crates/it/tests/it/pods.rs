@@ -503,3 +503,53 @@ spec:
     k.ok(&["delete", "pod", "full", "--grace-period=1"])?;
     server.finish().await
 }
+
+/// `kubectl drain` on the one node: it cordons the node and evicts through `pods/eviction`,
+/// which a PodDisruptionBudget (`minAvailable: 1` of seed 001's two replicas) lets through once
+/// and then refuses, so the drain times out with the budget's message; `kubectl uncordon` lets
+/// the evicted replica come back. Both kubectl versions, in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_evicts_within_the_disruption_budget_and_uncordon_brings_the_replica_back() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let all_ready = || async {
+        let items = pods.list(&Default::default()).await.ok()?.items;
+        (items.len() == 2 && items.iter().all(logic::pod::is_ready)).then_some(())
+    };
+    let k = server.kubectl("1.33")?;
+    k.ok_stdin(&["apply", "-f", "-"], &seed_statefulset(2))?;
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n\
+         spec: {minAvailable: 1, selector: {matchLabels: {app: nginx}}}\n",
+    )?;
+    let node = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"])?;
+    for version in ["1.27", "1.33"] {
+        eventually("both replicas Ready", Duration::from_secs(60), all_ready).await?;
+        eventually("the budget to allow one disruption", Duration::from_secs(30), || async {
+            let pdb = k.ok(&["get", "pdb", "web", "-o", "jsonpath={.status.disruptionsAllowed}"]).ok()?;
+            (pdb == "1").then_some(())
+        })
+        .await?;
+        let k = server.kubectl(version)?;
+        let drain = k.fails(&["drain", &node, "--ignore-daemonsets", "--timeout=5s"])?;
+        assert!(drain.contains("Cannot evict pod as it would violate the pod's disruption budget"), "{drain}");
+        assert_eq!(k.ok(&["get", "node", &node, "-o", "jsonpath={.spec.unschedulable}"])?, "true");
+        // One replica was evicted; its successor waits for a schedulable node.
+        let waiting = eventually("the evicted replica to wait", Duration::from_secs(30), || async {
+            let items = pods.list(&Default::default()).await.ok()?.items;
+            let pending: Vec<String> = items
+                .iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            (pending.len() == 1).then_some(pending)
+        })
+        .await?;
+        assert!(waiting[0] == "web-0" || waiting[0] == "web-1", "{waiting:?}");
+        k.ok(&["uncordon", &node])?;
+    }
+    eventually("both replicas Ready again", Duration::from_secs(60), all_ready).await?;
+    server.stop().await;
+    Ok(())
+}
