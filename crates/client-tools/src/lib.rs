@@ -27,6 +27,23 @@ where
     (store, stream)
 }
 
+/// A cache-driven controller's wait between passes: until a watched cache changes (`changed`)
+/// or `resync` passes. `false` when the controller should stop instead: `shutdown`, or its
+/// watches (`watches`) ended.
+pub async fn next_pass(
+    shutdown: &tokio_util::sync::CancellationToken,
+    watches: std::pin::Pin<&mut impl std::future::Future>,
+    changed: &tokio::sync::Notify,
+    resync: std::time::Duration,
+) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = watches => false,
+        _ = changed.notified() => true,
+        _ = tokio::time::sleep(resync) => true,
+    }
+}
+
 /// An event whose action is its reason, as kubelet and the workload controllers report.
 fn event(type_: kube::runtime::events::EventType, reason: &str, note: String) -> kube::runtime::events::Event {
     kube::runtime::events::Event {

@@ -38,13 +38,7 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
         futures::future::join5(w1, w2, w3, w4, w5).await;
     };
     tokio::pin!(watches);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = &mut watches => return,
-            _ = changed.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
-        }
+    while client_tools::next_pass(&shutdown, watches.as_mut(), &changed, RESYNC).await {
         for budget in caches.budgets.state() {
             if let Err(e) = sync(&client, &caches, &budget).await {
                 tracing::debug!(budget = ?budget.metadata.name, error = %e, "disruption budget status");

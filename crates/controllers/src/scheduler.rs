@@ -86,13 +86,10 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
         if let Err(e) = pass(&client, &caches, &mut assumed, &recorder).await {
             tracing::debug!(error = %e, "scheduling pass");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = &mut watches => return,
-            // Changes that arrive while a pass runs are scheduled together in the next one
-            // (`Notify` keeps one wake-up); a lone pod is scheduled at once.
-            _ = changed.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
+        // Changes that arrive while a pass runs are scheduled together in the next one
+        // (`Notify` keeps one wake-up); a lone pod is scheduled at once.
+        if !client_tools::next_pass(&shutdown, watches.as_mut(), &changed, RESYNC).await {
+            return;
         }
     }
 }

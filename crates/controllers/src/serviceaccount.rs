@@ -20,13 +20,7 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let (accounts, w2) = client_tools::reflect(Api::<ServiceAccount>::all(client.clone()), changed.clone());
     let watches = futures::future::join(w1, w2);
     tokio::pin!(watches);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = &mut watches => return,
-            _ = changed.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
-        }
+    while client_tools::next_pass(&shutdown, watches.as_mut(), &changed, RESYNC).await {
         let (ns_state, sa_state) = (namespaces.state(), accounts.state());
         let ns_refs: Vec<&Namespace> = ns_state.iter().map(|n| &**n).collect();
         let sa_refs: Vec<&ServiceAccount> = sa_state.iter().map(|a| &**a).collect();
