@@ -293,3 +293,38 @@ fn names_that_cannot_be_encoded_are_refused_by_the_encoder() {
     assert_eq!(encode_name("a..b"), None);
     assert_eq!(encode_name(&vec!["abcdefgh"; 30].join(".")), None);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+    /// Whatever a pod sends (the zone answers untrusted input): no panic, and every reply is a
+    /// well-formed DNS message with the query's ID that fits the transport.
+    #[test]
+    fn any_bytes_get_a_well_formed_reply_or_none(
+        raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        tcp in proptest::prelude::any::<bool>(),
+    ) {
+        let zone = Zone::compile(&records(40), 5, 1);
+        let mut out = Vec::new();
+        let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+        if zone.answer(&raw, transport, &mut out) == Reply::Send {
+            let reply = Message::from_vec(&out).expect("a reply decodes");
+            proptest::prop_assert_eq!(reply.metadata.id, u16::from_be_bytes([raw[0], raw[1]]));
+            proptest::prop_assert!(tcp || out.len() <= usize::from(EDNS_PAYLOAD));
+        }
+    }
+
+    /// Real queries with a mangled byte: the same.
+    #[test]
+    fn mangled_queries_get_a_well_formed_reply_or_none(at in 0usize..80, byte in proptest::prelude::any::<u8>(), edns in proptest::prelude::any::<bool>()) {
+        let zone = Zone::compile(&records(40), 5, 1);
+        let mut raw = query(9, "web-1.nginx.default.svc.cluster.local.", RecordType::A, edns.then_some(1232));
+        let at = at % raw.len();
+        raw[at] = byte;
+        let mut out = Vec::new();
+        if zone.answer(&raw, Transport::Udp, &mut out) == Reply::Send {
+            let reply = Message::from_vec(&out).expect("a reply decodes");
+            proptest::prop_assert_eq!(reply.metadata.id, u16::from_be_bytes([raw[0], raw[1]]));
+        }
+    }
+}
