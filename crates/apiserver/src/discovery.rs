@@ -57,8 +57,8 @@ pub fn verbs(r: &ResourceInfo) -> &'static [&'static str] {
 }
 
 /// Every subresource of `r`, sorted by name as kube-apiserver lists them: `status` and `scale`
-/// from the registry, plus the pod (`log`, `exec`, `attach`, `binding`, `eviction`) and namespace
-/// (`finalize`) subresources the server implements.
+/// from the registry, plus the pod (`log`, `exec`, `attach`, `binding`, `eviction`), namespace
+/// (`finalize`) and service account (`token`) subresources the server implements.
 pub fn subresources(r: &'static ResourceInfo) -> Vec<SubresourceDoc> {
     let own = |kind| Gvk { group: r.group, version: r.version, kind };
     let core = |kind| Gvk { group: "", version: "v1", kind };
@@ -85,6 +85,10 @@ pub fn subresources(r: &'static ResourceInfo) -> Vec<SubresourceDoc> {
             SubresourceDoc { name: "exec", kind: core("PodExecOptions"), verbs: CONNECT },
             SubresourceDoc { name: "log", kind: own("Pod"), verbs: &["get"] },
         ]);
+    }
+    if r.group.is_empty() && r.plural == "serviceaccounts" {
+        let kind = Gvk { group: "authentication.k8s.io", version: "v1", kind: "TokenRequest" };
+        out.push(SubresourceDoc { name: "token", kind, verbs: &["create"] });
     }
     if r.group.is_empty() && r.plural == "namespaces" {
         out.push(SubresourceDoc { name: "finalize", kind: own("Namespace"), verbs: &["update"] });

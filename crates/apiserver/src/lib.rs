@@ -26,6 +26,7 @@ pub mod serve;
 pub mod streams;
 pub mod table;
 pub mod tls;
+pub mod tokens;
 
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
@@ -66,6 +67,8 @@ pub struct ApiConfig {
     /// StorageClass and the `kubernetes.io/pvc-protection` finalizer, new volumes
     /// `kubernetes.io/pv-protection` (on only when the controllers that honour them run).
     pub storage_admission: bool,
+    /// The PKCS#8 (DER) key that signs service-account tokens (`None`: none are issued).
+    pub service_account_key: Option<Vec<u8>>,
 }
 
 /// Shared state behind every handler.
@@ -78,6 +81,8 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// The node agent's logs, exec and attach, once it runs.
     pub pod_streams: std::sync::OnceLock<Arc<dyn streams::PodStreams>>,
+    /// Issues and checks service-account tokens.
+    pub tokens: Option<tokens::TokenSigner>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -89,6 +94,7 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// State over an open store; the address allocators are rebuilt from the stored Services.
     pub fn new(store: Store, config: ApiConfig, shutdown: CancellationToken) -> Result<Arc<ApiState>, ApiError> {
+        let tokens = config.service_account_key.as_deref().and_then(tokens::TokenSigner::new);
         let mut alloc =
             alloc::Allocators::new(config.service_network, config.service_prefix, config.node_port_range.clone());
         let services = path::collection_prefix(
@@ -113,6 +119,7 @@ impl ApiState {
             ready: AtomicBool::new(false),
             shutdown,
             pod_streams: std::sync::OnceLock::new(),
+            tokens,
         }))
     }
 
@@ -266,19 +273,99 @@ async fn authenticate(State(state): State<Arc<ApiState>>, req: Request, next: Ne
     {
         return next.run(req).await;
     }
-    if let Some(identity) = req.extensions().get::<tls::ClientIdentity>() {
+    let identity =
+        req.extensions().get::<tls::ClientIdentity>().cloned().or_else(|| service_account(&state, req.headers()));
+    if let Some(identity) = identity {
         // Without RBAC, only the admin group is granted anything (README, Not yet).
         if identity.groups.iter().any(|g| g == "system:masters") {
             return next.run(req).await;
         }
-        let verb = req.method().as_str().to_ascii_lowercase();
-        return status_response(&ApiError::forbidden(format!(
-            "forbidden: User {:?} cannot {verb} path {:?}",
-            identity.user,
-            req.uri().path()
-        )));
+        // Discovery is every authenticated user's (upstream's `system:discovery` role).
+        if req.method() == http::Method::GET && is_discovery(req.uri().path()) {
+            return next.run(req).await;
+        }
+        return status_response(&ApiError::forbidden(forbidden_message(&identity.user, &req)));
     }
     status_response(&ApiError::unauthorized())
+}
+
+/// The discovery documents: `/api`, `/api/v1`, `/apis`, `/apis/<group>[/<version>]`,
+/// `/openapi/…` and `/version`.
+fn is_discovery(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] | ["version"] | ["openapi", ..]
+    )
+}
+
+/// kube-apiserver's message for a request no rule allows: `pods is forbidden: User "u" cannot
+/// list resource "pods" in API group "" in the namespace "default"`, or for other paths
+/// `forbidden: User "u" cannot get path "/x"`.
+fn forbidden_message(user: &str, req: &Request) -> String {
+    let path = req.uri().path();
+    let method = req.method();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return format!("forbidden: User {user:?} cannot {} path {path:?}", method.as_str().to_ascii_lowercase()),
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, resource, rest @ ..] => (Some(*ns), [&[*resource][..], rest].concat()),
+        other => (None, other.to_vec()),
+    };
+    let (resource, name, sub) = (rest.first().copied().unwrap_or_default(), rest.get(1).copied(), rest.get(2).copied());
+    let watching = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let verb = match (method.as_str(), name.is_some()) {
+        ("GET", false) if watching => "watch",
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (other, _) => return format!("forbidden: User {user:?} cannot {} path {path:?}", other.to_ascii_lowercase()),
+    };
+    let full = match sub {
+        Some(sub) => format!("{resource}/{sub}"),
+        None => resource.to_string(),
+    };
+    let what = match name {
+        Some(name) => format!("{full} {name:?}"),
+        None => full.clone(),
+    };
+    let scope = match namespace {
+        Some(ns) => format!("in the namespace {ns:?}"),
+        None => "at the cluster scope".to_string(),
+    };
+    format!("{what} is forbidden: User {user:?} cannot {verb} resource {full:?} in API group {group:?} {scope}")
+}
+
+/// The service account a bearer token stands for: a token this server issued, unexpired, for
+/// this API, whose service account (and bound pod) still exist with the uids it names.
+fn service_account(state: &ApiState, headers: &HeaderMap) -> Option<tls::ClientIdentity> {
+    let token = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+    let claims = state.tokens.as_ref()?.verify(token, jiff::Timestamp::now().as_second())?;
+    let ns = claims.kubernetes.namespace.as_str();
+    let exists = |kind: &str, bound: &tokens::Bound| {
+        let info = model::resources::by_kind("v1", kind)?;
+        let stored = state.store.get(&path::object_key(info, Some(ns), &bound.name))?;
+        (object::uid(&stored.value) == bound.uid && !object::is_deleting(&stored.value)).then_some(())
+    };
+    exists("ServiceAccount", &claims.kubernetes.serviceaccount)?;
+    if let Some(pod) = &claims.kubernetes.pod {
+        exists("Pod", pod)?;
+    }
+    Some(tls::ClientIdentity {
+        user: claims.sub.clone(),
+        groups: vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{ns}"),
+            "system:authenticated".into(),
+        ],
+    })
 }
 
 /// Compare the bearer token in constant time.
@@ -452,6 +539,7 @@ mod tests {
             bookmark_interval: Duration::from_secs(30),
             max_watch_duration: Duration::from_secs(60),
             storage_admission: false,
+            service_account_key: None,
         };
         let state = ApiState::new(store, config, CancellationToken::new()).expect("state");
         state.bootstrap().expect("bootstrap");

@@ -14,6 +14,8 @@ pub enum Sub {
     Binding,
     /// `pods/{name}/eviction`
     Eviction,
+    /// `serviceaccounts/{name}/token`
+    Token,
     /// `pods/{name}/log`
     Log,
     /// `pods/{name}/exec`
@@ -115,6 +117,7 @@ fn parse_sub(info: &ResourceInfo, sub: &str) -> Result<Sub, ApiError> {
         "finalize" if info.plural == "namespaces" && info.group.is_empty() => Ok(Sub::Finalize),
         "binding" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Binding),
         "eviction" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Eviction),
+        "token" if info.plural == "serviceaccounts" && info.group.is_empty() => Ok(Sub::Token),
         "log" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Log),
         "exec" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Exec),
         "attach" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Attach),

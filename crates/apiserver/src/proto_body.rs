@@ -191,6 +191,13 @@ const SERVICE_ACCOUNT: &[Field] = &[
     p(4, "automountServiceAccountToken", Bool),
 ];
 
+/// authentication.k8s.io/v1 `TokenRequest`, as `kubectl create token` (1.33) sends it.
+const BOUND_OBJECT_REFERENCE: &[Field] =
+    &[f(1, "kind", Str), f(2, "apiVersion", Str), f(3, "name", Str), f(4, "uid", Str)];
+const TOKEN_REQUEST_SPEC: &[Field] =
+    &[r(1, "audiences", Str), p(4, "expirationSeconds", Int), f(3, "boundObjectRef", Msg(BOUND_OBJECT_REFERENCE))];
+const TOKEN_REQUEST: &[Field] = &[f(1, "metadata", Msg(OBJECT_META)), f(2, "spec", Msg(TOKEN_REQUEST_SPEC))];
+
 /// The message table for a kind.
 fn message_for(api_version: &str, kind: &str) -> Option<&'static [Field]> {
     Some(match (api_version, kind) {
@@ -201,6 +208,7 @@ fn message_for(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "Service") => SERVICE,
         ("v1", "Pod") => POD,
         ("apps/v1", "Deployment") => DEPLOYMENT,
+        ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
         _ => return None,
     })
 }
@@ -512,6 +520,7 @@ mod tests {
             ("v1", "Service"),
             ("v1", "Pod"),
             ("apps/v1", "Deployment"),
+            ("authentication.k8s.io/v1", "TokenRequest"),
             ("batch/v1", "Job"),
         ];
 

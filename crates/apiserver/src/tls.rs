@@ -64,6 +64,8 @@ pub struct Pki {
     pub cert_pem: String,
     pub key_pem: String,
     pub admin_token: String,
+    /// The PKCS#8 (DER) P-256 key that signs service-account tokens (`sa.key`).
+    pub sa_key_der: Vec<u8>,
 }
 
 fn ca_params() -> CertificateParams {
@@ -111,6 +113,16 @@ pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, TlsError> {
         }
     };
 
+    let sa_key_path = dir.join("sa.key");
+    let sa_key = match fs::read_to_string(&sa_key_path) {
+        Ok(pem) => KeyPair::from_pem(&pem)?,
+        Err(_) => {
+            let key = KeyPair::generate()?;
+            write_private(&sa_key_path, key.serialize_pem().as_bytes())?;
+            key
+        }
+    };
+
     // The serving certificate is reissued at every start: the listen address may have changed,
     // and clients only pin the CA.
     let mut params = CertificateParams::default();
@@ -137,7 +149,7 @@ pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, TlsError> {
     let key_pem = key.serialize_pem();
     write_private(&dir.join("apiserver.crt"), cert_pem.as_bytes())?;
     write_private(&dir.join("apiserver.key"), key_pem.as_bytes())?;
-    Ok(Pki { ca_pem, cert_pem, key_pem, admin_token })
+    Ok(Pki { ca_pem, cert_pem, key_pem, admin_token, sa_key_der: sa_key.serialize_der() })
 }
 
 /// A rustls server configuration for the serving certificate (HTTP/1.1 only: exec and attach

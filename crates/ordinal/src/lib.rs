@@ -148,6 +148,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         bookmark_interval: config.bookmark_interval,
         max_watch_duration: Duration::from_secs(3600),
         storage_admission: config.controllers,
+        service_account_key: Some(pki.sa_key_der.clone()),
     };
     let state = ApiState::new(store, api_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("api state: {e}"))?;
     {

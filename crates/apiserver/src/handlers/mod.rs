@@ -178,6 +178,10 @@ async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
                 delete::DeleteOptions::from_document(&params, eviction.get("deleteOptions").unwrap_or(&Value::Null))?;
             blocking(state, move |st| delete::evict(st, &target, &options)).await
         }
+        (&Method::POST, true, Some(Sub::Token)) => {
+            let request = decode_body(&headers, body).await?;
+            blocking(state, move |st| write::token_request(st, &target, request)).await
+        }
         (&Method::POST, true, Some(Sub::Binding)) => {
             let object = decode_body(&headers, body).await?;
             blocking(state, move |st| write::bind(st, &target, object)).await
@@ -191,7 +195,7 @@ async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
             }
         }
         (&Method::PATCH, true, sub)
-            if sub != Some(Sub::Binding) && sub != Some(Sub::Finalize) && sub != Some(Sub::Eviction) =>
+            if !matches!(sub, Some(Sub::Binding | Sub::Finalize | Sub::Eviction | Sub::Token)) =>
         {
             let content_type = media::content_type(&headers);
             let bytes = media::read_body(body).await?;

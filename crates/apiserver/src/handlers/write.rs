@@ -530,3 +530,81 @@ fn default_storage_class(state: &ApiState) -> Option<String> {
         })
         .and_then(|c| c.value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
 }
+
+/// `POST serviceaccounts/{name}/token` (authentication.k8s.io/v1 `TokenRequest`), as upstream's
+/// TokenRequest REST: a signed token for the service account, for the requested audiences (the
+/// API's own by default), living `expirationSeconds` (default one hour, at least ten minutes),
+/// bound to a pod if asked (it dies with the pod).
+pub fn token_request(state: &ApiState, target: &Target, request: Value) -> Result<Written, ApiError> {
+    use crate::tokens::{Bound, Claims, ISSUER, KubernetesClaims};
+    let signer = state.tokens.as_ref().ok_or_else(|| ApiError::internal("this server issues no tokens"))?;
+    let key = target.key().ok_or_else(ApiError::path_not_found)?;
+    let account = state.store.get(&key).ok_or_else(|| not_found(target))?;
+    let ns = target.namespace.clone().unwrap_or_default();
+    let name = target.name.clone().unwrap_or_default();
+    let spec = request.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let expiration = spec.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    if expiration < 600 {
+        return Err(ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            &name,
+            vec![FieldError::invalid(
+                "spec.expirationSeconds",
+                expiration,
+                "may not specify a duration less than 10 minutes",
+            )],
+        ));
+    }
+    let audiences: Vec<String> = match spec.get("audiences").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => vec![ISSUER.to_string()],
+    };
+    let pod = match spec.get("boundObjectRef") {
+        Some(bound) if !bound.is_null() => {
+            let kind = bound.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let bound_name = bound.get("name").and_then(Value::as_str).unwrap_or_default();
+            if kind != "Pod" {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token to object of kind {kind:?}: only Pod is supported"
+                )));
+            }
+            let info = model::resources::by_kind("v1", "Pod").ok_or_else(|| ApiError::internal("pods not served"))?;
+            let stored = state
+                .store
+                .get(&crate::path::object_key(info, Some(&ns), bound_name))
+                .ok_or_else(|| ApiError::not_found("", "pods", bound_name))?;
+            Some(Bound { name: bound_name.to_string(), uid: object::uid(&stored.value).to_string() })
+        }
+        _ => None,
+    };
+    let now = jiff::Timestamp::now();
+    let claims = Claims {
+        aud: audiences.clone(),
+        exp: now.as_second() + expiration,
+        iat: now.as_second(),
+        nbf: now.as_second(),
+        iss: ISSUER.to_string(),
+        sub: format!("system:serviceaccount:{ns}:{name}"),
+        kubernetes: KubernetesClaims {
+            namespace: ns.clone(),
+            serviceaccount: Bound { name: name.clone(), uid: object::uid(&account.value).to_string() },
+            pod,
+        },
+    };
+    let token = signer.issue(&claims).ok_or_else(|| ApiError::internal("signing the token failed"))?;
+    let expires = jiff::Timestamp::from_second(claims.exp).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut spec_out = spec;
+    spec_out["audiences"] = json!(audiences);
+    spec_out["expirationSeconds"] = json!(expiration);
+    Ok(Written {
+        status: StatusCode::CREATED,
+        object: json!({
+            "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": object::rfc3339(now)},
+            "spec": spec_out,
+            "status": {"token": token, "expirationTimestamp": object::rfc3339(expires)},
+        }),
+        warnings: Vec::new(),
+    })
+}

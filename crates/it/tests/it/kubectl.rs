@@ -477,3 +477,49 @@ async fn the_kinds_charts_bring_apply_print_and_validate_as_upstream() -> anyhow
     server.stop().await;
     Ok(())
 }
+
+/// `kubectl create token`: a token for a service account that authenticates as it (and, with no
+/// RBAC yet, is then refused: 403 naming the account), not for another audience, not once the
+/// pod it is bound to is gone, and never for less than ten minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_token_issues_bound_service_account_tokens_that_authenticate() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::default_namespaced(server.client());
+    pods.create(
+        &Default::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": "holder"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))?,
+    )
+    .await?;
+    for version in ["1.27", "1.33"] {
+        let k = server.kubectl(version)?;
+        // The controller makes `default` soon after the namespace exists.
+        let token = it::eventually("a token for default", std::time::Duration::from_secs(10), || async {
+            k.ok(&["create", "token", "default"]).ok()
+        })
+        .await?;
+        let token = token.trim();
+        assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+        let as_account = k.fails(&["--token", token, "get", "pods"])?;
+        assert_contains(&as_account, "system:serviceaccount:default:default");
+        assert_contains(&as_account, "Forbidden");
+
+        let elsewhere = k.ok(&["create", "token", "default", "--audience", "vault"])?;
+        let refused = k.fails(&["--token", elsewhere.trim(), "get", "pods"])?;
+        assert_contains(&refused, "Unauthorized");
+
+        let short = k.fails(&["create", "token", "default", "--duration", "5m"])?;
+        assert_contains(&short, "may not specify a duration less than 10 minutes");
+    }
+    let k = server.kubectl("1.33")?;
+    let bound = k.ok(&["create", "token", "default", "--bound-object-kind", "Pod", "--bound-object-name", "holder"])?;
+    assert_contains(&k.fails(&["--token", bound.trim(), "get", "pods"])?, "Forbidden");
+    pods.delete("holder", &kube::api::DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+    it::eventually("the pod to be gone", std::time::Duration::from_secs(10), || async {
+        pods.get_opt("holder").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    assert_contains(&k.fails(&["--token", bound.trim(), "get", "pods"])?, "Unauthorized");
+    server.stop().await;
+    Ok(())
+}
