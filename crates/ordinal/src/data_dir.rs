@@ -9,7 +9,7 @@
 //! <data-dir>/
 //!   ordinal.db        the store: SQLite in WAL mode (with ordinal.db-wal, ordinal.db-shm)
 //!   pki/              the CA generated on first start and kept, the serving certificate,
-//!                     the admin token (all 0600)
+//!                     the admin token, the service-account signing key sa.key (all 0600)
 //!   kubeconfig        written once the API is serving (0600)
 //!   images/           the image store: blobs and unpacked layers
 //!   pods/             per pod uid: kept namespaces (ns/), container state and writable

@@ -13,6 +13,12 @@ async fn kubeconfig_is_private_and_grants_access_over_https() -> anyhow::Result<
     let server = TestServer::start().await?;
     let mode = std::fs::metadata(&server.running.kubeconfig)?.permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    // Every credential: the CA and its key, the serving pair, the admin token, the token key.
+    let pki = server.running.data_dir.pki();
+    for file in ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.token", "sa.key"] {
+        let mode = std::fs::metadata(pki.join(file))?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "pki/{file}");
+    }
     let client = server.https_client().await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let names: Vec<String> =
