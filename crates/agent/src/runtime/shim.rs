@@ -120,6 +120,11 @@ fn run(state_dir: &Path) -> Result<(), Fail> {
     // The container lives no longer than its shim: the shim holds the write end of this pipe
     // for its whole life, so the container's init sees it hang up if the shim is gone.
     let (alive_r, alive_w) = nix::unistd::pipe().map_err(ctx("pipe"))?;
+    // The container's init writes a byte here once its root is built and the workload forked:
+    // only then is the container started (an exec or a postStart hook that joined its
+    // namespaces earlier would find them half made). Close-on-exec, so the workload does not
+    // keep it open.
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ctx("pipe"))?;
 
     // SAFETY: this process is single-threaded (the shim is a fresh exec of the binary and starts
     // no threads), so the child may run arbitrary code after fork.
@@ -134,13 +139,14 @@ fn run(state_dir: &Path) -> Result<(), Fail> {
                 std::process::exit(spec::START_FAILURE);
             }
             drop(alive_r);
+            drop(ready_r);
             drop(streams);
             drop(listener);
             // Standard output is the server's start handshake: only the shim answers on it.
             if let Ok(null) = fs::OpenOptions::new().write(true).open("/dev/null") {
                 let _ = nix::unistd::dup2_stdout(&null);
             }
-            let code = match init(&spec, child_stdio, start_error) {
+            let code = match init(&spec, child_stdio, start_error, ready_w) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("ordinal init: {e}");
@@ -154,6 +160,9 @@ fn run(state_dir: &Path) -> Result<(), Fail> {
             let _keep_alive = alive_w;
             drop(child_stdio);
             drop(start_error);
+            drop(ready_w);
+            // The init's byte, or end of file if it failed first (its start-error file says why).
+            let _ = std::io::Read::read(&mut fs::File::from(ready_r), &mut [0u8; 1]);
             fs::write(spec::INIT_PID_FILE, child.as_raw().to_string()).map_err(ctx("write init.pid"))?;
             // Tell the server the container is started, then let go of the handshake pipe. The
             // server may be gone (killed mid-start): a failed write must not end the shim.
@@ -384,9 +393,11 @@ enum ChildStdio {
 }
 
 /// PID 1 of the container: build the root, start the workload, reap, forward signals.
-fn init(spec: &ContainerSpec, stdio: ChildStdio, start_error: fs::File) -> Result<i32, Fail> {
+fn init(spec: &ContainerSpec, stdio: ChildStdio, start_error: fs::File, ready: OwnedFd) -> Result<i32, Fail> {
     build_root(spec)?;
     let workload = spawn_workload(&spec.process, stdio, start_error)?;
+    let _ = nix::unistd::write(&ready, b"r");
+    drop(ready);
     // Signals are handled synchronously: block them and wait for them one at a time.
     let mut forwarded = SigSet::empty();
     for sig in [
