@@ -184,6 +184,49 @@ impl ApiState {
         Ok(())
     }
 
+    /// Say where the API is reachable from pods (upstream's endpoint reconciler): the
+    /// Endpoints and the EndpointSlice of `default/kubernetes`, one address, port `https`.
+    /// Rewritten whenever it differs (a new port after a restart).
+    pub fn publish_api_endpoints(&self, addr: std::net::SocketAddr) -> Result<(), ApiError> {
+        let opts = handlers::WriteOptions { dry_run: false, field_validation: handlers::FieldValidation::Strict };
+        let ip = addr.ip().to_string();
+        let port = json!({"name": "https", "port": addr.port(), "protocol": "TCP"});
+        let endpoints = json!({
+            "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [port]}],
+        });
+        let slice = json!({
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            "ports": [port],
+        });
+        for (api_version, kind, object, compare) in
+            [("v1", "Endpoints", endpoints, "/subsets"), ("discovery.k8s.io/v1", "EndpointSlice", slice, "/endpoints")]
+        {
+            let info = model::resources::by_kind(api_version, kind)
+                .ok_or_else(|| ApiError::internal(format!("{kind} not served")))?;
+            let key = path::object_key(crate::convert::storage_info(info), Some("default"), "kubernetes");
+            let existing = self.store.get(&key);
+            let mut target = path::Target { info, namespace: Some("default".into()), name: None, sub: None };
+            match existing {
+                None => match handlers::write::create(self, &target, object, opts) {
+                    Ok(_) => {}
+                    Err(e) if e.is_already_exists() => {}
+                    Err(e) => return Err(e),
+                },
+                Some(item) if item.value.pointer(compare) == object.pointer(compare) => {}
+                Some(item) => {
+                    let mut object = object;
+                    object["metadata"]["resourceVersion"] = json!(item.rv.to_string());
+                    target.name = Some("kubernetes".into());
+                    handlers::write::update(self, &target, object, opts)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// An APIService per served group version, as kube-apiserver registers its local ones
     /// (`<version>.<group>`, upstream's priorities, labelled automanaged on start), each
     /// `Available` because this server serves it.

@@ -15,10 +15,22 @@ pub fn reflect<K>(
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
+    reflect_with(api, Default::default(), changed)
+}
+
+/// `reflect` of the objects a watcher configuration selects (by label or field).
+pub fn reflect_with<K>(
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+) -> (kube::runtime::reflector::Store<K>, impl std::future::Future<Output = ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
     use futures::StreamExt;
     use kube::runtime::WatchStreamExt;
     let (store, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::reflector::reflector(writer, kube::runtime::watcher(api, Default::default()))
+    let stream = kube::runtime::reflector::reflector(writer, kube::runtime::watcher(api, config))
         .default_backoff()
         .for_each(move |_| {
             changed.notify_one();

@@ -18,20 +18,21 @@ mod workload;
 use tokio_util::sync::CancellationToken;
 
 /// Start the controllers that run inside `ordinal server` (garbage collection, namespace
-/// cleanup, each namespace's `default` service account, disruption budgets' status, StatefulSets, ReplicaSets, Deployments, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
+/// cleanup, each namespace's `default` service account and `kube-root-ca.crt` (given the CA), disruption budgets' status, StatefulSets, ReplicaSets, Deployments, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
 /// machine runs pods). Each task ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
     client: kube::Client,
     shutdown: CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
     provisioner: Option<volumes::LocalProvisioner>,
+    root_ca: Option<String>,
 ) {
     tracker.spawn(logged("volume controller", volumes::run(client.clone(), shutdown.clone(), provisioner)));
     tracker.spawn(logged("endpoints controller", endpoints::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("garbage collector", gc::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("namespace controller", namespace::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("disruption controller", disruption::run(client.clone(), shutdown.clone())));
-    tracker.spawn(logged("serviceaccount controller", serviceaccount::run(client.clone(), shutdown.clone())));
+    tracker.spawn(logged("serviceaccount controller", serviceaccount::run(client.clone(), shutdown.clone(), root_ca)));
     tracker.spawn(logged("statefulset controller", statefulset::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("replicaset controller", replicaset::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("deployment controller", deployment::run(client.clone(), shutdown.clone())));

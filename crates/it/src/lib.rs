@@ -82,6 +82,11 @@ pub fn import_test_image(data_dir: &ordinal::DataDir) -> anyhow::Result<()> {
 
 /// The test image under another name (for rollouts from one image to another).
 pub fn import_test_image_as(data_dir: &ordinal::DataDir, name: &str) -> anyhow::Result<()> {
+    import_test_image_with(data_dir, name, &[])
+}
+
+/// The test image with more files (host path, path in the image), e.g. a client binary.
+pub fn import_test_image_with(data_dir: &ordinal::DataDir, name: &str, extra: &[(&Path, &str)]) -> anyhow::Result<()> {
     let busybox = Path::new("/bin/busybox");
     if !busybox.is_file() {
         bail!("/bin/busybox is missing: the pod tests need Debian's busybox-static (apt-get install busybox-static)");
@@ -89,6 +94,13 @@ pub fn import_test_image_as(data_dir: &ordinal::DataDir, name: &str) -> anyhow::
     let scratch = tempfile::tempdir()?;
     let rootfs = scratch.path().join("rootfs");
     agent::image::busybox_rootfs(busybox, &rootfs)?;
+    for (from, to) in extra {
+        let to = rootfs.join(to.trim_start_matches('/'));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, &to).with_context(|| format!("copy {} into the image", from.display()))?;
+    }
     let tar = scratch.path().join("image.tar");
     let config =
         agent::image::ImageConfig { cmd: vec!["sh".into()], env: vec!["PATH=/bin".into()], ..Default::default() };
@@ -121,8 +133,28 @@ impl TestServer {
         let dir = tempfile::tempdir()?;
         let mut config = Self::config(dir.path())?;
         adjust(&mut config);
+        let controllers = config.controllers;
         let running = ordinal::start(config).await?;
-        Ok(TestServer { running, dir, pods: None })
+        let server = TestServer { running, dir, pods: None };
+        if controllers {
+            server.namespace_defaults("default").await?;
+        }
+        Ok(server)
+    }
+
+    /// Wait for what the controllers give every namespace (its `default` service account and
+    /// `kube-root-ca.crt`), so tests that count objects start from a settled namespace.
+    pub async fn namespace_defaults(&self, namespace: &str) -> anyhow::Result<()> {
+        use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+        let cms: kube::Api<ConfigMap> = kube::Api::namespaced(self.client(), namespace);
+        let accounts: kube::Api<ServiceAccount> = kube::Api::namespaced(self.client(), namespace);
+        eventually("the namespace's defaults", Duration::from_secs(10), || async {
+            let ca = cms.get_opt("kube-root-ca.crt").await.ok().flatten();
+            let account = accounts.get_opt("default").await.ok().flatten();
+            ca.zip(account)
+        })
+        .await?;
+        Ok(())
     }
 
     /// A server whose node runs real pods (as root), with the test image imported.
@@ -148,7 +180,9 @@ impl TestServer {
         config.pods = Some(settings);
         config.service_cidr = service_cidr;
         let running = ordinal::start(config).await?;
-        Ok(TestServer { running, dir, pods: Some(guard) })
+        let server = TestServer { running, dir, pods: Some(guard) };
+        server.namespace_defaults("default").await?;
+        Ok(server)
     }
 
     fn config(dir: &Path) -> anyhow::Result<ordinal::ServerConfig> {

@@ -1,7 +1,8 @@
 //! What a container runs, decided from the pod and its image, as kubelet decides it: the argv
 //! (Kubernetes `command`/`args` over the image's `Entrypoint`/`Cmd`), the environment (image
-//! env, then the container's, with `$(VAR)` expansion and `fieldRef`/`configMapKeyRef`/
-//! `secretKeyRef` values), the working directory, and the generated `/etc/hosts`,
+//! env, then the Services' link variables, then `envFrom`, then the container's `env`, with
+//! `$(VAR)` expansion and `fieldRef`/`configMapKeyRef`/`secretKeyRef` values), the working
+//! directory, and the generated `/etc/hosts`,
 //! `/etc/hostname` and `/etc/resolv.conf`.
 //!
 //! Pure: every outside fact (the pod's IP, config map data, the host's resolv.conf, the cluster
@@ -12,7 +13,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Service};
 
 /// The image side of a container (its OCI config).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +36,70 @@ pub struct PodFacts {
     pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
     /// `namespace/name` → key → value (decoded), for `secretKeyRef`.
     pub secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// The Services whose variables the container sees: the pod's namespace's (when
+    /// `enableServiceLinks`) and the `kubernetes` Service of `default` (always).
+    pub services: Vec<Service>,
+}
+
+/// The variables a container gets for Services, as kubelet's `getServiceEnvVarMap` and
+/// `envvars.FromServices` make them: for each Service with a cluster IP in the pod's namespace
+/// (only when `enableServiceLinks` is not false) and for `default/kubernetes` (always, unless
+/// the namespace has its own `kubernetes`), `<NAME>_SERVICE_HOST`, `<NAME>_SERVICE_PORT`,
+/// `<NAME>_SERVICE_PORT_<PORT NAME>` and the Docker-link forms `<NAME>_PORT`,
+/// `<NAME>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]`; names upper-cased, `-` as `_`.
+pub fn service_env(pod: &Pod, services: &[Service]) -> Vec<(String, String)> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let links = pod.spec.as_ref().and_then(|s| s.enable_service_links) != Some(false);
+    let mut chosen: BTreeMap<&str, &Service> = BTreeMap::new();
+    for svc in services {
+        let (Some(name), Some(ns)) = (svc.metadata.name.as_deref(), svc.metadata.namespace.as_deref()) else {
+            continue;
+        };
+        let ip = svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()).unwrap_or_default();
+        if ip.is_empty() || ip == "None" {
+            continue;
+        }
+        if ns == namespace && links {
+            chosen.insert(name, svc);
+        } else if ns == "default" && name == "kubernetes" {
+            chosen.entry(name).or_insert(svc);
+        }
+    }
+    let mut env = Vec::new();
+    for (name, svc) in chosen {
+        let Some(spec) = svc.spec.as_ref() else { continue };
+        let ip = spec.cluster_ip.clone().unwrap_or_default();
+        let prefix = name.to_ascii_uppercase().replace('-', "_");
+        let ports = spec.ports.clone().unwrap_or_default();
+        let Some(first) = ports.first() else { continue };
+        env.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
+        env.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+        for port in &ports {
+            if let Some(port_name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+                let port_name = port_name.to_ascii_uppercase().replace('-', "_");
+                env.push((format!("{prefix}_SERVICE_PORT_{port_name}"), port.port.to_string()));
+            }
+        }
+        let protocol = |p: &k8s_openapi::api::core::v1::ServicePort| p.protocol.clone().unwrap_or_else(|| "TCP".into());
+        env.push((format!("{prefix}_PORT"), format!("{}://{ip}:{}", protocol(first).to_ascii_lowercase(), first.port)));
+        for port in &ports {
+            let proto = protocol(port);
+            let base = format!("{prefix}_PORT_{}_{}", port.port, proto.to_ascii_uppercase());
+            env.push((base.clone(), format!("{}://{ip}:{}", proto.to_ascii_lowercase(), port.port)));
+            env.push((format!("{base}_PROTO"), proto.to_ascii_lowercase()));
+            env.push((format!("{base}_PORT"), port.port.to_string()));
+            env.push((format!("{base}_ADDR"), ip.clone()));
+        }
+    }
+    env
+}
+
+/// Whether `name` may be an environment variable (kubelet skips other `envFrom` keys, as
+/// upstream's `IsEnvVarName`: printable ASCII, no `=`, not starting with a digit).
+fn is_env_var_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// Why a container cannot start yet (kubelet's `CreateContainerConfigError`).
@@ -153,6 +218,31 @@ pub fn process_plan(
     for kv in &image.env {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
         set(&mut env, k.to_string(), v.to_string());
+    }
+    for (k, v) in service_env(pod, &facts.services) {
+        set(&mut env, k, v);
+    }
+    for source in container.env_from.iter().flatten() {
+        let prefix = source.prefix.clone().unwrap_or_default();
+        let (kind, name, optional, data) = if let Some(r) = &source.config_map_ref {
+            ("configmap", &r.name, r.optional, facts.config_maps.get(&format!("{namespace}/{}", r.name)))
+        } else if let Some(r) = &source.secret_ref {
+            ("secret", &r.name, r.optional, facts.secrets.get(&format!("{namespace}/{}", r.name)))
+        } else {
+            continue;
+        };
+        match data {
+            Some(data) => {
+                for (k, v) in data {
+                    let key = format!("{prefix}{k}");
+                    if is_env_var_name(&key) {
+                        set(&mut env, key, v.clone());
+                    }
+                }
+            }
+            None if optional == Some(true) => {}
+            None => return Err(ConfigError::MissingRef(format!("{kind} {name:?} not found"))),
+        }
     }
     for var in container.env.iter().flatten() {
         let value = if let Some(from) = &var.value_from {

@@ -1,11 +1,57 @@
 //! The ServiceAccounts controller's decision (upstream
 //! `pkg/controller/serviceaccount/serviceaccounts_controller.go`, `syncNamespace`): every
 //! namespace that is active has the service accounts it must have (`default`), created again if
-//! deleted; a namespace that is terminating gets none.
+//! deleted; a namespace that is terminating gets none. And the root CA publisher's (upstream
+//! `pkg/controller/certificates/rootcacertpublisher`): every active namespace has the
+//! `kube-root-ca.crt` ConfigMap holding the cluster CA as `ca.crt`, which the pods' token volumes
+//! project.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+
+pub use model::admission::ROOT_CA_CONFIG_MAP;
+
+/// What the root CA publisher does in one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publish {
+    Create(String),
+    /// The ConfigMap is there with other data (someone edited it): put the CA back.
+    Update(String),
+}
+
+/// The publisher's actions, in namespace order: create `kube-root-ca.crt` where an active
+/// namespace lacks it, rewrite it where its data is not exactly `{ca.crt: <ca>}`.
+pub fn publish_root_ca(namespaces: &[&Namespace], config_maps: &[&ConfigMap], ca: &str) -> Vec<Publish> {
+    let present: BTreeMap<&str, &ConfigMap> = config_maps
+        .iter()
+        .filter(|c| c.metadata.name.as_deref() == Some(ROOT_CA_CONFIG_MAP))
+        .filter_map(|c| Some((c.metadata.namespace.as_deref()?, *c)))
+        .collect();
+    let wanted = BTreeMap::from([("ca.crt".to_string(), ca.to_string())]);
+    active(namespaces)
+        .into_iter()
+        .filter_map(|ns| match present.get(ns) {
+            None => Some(Publish::Create(ns.to_string())),
+            Some(c) if c.data.as_ref() != Some(&wanted) || c.binary_data.as_ref().is_some_and(|b| !b.is_empty()) => {
+                Some(Publish::Update(ns.to_string()))
+            }
+            Some(_) => None,
+        })
+        .collect()
+}
+
+/// The names of the namespaces that are not terminating, sorted.
+fn active<'a>(namespaces: &[&'a Namespace]) -> Vec<&'a str> {
+    let mut active: Vec<&str> = namespaces
+        .iter()
+        .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+        .filter(|ns| ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating"))
+        .filter_map(|ns| ns.metadata.name.as_deref())
+        .collect();
+    active.sort_unstable();
+    active
+}
 
 /// The accounts every namespace has (upstream's `DefaultServiceAccountsControllerOptions`).
 pub const ENSURED: &[&str] = &["default"];
@@ -15,14 +61,7 @@ pub const ENSURED: &[&str] = &["default"];
 pub fn sync_namespaces(namespaces: &[&Namespace], accounts: &[&ServiceAccount]) -> Vec<(String, &'static str)> {
     let existing: BTreeSet<(&str, &str)> =
         accounts.iter().filter_map(|a| Some((a.metadata.namespace.as_deref()?, a.metadata.name.as_deref()?))).collect();
-    let mut active: Vec<&str> = namespaces
-        .iter()
-        .filter(|ns| ns.metadata.deletion_timestamp.is_none())
-        .filter(|ns| ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating"))
-        .filter_map(|ns| ns.metadata.name.as_deref())
-        .collect();
-    active.sort_unstable();
-    active
+    active(namespaces)
         .into_iter()
         .flat_map(|ns| ENSURED.iter().map(move |name| (ns, *name)))
         .filter(|key| !existing.contains(key))
@@ -68,5 +107,23 @@ mod tests {
             let got: Vec<(&str, &str)> = got.iter().map(|(n, a)| (n.as_str(), *a)).collect();
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn active_namespaces_get_the_root_ca_and_edits_are_put_back() {
+        let (a, b, c, gone) = (ns("a", false), ns("b", false), ns("c", false), ns("old", true));
+        let cm = |ns: &str, data: serde_json::Value| -> ConfigMap {
+            serde_json::from_value(json!({"metadata": {"name": ROOT_CA_CONFIG_MAP, "namespace": ns}, "data": data}))
+                .expect("configmap")
+        };
+        let good = cm("a", json!({"ca.crt": "PEM"}));
+        let edited = cm("b", json!({"ca.crt": "PEM", "extra": "x"}));
+        let mut other: ConfigMap = cm("c", json!({"ca.crt": "PEM"}));
+        other.metadata.name = Some("unrelated".into());
+        let got = publish_root_ca(&[&c, &gone, &b, &a], &[&good, &edited, &other], "PEM");
+        assert_eq!(got, vec![Publish::Update("b".into()), Publish::Create("c".into())]);
+        // A new CA rewrites every namespace's copy.
+        let got = publish_root_ca(&[&a], &[&good], "NEW");
+        assert_eq!(got, vec![Publish::Update("a".into())]);
     }
 }

@@ -2,9 +2,13 @@
 //! object and what the store holds. Today: `Priority` (`plugin/pkg/admission/priority`): a new
 //! pod gets the priority (and preemption policy) of the PriorityClass it names, or of the
 //! global default class; there is at most one global default. And the eviction subresource's
-//! budget check (`pkg/registry/core/pod/storage/eviction.go`).
+//! budget check (`pkg/registry/core/pod/storage/eviction.go`). And `ServiceAccount`
+//! (`plugin/pkg/admission/serviceaccount`): a new pod runs as a service account (`default`
+//! unless it names one) and, unless automounting is off, gets the `kube-api-access-*` projected
+//! volume (a bound token, the cluster CA, its namespace) mounted in every container at
+//! `/var/run/secrets/kubernetes.io/serviceaccount`.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount, Volume, VolumeMount};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 
 /// What the `Priority` plugin writes into a new pod's spec.
@@ -100,6 +104,130 @@ pub fn eviction(pdb: &k8s_openapi::api::policy::v1::PodDisruptionBudget) -> Resu
     Ok(())
 }
 
+/// Where the token volume is mounted (upstream's `DefaultAPITokenMountPath`).
+pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The token volume's name prefix (upstream's `ServiceAccountVolumeName`).
+pub const TOKEN_VOLUME_PREFIX: &str = "kube-api-access-";
+/// The ConfigMap every namespace gets with the cluster's CA (`ca.crt`), as upstream's root CA
+/// publisher writes it.
+pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
+/// The projected token's lifetime (upstream's `DefaultTokenExpirationSeconds`: an hour plus
+/// seven seconds, so a token's age tells it apart from a requested one).
+pub const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
+
+/// What the `ServiceAccount` plugin does to a new pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountAdmission {
+    /// `spec.serviceAccountName` (and the deprecated `spec.serviceAccount`).
+    pub account: String,
+    /// The token volume to add (none when the pod has one, or nothing mounts it).
+    pub volume: Option<Volume>,
+    /// The mount to add to containers: `(list, index)` with list `initContainers` or
+    /// `containers`.
+    pub mount: Option<(VolumeMount, Vec<(&'static str, usize)>)>,
+}
+
+/// The `ServiceAccount` plugin's decision for a new `pod`, given its account as stored (`None`
+/// when missing) and a random suffix for the volume name. A missing account is forbidden
+/// (upstream's message) except `default`, which the service-account controller makes in every
+/// namespace within milliseconds of it: a pod created in that window is admitted, and its
+/// node waits for the account before it can fetch the token (upstream refuses the pod).
+pub fn service_account(pod: &Pod, account: Option<&ServiceAccount>, suffix: &str) -> Result<AccountAdmission, String> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let name = spec
+        .service_account_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or(spec.service_account.clone().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| "default".into());
+    if account.is_none() && name != "default" {
+        return Err(format!(
+            "error looking up service account {namespace}/{name}: serviceaccount \"{name}\" not found"
+        ));
+    }
+    let mut admission = AccountAdmission { account: name, volume: None, mount: None };
+    let automount = spec
+        .automount_service_account_token
+        .or(account.and_then(|a| a.automount_service_account_token))
+        .unwrap_or(true);
+    if !automount {
+        return Ok(admission);
+    }
+    let existing =
+        spec.volumes.iter().flatten().find(|v| v.name.starts_with(TOKEN_VOLUME_PREFIX)).map(|v| v.name.clone());
+    let volume_name = existing.clone().unwrap_or_else(|| format!("{TOKEN_VOLUME_PREFIX}{suffix}"));
+    let lists = [("initContainers", &spec.init_containers), ("containers", &Some(spec.containers.clone()))];
+    let needing: Vec<(&'static str, usize)> = lists
+        .iter()
+        .flat_map(|(list, containers)| {
+            containers.iter().flatten().enumerate().filter_map(move |(i, c)| {
+                let mounted = c.volume_mounts.iter().flatten().any(|m| m.mount_path == TOKEN_MOUNT_PATH);
+                (!mounted).then_some((*list, i))
+            })
+        })
+        .collect();
+    if needing.is_empty() {
+        return Ok(admission);
+    }
+    if existing.is_none() {
+        admission.volume = Some(token_volume(&volume_name));
+    }
+    let mount = VolumeMount {
+        name: volume_name,
+        mount_path: TOKEN_MOUNT_PATH.into(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    admission.mount = Some((mount, needing));
+    Ok(admission)
+}
+
+/// Upstream's `kube-api-access-*` volume: the token (for the API's audience, an hour), the
+/// cluster CA from `kube-root-ca.crt`, and the pod's namespace.
+fn token_volume(name: &str) -> Volume {
+    use k8s_openapi::api::core::v1::{
+        ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath, ObjectFieldSelector,
+        ProjectedVolumeSource, ServiceAccountTokenProjection, VolumeProjection,
+    };
+    let sources = vec![
+        VolumeProjection {
+            service_account_token: Some(ServiceAccountTokenProjection {
+                path: "token".into(),
+                expiration_seconds: Some(TOKEN_EXPIRATION_SECONDS),
+                audience: None,
+            }),
+            ..Default::default()
+        },
+        VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: ROOT_CA_CONFIG_MAP.into(),
+                items: Some(vec![KeyToPath { key: "ca.crt".into(), path: "ca.crt".into(), mode: None }]),
+                optional: None,
+            }),
+            ..Default::default()
+        },
+        VolumeProjection {
+            downward_api: Some(DownwardAPIProjection {
+                items: Some(vec![DownwardAPIVolumeFile {
+                    path: "namespace".into(),
+                    field_ref: Some(ObjectFieldSelector {
+                        api_version: Some("v1".into()),
+                        field_path: "metadata.namespace".into(),
+                    }),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        },
+    ];
+    Volume {
+        name: name.into(),
+        projected: Some(ProjectedVolumeSource { default_mode: Some(0o644), sources: Some(sources) }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -187,5 +315,77 @@ mod tests {
             eviction(&budget(2, 1, 1)),
             Err("The disruption budget web is still being processed by the server.".into())
         );
+    }
+
+    fn account(automount: Option<bool>) -> ServiceAccount {
+        serde_json::from_value(json!({"metadata": {"name": "ops", "namespace": "app"},
+            "automountServiceAccountToken": automount}))
+        .expect("account")
+    }
+
+    fn app_pod(spec: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "app"}, "spec": spec})).expect("pod")
+    }
+
+    #[test]
+    fn pods_run_as_an_account_with_its_token_mounted_unless_told_not_to() {
+        let two = json!([{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]);
+        let ops = account(None);
+        // The default account, maybe not made yet: admitted, volume and mounts everywhere.
+        let got = service_account(
+            &app_pod(json!({"containers": two, "initContainers": [{"name": "i", "image": "i"}]})),
+            None,
+            "x1y2z",
+        )
+        .expect("admitted");
+        assert_eq!(got.account, "default");
+        let volume = got.volume.expect("a token volume");
+        assert_eq!(volume.name, "kube-api-access-x1y2z");
+        let sources = volume.projected.and_then(|p| p.sources).unwrap_or_default();
+        assert_eq!(
+            sources[0].service_account_token.as_ref().map(|t| (t.path.as_str(), t.expiration_seconds)),
+            Some(("token", Some(3607)))
+        );
+        assert_eq!(sources[1].config_map.as_ref().map(|c| c.name.as_str()), Some("kube-root-ca.crt"));
+        let (mount, into) = got.mount.expect("mounts");
+        assert_eq!((mount.mount_path.as_str(), mount.read_only), (TOKEN_MOUNT_PATH, Some(true)));
+        assert_eq!(into, vec![("initContainers", 0), ("containers", 0), ("containers", 1)]);
+
+        // A named account must exist, with upstream's message.
+        let named = app_pod(json!({"serviceAccountName": "ops", "containers": two}));
+        assert_eq!(
+            service_account(&named, None, "a"),
+            Err("error looking up service account app/ops: serviceaccount \"ops\" not found".into())
+        );
+        assert_eq!(service_account(&named, Some(&ops), "a").map(|a| a.account), Ok("ops".into()));
+        // The deprecated field names it too.
+        let old = app_pod(json!({"serviceAccount": "ops", "containers": two}));
+        assert_eq!(service_account(&old, Some(&ops), "a").map(|a| a.account), Ok("ops".into()));
+
+        // Automounting off by the account, or by the pod (which wins).
+        let off = service_account(&named, Some(&account(Some(false))), "a").expect("admitted");
+        assert_eq!((off.volume, off.mount), (None, None));
+        let pod_on =
+            app_pod(json!({"serviceAccountName": "ops", "automountServiceAccountToken": true, "containers": two}));
+        assert!(service_account(&pod_on, Some(&account(Some(false))), "a").expect("admitted").volume.is_some());
+        let pod_off = app_pod(json!({"automountServiceAccountToken": false, "containers": two}));
+        assert!(service_account(&pod_off, None, "a").expect("admitted").mount.is_none());
+
+        // A container that mounts something at the path keeps it; an existing token volume is reused.
+        let own = app_pod(json!({"containers": [
+            {"name": "a", "image": "i", "volumeMounts": [{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]},
+            {"name": "b", "image": "i"}],
+            "volumes": [{"name": "kube-api-access-kept", "emptyDir": {}}, {"name": "mine", "emptyDir": {}}]}));
+        let got = service_account(&own, None, "new").expect("admitted");
+        assert_eq!(got.volume, None);
+        let (mount, into) = got.mount.expect("b's mount");
+        assert_eq!((mount.name.as_str(), into), ("kube-api-access-kept", vec![("containers", 1)]));
+        // Every container has one: nothing to add.
+        let all = app_pod(
+            json!({"containers": [{"name": "a", "image": "i", "volumeMounts": [{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]}],
+            "volumes": [{"name": "mine", "emptyDir": {}}]}),
+        );
+        let got = service_account(&all, None, "new").expect("admitted");
+        assert_eq!((got.volume, got.mount), (None, None));
     }
 }

@@ -133,9 +133,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let service_ip = first_service_ip(config.service_cidr);
-    let pki = apiserver::tls::load_or_create(&config.data_dir.pki(), &server_hosts(&addr, service_ip))
-        .context("credentials")?;
+    let mut hosts = server_hosts(&addr, service_ip);
+    hosts.extend(config.pods.as_ref().map(|p| p.pod_cidr.gateway().to_string()));
+    let pki = apiserver::tls::load_or_create(&config.data_dir.pki(), &hosts).context("credentials")?;
     let tls = apiserver::tls::server_config(&pki)?;
+    let pod_tls = tls.clone();
 
     let shutdown = CancellationToken::new();
     let api_config = ApiConfig {
@@ -176,8 +178,20 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             root: config.data_dir.volumes(),
             node_name: config.node_name.clone(),
         });
-        controllers::spawn_cluster_controllers(client.clone(), shutdown.clone(), &tasks, provisioner);
+        controllers::spawn_cluster_controllers(
+            client.clone(),
+            shutdown.clone(),
+            &tasks,
+            provisioner,
+            Some(pki.ca_pem.clone()),
+        );
         let health = start_node_agent(&config, &state, client.clone(), shutdown.clone(), &tasks).await;
+        if health.ready.is_ok()
+            && let Some(pods) = &config.pods
+        {
+            let serve = PodFacing { tls: pod_tls.clone(), limits: config.serve_limits };
+            serve_to_pods(&state, addr, pods.pod_cidr.gateway(), serve, shutdown.clone(), &tasks).await;
+        }
         let (node_client, node_stop, node_name) = (client.clone(), shutdown.clone(), config.node_name.clone());
         tasks.spawn(async move {
             agent::node::run(node_client, node_stop, node_name, health).await;
@@ -220,6 +234,55 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         _network: network,
         _lock: lock,
     })
+}
+
+/// What the API needs to serve on a second address.
+struct PodFacing {
+    tls: Arc<rustls::ServerConfig>,
+    limits: apiserver::serve::ServeLimits,
+}
+
+/// Make the API reachable from pods, as the `kubernetes` Service says: when it listens on
+/// loopback, it also listens on the pod bridge's address (same port if free), which is on this
+/// machine only; the Service's endpoints name that address. A failure is logged: pods then
+/// cannot reach the API, everything else works.
+async fn serve_to_pods(
+    state: &Arc<ApiState>,
+    addr: SocketAddr,
+    gateway: Ipv4Addr,
+    serve: PodFacing,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) {
+    let endpoint = if addr.ip().is_unspecified() {
+        SocketAddr::from((gateway, addr.port()))
+    } else {
+        let bound = match TcpListener::bind((gateway, addr.port())).await {
+            Ok(l) => Ok(l),
+            Err(_) => TcpListener::bind((gateway, 0)).await,
+        };
+        let listener = match bound {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(address = %gateway, error = %e, "pods cannot reach the API");
+                return;
+            }
+        };
+        let Ok(local) = listener.local_addr() else { return };
+        let serving =
+            apiserver::serve::serve_tls(listener, serve.tls, apiserver::router(state.clone()), serve.limits, shutdown);
+        tasks.spawn(async move {
+            serving.await;
+            tracing::debug!(task = "https server for pods", "stopped");
+        });
+        local
+    };
+    let state = state.clone();
+    match tokio::task::spawn_blocking(move || state.publish_api_endpoints(endpoint)).await {
+        Ok(Ok(())) => tracing::debug!(%endpoint, "the kubernetes Service's endpoints published"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "publish the kubernetes Service's endpoints"),
+        Err(e) => tracing::warn!(error = %e, "publish the kubernetes Service's endpoints"),
+    }
 }
 
 /// Start the runtime and the kubelet if this server runs pods; the node's health either way.

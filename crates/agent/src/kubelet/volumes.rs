@@ -2,7 +2,9 @@
 //! `volumeMounts` bind into their roots. `emptyDir` lives in the pod's directory (a tmpfs for
 //! medium `Memory`), `hostPath` is the host path, `configMap`/`secret`/`downwardAPI`/`projected`
 //! are written as files, and `persistentVolumeClaim` is the bound volume's directory; a claim not
-//! yet bound keeps the pod waiting.
+//! yet bound keeps the pod waiting. A projected `serviceAccountToken` is fetched through the
+//! TokenRequest API, bound to the pod, and fetched again (`refresh_due`) once 80 % of its life
+//! has passed; files are replaced by rename, so a reader never sees half a token.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -32,6 +34,8 @@ pub enum VolumeError {
 pub struct Prepared {
     pub path: PathBuf,
     pub read_only: bool,
+    /// When the volume's token must be fetched again (projected service-account tokens only).
+    pub refresh_at: Option<jiff::Timestamp>,
 }
 
 fn failed(what: impl std::fmt::Display) -> VolumeError {
@@ -61,7 +65,7 @@ async fn prepare_one(
     volume: &Volume,
 ) -> Result<Prepared, VolumeError> {
     let dir = pod_dir.join("volumes").join(&volume.name);
-    let writable = |path: PathBuf| Prepared { path, read_only: false };
+    let writable = |path: PathBuf| Prepared { path, read_only: false, refresh_at: None };
     if let Some(empty) = &volume.empty_dir {
         fs::create_dir_all(&dir).map_err(failed)?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).map_err(failed)?;
@@ -128,7 +132,7 @@ async fn prepare_one(
         if !path.exists() {
             fs::create_dir_all(&path).map_err(failed)?;
         }
-        return Ok(Prepared { path, read_only: claim.read_only.unwrap_or(false) });
+        return Ok(Prepared { path, read_only: claim.read_only.unwrap_or(false), refresh_at: None });
     }
     if let Some(cm) = &volume.config_map {
         let files =
@@ -147,7 +151,13 @@ async fn prepare_one(
     }
     if let Some(projected) = &volume.projected {
         let mut files = BTreeMap::new();
+        let mut refresh_at: Option<jiff::Timestamp> = None;
         for source in projected.sources.clone().unwrap_or_default() {
+            if let Some(t) = source.service_account_token {
+                let (token, refresh) = projected_token(client, pod, namespace, &t).await?;
+                files.insert(t.path.clone(), (token.into_bytes(), None));
+                refresh_at = Some(refresh_at.map_or(refresh, |r| r.min(refresh)));
+            }
             if let Some(cm) = source.config_map {
                 files.extend(
                     source_files(client, namespace, &cm.name, cm.items.as_deref(), cm.optional, config_map_data)
@@ -163,8 +173,10 @@ async fn prepare_one(
                 files.extend(downward_files(pod, d.items.as_deref().unwrap_or_default()));
             }
         }
-        let secret = projected.sources.iter().flatten().any(|s| s.secret.is_some());
-        return files_volume(&dir, pod, &files, projected.default_mode, secret);
+        let secret =
+            projected.sources.iter().flatten().any(|s| s.secret.is_some() || s.service_account_token.is_some());
+        let prepared = files_volume(&dir, pod, &files, projected.default_mode, secret)?;
+        return Ok(Prepared { refresh_at, ..prepared });
     }
     Err(failed(format!("volume {:?}: this volume type is not supported by Ordinal's node agent", volume.name)))
 }
@@ -184,7 +196,82 @@ fn files_volume(
     }
     write_files(dir, files, default_mode.unwrap_or(0o644))?;
     set_volume_ownership(dir, pod, true)?;
-    Ok(Prepared { path: dir.to_path_buf(), read_only: true })
+    Ok(Prepared { path: dir.to_path_buf(), read_only: true, refresh_at: None })
+}
+
+/// A token for the pod's service account, as its projection asks (audience, lifetime), bound
+/// to the pod; and when to fetch the next one. A missing account (the `default` one of a
+/// namespace made a moment ago) is waited for.
+async fn projected_token(
+    client: &kube::Client,
+    pod: &Pod,
+    namespace: &str,
+    projection: &k8s_openapi::api::core::v1::ServiceAccountTokenProjection,
+) -> Result<(String, jiff::Timestamp), VolumeError> {
+    use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+    let account = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: projection.audience.iter().filter(|a| !a.is_empty()).cloned().collect(),
+            expiration_seconds: projection.expiration_seconds,
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+            }),
+        },
+        ..Default::default()
+    };
+    let issued = jiff::Timestamp::now();
+    let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let response = match api.create_token_request(&account, &kube::api::PostParams::default(), &request).await {
+        Ok(r) => r,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(VolumeError::Waiting(format!(
+                "failed to fetch token: serviceaccounts \"{account}\" not found"
+            )));
+        }
+        Err(e) => return Err(failed(format!("failed to fetch token: {e}"))),
+    };
+    let status = response.status.ok_or_else(|| failed("failed to fetch token: the answer has no status"))?;
+    let expires = jiff::Timestamp::from_second(status.expiration_timestamp.0.as_second()).unwrap_or(issued);
+    Ok((status.token, logic::kubelet::token_refresh_at(issued, expires)))
+}
+
+/// Fetch the tokens that are due again and rewrite their volumes; a failure keeps the old
+/// token (valid until it expires) and is tried again shortly.
+pub async fn refresh_due(
+    client: &kube::Client,
+    pod: &Pod,
+    pod_dir: &Path,
+    volumes: &mut BTreeMap<String, Prepared>,
+    now: jiff::Timestamp,
+) {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    for volume in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+        let Some(prepared) = volumes.get_mut(&volume.name) else { continue };
+        if prepared.refresh_at.is_none_or(|at| at > now) {
+            continue;
+        }
+        match prepare_one(client, pod, &namespace, pod_dir, volume).await {
+            Ok(fresh) => *prepared = fresh,
+            Err(VolumeError::Waiting(m) | VolumeError::Failed(m)) => {
+                tracing::warn!(volume = %volume.name, error = %m, "refresh the service-account token");
+                prepared.refresh_at = now.checked_add(jiff::SignedDuration::from_secs(10)).ok();
+            }
+        }
+    }
+}
+
+/// The earliest token refresh among the volumes.
+pub fn next_refresh(volumes: &BTreeMap<String, Prepared>) -> Option<jiff::Timestamp> {
+    volumes.values().filter_map(|p| p.refresh_at).min()
 }
 
 fn logic_bytes(q: &str) -> u64 {
@@ -287,11 +374,17 @@ fn write_files(dir: &Path, files: &Files, default_mode: i32) -> Result<(), Volum
             .map_err(io)?
             .ok_or_else(|| failed("empty path"))?;
         let mode = Mode::from_bits_truncate(mode.unwrap_or(default_mode) as u32 & 0o777);
+        // Written beside its final name and renamed over it: a container reading the file
+        // (a token being refreshed) sees the old contents or the new, never a part.
+        let mut temporary = std::ffi::OsString::from(".");
+        temporary.push(name.as_os_str());
+        temporary.push(".tmp");
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::openat(&parent, name.as_os_str(), flags, mode).map_err(|e| io(e.into()))?;
+        let fd = nix::fcntl::openat(&parent, temporary.as_os_str(), flags, mode).map_err(|e| io(e.into()))?;
         let mut file = fs::File::from(fd);
         std::io::Write::write_all(&mut file, bytes).map_err(io)?;
         nix::sys::stat::fchmod(&file, mode).map_err(|e| io(e.into()))?;
+        nix::fcntl::renameat(&parent, temporary.as_os_str(), &parent, name.as_os_str()).map_err(|e| io(e.into()))?;
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::EventType;
 use kube::{Api, Resource};
@@ -200,9 +200,21 @@ impl<R: Runtime> Worker<R> {
         self.k.events.publish(pod.object_ref(&()), type_, reason, note);
     }
 
-    /// Make the runtime match the pod; returns when the next sync is due (None: only when
-    /// something happens).
+    /// Make the runtime match the pod, and refresh the tokens that are due; returns when the
+    /// next sync is due (None: only when something happens).
     async fn sync(&mut self, pod: &Pod) -> Option<Timestamp> {
+        if volumes::next_refresh(&self.volumes).is_some_and(|at| at <= Timestamp::now()) {
+            volumes::refresh_due(&self.k.client, pod, &self.pod_dir(), &mut self.volumes, Timestamp::now()).await;
+        }
+        let refresh = volumes::next_refresh(&self.volumes);
+        let wake = self.sync_containers(pod).await;
+        match (wake, refresh) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    async fn sync_containers(&mut self, pod: &Pod) -> Option<Timestamp> {
         loop {
             let now = Timestamp::now();
             let actions = decide::compute_pod_actions(pod, &self.observed, now, &self.k.timing);
@@ -545,6 +557,19 @@ impl<R: Runtime> Worker<R> {
             if let Some(r) = &source.secret_ref {
                 secret_names.push(r.name.clone());
             }
+        }
+        let services: Api<Service> = Api::namespaced(self.k.client.clone(), &namespace);
+        if pod.spec.as_ref().and_then(|s| s.enable_service_links) != Some(false)
+            && let Ok(list) = services.list(&Default::default()).await
+        {
+            facts.services = list.items;
+        }
+        let listed_master = namespace == "default" && !facts.services.is_empty();
+        if !listed_master
+            && let Ok(Some(master)) =
+                Api::<Service>::namespaced(self.k.client.clone(), "default").get_opt("kubernetes").await
+        {
+            facts.services.push(master);
         }
         for name in cm_names {
             if let Ok(Some(cm)) = cms.get_opt(&name).await {

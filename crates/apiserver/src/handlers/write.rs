@@ -138,6 +138,7 @@ pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
             admit_storage(state, info, &mut candidate);
         }
         admit_priority(state, info, &mut candidate)?;
+        admit_service_account(state, info, &mut candidate)?;
         let errors = model::validation::validate_create(info, &candidate);
         if !errors.is_empty() {
             return Err(invalid(info, &candidate, errors));
@@ -510,6 +511,63 @@ fn admit_priority(state: &ApiState, info: &ResourceInfo, obj: &mut Value) -> Res
         }
         _ => Ok(()),
     }
+}
+
+/// Upstream's `ServiceAccount` admission (`model::admission::service_account`): a new pod's
+/// account (403 Forbidden when a named one is missing) and its token volume and mounts.
+fn admit_service_account(state: &ApiState, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    if (info.group, info.kind) != ("", "Pod") {
+        return Ok(());
+    }
+    let pod: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(obj.clone()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let named = pod.spec.as_ref().and_then(|s| s.service_account_name.as_deref().or(s.service_account.as_deref()));
+    let account_info = model::resources::by_kind("v1", "ServiceAccount")
+        .ok_or_else(|| ApiError::internal("ServiceAccount is not registered"))?;
+    let key = crate::path::object_key(
+        crate::convert::storage_info(account_info),
+        Some(namespace),
+        named.filter(|n| !n.is_empty()).unwrap_or("default"),
+    );
+    let account: Option<ServiceAccount> =
+        state.store.get(&key).and_then(|item| serde::Deserialize::deserialize(&*item.value).ok());
+    let suffix = generated_name("");
+    let decided = model::admission::service_account(&pod, account.as_ref(), &suffix).map_err(|message| {
+        ApiError::forbidden(format!("{} {:?} is forbidden: {message}", info.group_resource(), object::name(obj)))
+    })?;
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return Ok(()) };
+    spec.insert("serviceAccountName".into(), json!(decided.account));
+    spec.insert("serviceAccount".into(), json!(decided.account));
+    fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
+        serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
+    }
+    if let Some(volume) = &decided.volume {
+        let volume = to_json(volume)?;
+        match spec.get_mut("volumes").and_then(Value::as_array_mut) {
+            Some(list) => list.push(volume),
+            None => {
+                spec.insert("volumes".into(), json!([volume]));
+            }
+        }
+    }
+    if let Some((mount, into)) = &decided.mount {
+        let mount = to_json(mount)?;
+        for (list, index) in into {
+            let Some(container) = spec.get_mut(*list).and_then(|l| l.get_mut(*index)).and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            match container.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+                Some(mounts) => mounts.push(mount.clone()),
+                None => {
+                    container.insert("volumeMounts".into(), json!([mount]));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The StorageClass annotated as default (the newest, if several are).

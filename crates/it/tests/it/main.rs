@@ -5,6 +5,7 @@ mod bad_input;
 mod deletion;
 mod deployments;
 mod dns;
+mod incluster;
 mod kubectl;
 mod kubelet;
 mod patch;

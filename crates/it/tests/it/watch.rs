@@ -89,7 +89,8 @@ async fn watch_from_zero_sends_current_state_then_changes() -> anyhow::Result<()
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
     api.create(&PostParams::default(), &cm("existing", json!({}))).await?;
     let mut stream = api.watch(&WatchParams::default(), "0").await?.boxed();
-    assert_eq!(next_events(&mut stream, 1).await?, ["ADDED existing"]);
+    // The current state, in key order: ours and the namespace's CA.
+    assert_eq!(next_events(&mut stream, 2).await?, ["ADDED existing", "ADDED kube-root-ca.crt"]);
     api.create(&PostParams::default(), &cm("new", json!({}))).await?;
     assert_eq!(next_events(&mut stream, 1).await?, ["ADDED new"]);
     server.stop().await;

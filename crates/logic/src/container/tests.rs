@@ -113,3 +113,69 @@ fn resolv_conf_per_dns_policy() {
         "dnsConfig overrides options"
     );
 }
+
+#[test]
+fn services_and_env_from_feed_the_environment_in_kubelets_order() {
+    let svc = |ns: &str, name: &str, ip: &str, ports: serde_json::Value| -> k8s_openapi::api::core::v1::Service {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns},
+            "spec": {"clusterIP": ip, "ports": ports}}))
+        .expect("service")
+    };
+    let services = vec![
+        svc("default", "kubernetes", "10.96.0.1", json!([{"name": "https", "port": 443, "protocol": "TCP"}])),
+        svc(
+            "default",
+            "redis-main",
+            "10.96.0.9",
+            json!([{"port": 6379}, {"name": "dns-udp", "port": 53, "protocol": "UDP"}]),
+        ),
+        svc("default", "nginx", "None", json!([{"port": 80}])),
+        svc("other", "elsewhere", "10.96.0.7", json!([{"port": 1}])),
+    ];
+    let mut facts = PodFacts { services, ..Default::default() };
+    facts
+        .config_maps
+        .insert("default/cfg".into(), [("color".into(), "blue".into()), ("1bad".into(), "x".into())].into());
+    let p = pod(json!({}));
+    let c = container(json!({"name": "c", "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "APP_"}],
+        "env": [{"name": "APP_color", "value": "red"}, {"name": "URL", "value": "https://$(KUBERNETES_SERVICE_HOST)"}]}));
+    let env: BTreeMap<String, String> = process_plan(&p, &c, &image(), &facts).expect("plan").env.into_iter().collect();
+    let want = [
+        ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+        ("KUBERNETES_SERVICE_PORT", "443"),
+        ("KUBERNETES_SERVICE_PORT_HTTPS", "443"),
+        ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
+        ("KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443"),
+        ("KUBERNETES_PORT_443_TCP_PROTO", "tcp"),
+        ("KUBERNETES_PORT_443_TCP_PORT", "443"),
+        ("KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1"),
+        ("REDIS_MAIN_SERVICE_PORT", "6379"),
+        ("REDIS_MAIN_SERVICE_PORT_DNS_UDP", "53"),
+        ("REDIS_MAIN_PORT_53_UDP", "udp://10.96.0.9:53"),
+        ("APP_color", "red"), // env over envFrom
+        ("URL", "https://10.96.0.1"),
+    ];
+    for (k, v) in want {
+        assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert_eq!(env.get("APP_1bad").map(String::as_str), Some("x"), "the prefix makes the key a valid name");
+    let bare = container(json!({"name": "c", "envFrom": [{"configMapRef": {"name": "cfg"}}]}));
+    let bare_env = process_plan(&p, &bare, &image(), &facts).expect("plan").env;
+    assert!(bare_env.iter().any(|(k, _)| k == "color") && !bare_env.iter().any(|(k, _)| k == "1bad"), "{bare_env:?}");
+    assert!(!env.keys().any(|k| k.starts_with("NGINX_") || k.starts_with("ELSEWHERE_")), "{env:?}");
+
+    // enableServiceLinks: false keeps only the kubernetes Service.
+    let quiet = pod(json!({"spec": {"enableServiceLinks": false}}));
+    let env: BTreeMap<String, String> =
+        process_plan(&quiet, &c, &image(), &facts).expect("plan").env.into_iter().collect();
+    assert!(env.contains_key("KUBERNETES_SERVICE_HOST") && !env.contains_key("REDIS_MAIN_SERVICE_HOST"));
+
+    // A missing envFrom source is an error unless optional.
+    let missing = container(json!({"name": "c", "envFrom": [{"secretRef": {"name": "nope"}}]}));
+    assert_eq!(
+        process_plan(&p, &missing, &image(), &facts),
+        Err(ConfigError::MissingRef("secret \"nope\" not found".into()))
+    );
+    let optional = container(json!({"name": "c", "envFrom": [{"secretRef": {"name": "nope", "optional": true}}]}));
+    assert!(process_plan(&p, &optional, &image(), &facts).is_ok());
+}

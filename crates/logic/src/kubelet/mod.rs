@@ -535,3 +535,13 @@ pub fn termination_grace(pod: &Pod) -> SignedDuration {
         .unwrap_or(30);
     SignedDuration::from_secs(secs.max(0))
 }
+
+/// When the kubelet asks for a new projected service-account token (upstream's token manager,
+/// `requiresRefresh`): once 80 % of its lifetime has passed, and at most a day after it was
+/// issued, whatever lifetime it was given.
+pub fn token_refresh_at(issued: Timestamp, expires: Timestamp) -> Timestamp {
+    const MAX_AGE: SignedDuration = SignedDuration::from_hours(24);
+    let lifetime = expires.duration_since(issued).max(SignedDuration::ZERO);
+    let eighty = SignedDuration::from_millis(lifetime.as_millis() as i64 * 4 / 5);
+    issued.saturating_add(eighty.min(MAX_AGE)).unwrap_or(expires)
+}

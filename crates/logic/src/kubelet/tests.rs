@@ -406,3 +406,19 @@ fn grace_period_comes_from_the_deletion_then_the_spec() {
     p.metadata.deletion_grace_period_seconds = Some(0);
     assert_eq!(termination_grace(&p), SignedDuration::ZERO);
 }
+
+#[test]
+fn tokens_are_refreshed_at_eighty_percent_of_their_life_and_within_a_day() {
+    let issued: Timestamp = "2026-12-05T10:00:00Z".parse().expect("time");
+    let at = |seconds: i64| issued.checked_add(SignedDuration::from_secs(seconds)).expect("time");
+    let cases = [
+        // The default hour-and-seven-seconds token: after 48 minutes and 5.6 seconds.
+        (3607, issued.checked_add(SignedDuration::from_millis(2_885_600)).expect("time")),
+        (600, at(480)),
+        (7 * 24 * 3600, at(24 * 3600)), // a week-long token: still within a day
+        (0, issued),
+    ];
+    for (lifetime, want) in cases {
+        assert_eq!(super::token_refresh_at(issued, at(lifetime)), want, "{lifetime}");
+    }
+}
