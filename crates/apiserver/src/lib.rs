@@ -136,7 +136,8 @@ impl ApiState {
     }
 
     /// Create what a cluster has from the start: the four system namespaces, the local
-    /// APIServices, the two system PriorityClasses and the `kubernetes` Service. Idempotent.
+    /// APIServices, the two system PriorityClasses, the default RBAC roles and bindings and the
+    /// `kubernetes` Service. Idempotent.
     /// Marks the server ready.
     pub fn bootstrap(&self) -> Result<(), ApiError> {
         let opts = handlers::WriteOptions { dry_run: false, field_validation: handlers::FieldValidation::Strict };
@@ -151,6 +152,22 @@ impl ApiState {
             }
         }
         self.register_api_services(opts)?;
+        let (roles, bindings) = model::rbac::bootstrap_policy();
+        let objects = roles
+            .iter()
+            .map(|r| serde_json::to_value(r).map(|v| ("ClusterRole", v)))
+            .chain(bindings.iter().map(|b| serde_json::to_value(b).map(|v| ("ClusterRoleBinding", v))));
+        for object in objects {
+            let (kind, object) = object.map_err(|e| ApiError::internal(e.to_string()))?;
+            let info = model::resources::by_kind("rbac.authorization.k8s.io/v1", kind)
+                .ok_or_else(|| ApiError::internal(format!("{kind} not served")))?;
+            let target = path::Target { info, namespace: None, name: None, sub: None };
+            match handlers::write::create(self, &target, object, opts) {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
         let pc_info = model::resources::by_kind("scheduling.k8s.io/v1", "PriorityClass")
             .ok_or_else(|| ApiError::internal("priorityclasses not served"))?;
         for (name, value, description) in model::validation::SYSTEM_PRIORITY_CLASSES {
@@ -182,6 +199,22 @@ impl ApiState {
         }
         self.ready.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Every Role, ClusterRole and binding as stored, decoded (what RBAC decides with).
+    pub fn rbac_policy(&self) -> model::rbac::Policy {
+        fn all<T: serde::de::DeserializeOwned>(state: &ApiState, kind: &str) -> Vec<T> {
+            let Some(info) = model::resources::by_kind("rbac.authorization.k8s.io/v1", kind) else { return Vec::new() };
+            let prefix = path::collection_prefix(crate::convert::storage_info(info), None);
+            let Ok((items, _, _)) = state.store.list(&prefix, None, None, &mut |_| true) else { return Vec::new() };
+            items.iter().filter_map(|i| T::deserialize(&*i.value).ok()).collect()
+        }
+        model::rbac::Policy {
+            cluster_roles: all(self, "ClusterRole"),
+            cluster_role_bindings: all(self, "ClusterRoleBinding"),
+            roles: all(self, "Role"),
+            role_bindings: all(self, "RoleBinding"),
+        }
     }
 
     /// Say where the API is reachable from pods (upstream's endpoint reconciler): the
@@ -307,83 +340,49 @@ pub fn internal_service(state: Arc<ApiState>) -> Router {
 
 const ANONYMOUS_PATHS: &[&str] = &["/livez", "/readyz", "/healthz", "/version"];
 
-async fn authenticate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let anonymous_ok = ANONYMOUS_PATHS.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    if anonymous_ok
-        || req.extensions().get::<Internal>().is_some()
-        || token_ok(req.headers(), &state.config.admin_token)
-    {
+/// Who a request comes from, put on the request by `authenticate` for the handlers that answer
+/// about the caller (`SelfSubjectAccessReview`, `SelfSubjectRulesReview`). In-process requests
+/// carry none and act as `system:masters`.
+#[derive(Debug, Clone)]
+pub struct Caller(pub model::rbac::User);
+
+impl Caller {
+    fn from_identity(identity: tls::ClientIdentity) -> Caller {
+        let mut groups = identity.groups;
+        if !groups.iter().any(|g| g == "system:authenticated") {
+            groups.push("system:authenticated".into());
+        }
+        Caller(model::rbac::User { name: identity.user, groups })
+    }
+}
+
+/// Authenticate (the admin token, a client certificate, a service-account token), then
+/// authorize with RBAC (`model::rbac`) against the stored roles and bindings; `system:masters`
+/// may do everything, as kube-apiserver's privileged group. 401 without credentials, 403 with
+/// kube-apiserver's message when no rule allows.
+async fn authenticate(State(state): State<Arc<ApiState>>, mut req: Request, next: Next) -> Response {
+    if req.extensions().get::<Internal>().is_some() {
         return next.run(req).await;
     }
-    let identity =
-        req.extensions().get::<tls::ClientIdentity>().cloned().or_else(|| service_account(&state, req.headers()));
-    if let Some(identity) = identity {
-        // Without RBAC, only the admin group is granted anything (README, Not yet).
-        if identity.groups.iter().any(|g| g == "system:masters") {
-            return next.run(req).await;
-        }
-        // Discovery is every authenticated user's (upstream's `system:discovery` role).
-        if req.method() == http::Method::GET && is_discovery(req.uri().path()) {
-            return next.run(req).await;
-        }
-        return status_response(&ApiError::forbidden(forbidden_message(&identity.user, &req)));
-    }
-    status_response(&ApiError::unauthorized())
-}
-
-/// The discovery documents: `/api`, `/api/v1`, `/apis`, `/apis/<group>[/<version>]`,
-/// `/openapi/…` and `/version`.
-fn is_discovery(path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    matches!(
-        segments.as_slice(),
-        ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] | ["version"] | ["openapi", ..]
-    )
-}
-
-/// kube-apiserver's message for a request no rule allows: `pods is forbidden: User "u" cannot
-/// list resource "pods" in API group "" in the namespace "default"`, or for other paths
-/// `forbidden: User "u" cannot get path "/x"`.
-fn forbidden_message(user: &str, req: &Request) -> String {
     let path = req.uri().path();
-    let method = req.method();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, rest) = match segments.as_slice() {
-        ["api", _version, rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => return format!("forbidden: User {user:?} cannot {} path {path:?}", method.as_str().to_ascii_lowercase()),
+    let anonymous_ok = ANONYMOUS_PATHS.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    let identity = if token_ok(req.headers(), &state.config.admin_token) {
+        Some(tls::ClientIdentity { user: "admin".into(), groups: vec!["system:masters".into()] })
+    } else {
+        req.extensions().get::<tls::ClientIdentity>().cloned().or_else(|| service_account(&state, req.headers()))
     };
-    let (namespace, rest) = match rest {
-        ["namespaces", ns, resource, rest @ ..] => (Some(*ns), [&[*resource][..], rest].concat()),
-        other => (None, other.to_vec()),
+    let Some(identity) = identity else {
+        return if anonymous_ok { next.run(req).await } else { status_response(&ApiError::unauthorized()) };
     };
-    let (resource, name, sub) = (rest.first().copied().unwrap_or_default(), rest.get(1).copied(), rest.get(2).copied());
-    let watching = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
-    let verb = match (method.as_str(), name.is_some()) {
-        ("GET", false) if watching => "watch",
-        ("GET", false) => "list",
-        ("GET", true) => "get",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
-        (other, _) => return format!("forbidden: User {user:?} cannot {} path {path:?}", other.to_ascii_lowercase()),
-    };
-    let full = match sub {
-        Some(sub) => format!("{resource}/{sub}"),
-        None => resource.to_string(),
-    };
-    let what = match name {
-        Some(name) => format!("{full} {name:?}"),
-        None => full.clone(),
-    };
-    let scope = match namespace {
-        Some(ns) => format!("in the namespace {ns:?}"),
-        None => "at the cluster scope".to_string(),
-    };
-    format!("{what} is forbidden: User {user:?} cannot {verb} resource {full:?} in API group {group:?} {scope}")
+    let caller = Caller::from_identity(identity);
+    if !anonymous_ok && !caller.0.groups.iter().any(|g| g == "system:masters") {
+        let request = model::rbac::request_attributes(req.method().as_str(), req.uri().path(), req.uri().query());
+        if !model::rbac::authorize(&state.rbac_policy(), &caller.0, &request) {
+            return status_response(&ApiError::forbidden(model::rbac::forbidden_message(&caller.0.name, &request)));
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
 }
 
 /// The service account a bearer token stands for: a token this server issued, unexpired, for

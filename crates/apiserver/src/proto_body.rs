@@ -198,6 +198,24 @@ const TOKEN_REQUEST_SPEC: &[Field] =
     &[r(1, "audiences", Str), p(4, "expirationSeconds", Int), f(3, "boundObjectRef", Msg(BOUND_OBJECT_REFERENCE))];
 const TOKEN_REQUEST: &[Field] = &[f(1, "metadata", Msg(OBJECT_META)), f(2, "spec", Msg(TOKEN_REQUEST_SPEC))];
 
+/// authorization.k8s.io/v1 self-reviews, as `kubectl auth can-i` (1.33) sends them.
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    f(1, "namespace", Str),
+    f(2, "verb", Str),
+    f(3, "group", Str),
+    f(4, "version", Str),
+    f(5, "resource", Str),
+    f(6, "subresource", Str),
+    f(7, "name", Str),
+];
+const NON_RESOURCE_ATTRIBUTES: &[Field] = &[f(1, "path", Str), f(2, "verb", Str)];
+const ACCESS_REVIEW_SPEC: &[Field] = &[
+    f(1, "resourceAttributes", Msg(RESOURCE_ATTRIBUTES)),
+    f(2, "nonResourceAttributes", Msg(NON_RESOURCE_ATTRIBUTES)),
+];
+const ACCESS_REVIEW: &[Field] = &[f(1, "metadata", Msg(OBJECT_META)), f(2, "spec", Msg(ACCESS_REVIEW_SPEC))];
+const RULES_REVIEW: &[Field] = &[f(1, "metadata", Msg(OBJECT_META)), f(2, "spec", Msg(&[f(1, "namespace", Str)]))];
+
 /// The message table for a kind.
 fn message_for(api_version: &str, kind: &str) -> Option<&'static [Field]> {
     Some(match (api_version, kind) {
@@ -209,6 +227,8 @@ fn message_for(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "Pod") => POD,
         ("apps/v1", "Deployment") => DEPLOYMENT,
         ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => RULES_REVIEW,
         _ => return None,
     })
 }
@@ -521,6 +541,8 @@ mod tests {
             ("v1", "Pod"),
             ("apps/v1", "Deployment"),
             ("authentication.k8s.io/v1", "TokenRequest"),
+            ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+            ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
             ("batch/v1", "Job"),
         ];
 

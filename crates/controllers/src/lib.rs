@@ -7,6 +7,7 @@ pub mod disruption;
 pub mod endpoints;
 pub mod gc;
 pub mod namespace;
+pub mod rbac;
 pub mod replicaset;
 mod resources;
 pub mod scheduler;
@@ -18,7 +19,7 @@ mod workload;
 use tokio_util::sync::CancellationToken;
 
 /// Start the controllers that run inside `ordinal server` (garbage collection, namespace
-/// cleanup, each namespace's `default` service account and `kube-root-ca.crt` (given the CA), disruption budgets' status, StatefulSets, ReplicaSets, Deployments, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
+/// cleanup, ClusterRole aggregation, each namespace's `default` service account and `kube-root-ca.crt` (given the CA), disruption budgets' status, StatefulSets, ReplicaSets, Deployments, scheduling, endpoints and endpoint slices, persistent volumes with the local provisioner when this
 /// machine runs pods). Each task ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
     client: kube::Client,
@@ -32,6 +33,7 @@ pub fn spawn_cluster_controllers(
     tracker.spawn(logged("garbage collector", gc::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("namespace controller", namespace::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("disruption controller", disruption::run(client.clone(), shutdown.clone())));
+    tracker.spawn(logged("clusterrole aggregation", rbac::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("serviceaccount controller", serviceaccount::run(client.clone(), shutdown.clone(), root_ca)));
     tracker.spawn(logged("statefulset controller", statefulset::run(client.clone(), shutdown.clone())));
     tracker.spawn(logged("replicaset controller", replicaset::run(client.clone(), shutdown.clone())));

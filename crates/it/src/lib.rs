@@ -62,7 +62,9 @@ pub fn ordinal_binary() -> anyhow::Result<PathBuf> {
 /// service addresses (so parallel servers' virtual IPs never meet).
 fn pod_settings() -> anyhow::Result<(ordinal::PodSettings, (std::net::Ipv4Addr, u8))> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 200 + 10;
+    // Offset by the process id, so test processes running side by side (two checkouts) rarely
+    // pick the same bridge; a clash is refused by the server, never shared.
+    let n = (NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + std::process::id() * 37) % 200 + 10;
     let mut settings = ordinal::PodSettings::standard()?;
     settings.helper = ordinal_binary()?;
     settings.pod_cidr =

@@ -10,6 +10,7 @@ pub mod error;
 pub mod names;
 pub mod patch;
 pub mod quantity;
+pub mod rbac;
 pub mod resources;
 pub mod schema;
 pub mod selector;

@@ -6,6 +6,7 @@
 
 pub(crate) mod delete;
 pub(crate) mod read;
+pub(crate) mod review;
 pub(crate) mod scale;
 pub(crate) mod write;
 
@@ -133,6 +134,18 @@ pub async fn resource(State(state): State<Arc<ApiState>>, req: Request) -> Respo
 }
 
 async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
+    if let Some(review) = review::Review::at(req.uri().path()) {
+        if req.method() != Method::POST {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on {}",
+                req.uri().path()
+            ))
+            .into());
+        }
+        let caller = req.extensions().get::<crate::Caller>().cloned();
+        let (parts, body) = req.into_parts();
+        return review::serve(&state, review, caller, &parts.headers, body).await;
+    }
     let Some(target) = path::parse(req.uri().path())? else {
         return Err(ApiError::path_not_found().into());
     };

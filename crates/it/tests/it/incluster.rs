@@ -23,6 +23,21 @@ apiVersion: v1
 kind: ServiceAccount
 metadata: {{name: reader, namespace: app}}
 ---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: pod-reader, namespace: app}}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: reader-reads-pods, namespace: app}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}}
+subjects:
+- {{kind: ServiceAccount, name: reader}}
+---
 apiVersion: v1
 kind: Pod
 metadata: {{name: client, namespace: app}}
@@ -106,8 +121,18 @@ async fn pods_reach_the_api_as_their_service_account() -> anyhow::Result<()> {
     // the server against ca.crt and authenticates with the token.
     let (ok, discovery) = kubectl_in(&k, "client", &["get", "--raw", "/api"])?;
     assert!(ok && discovery.contains("\"APIVersions\""), "{discovery}");
-    let (ok, whoami) = kubectl_in(&k, "client", &["get", "pods"])?;
-    assert!(!ok && whoami.contains("system:serviceaccount:app:reader"), "{whoami}");
+    // Its Role lets it read pods in its namespace, nothing else (403 naming it).
+    let (ok, listed) = kubectl_in(&k, "client", &["get", "pods", "-o", "name"])?;
+    assert!(ok && listed.contains("pod/client") && listed.contains("pod/quiet"), "{listed}");
+    let (ok, refused) = kubectl_in(&k, "client", &["get", "pods", "-n", "default"])?;
+    assert!(
+        !ok && refused.contains("User \"system:serviceaccount:app:reader\" cannot list resource \"pods\""),
+        "{refused}"
+    );
+    let (ok, refused) = kubectl_in(&k, "client", &["delete", "pod", "quiet"])?;
+    assert!(!ok && refused.contains("forbidden"), "{refused}");
+    let (ok, answer) = kubectl_in(&k, "client", &["auth", "can-i", "watch", "pods"])?;
+    assert!(ok && answer.trim() == "yes", "{answer}");
     // By name, with a made-up token: 401.
     let anonymous = [
         "--server",

@@ -523,3 +523,91 @@ async fn create_token_issues_bound_service_account_tokens_that_authenticate() ->
     server.stop().await;
     Ok(())
 }
+
+/// RBAC as kube-apiserver enforces it, seen through `kubectl auth can-i` (SelfSubjectAccessReview
+/// and, with `--list`, SelfSubjectRulesReview) and plain requests with a service account's
+/// token: a RoleBinding grants its Role's rules in its namespace only, the default `view` role
+/// grows with a role labelled to aggregate into it, and the admin may do anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_decides_what_a_service_account_may_do() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let admin = server.kubectl("1.33")?;
+    admin.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader, namespace: default}
+rules:
+- {apiGroups: [""], resources: [pods], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-reads-pods, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+"#,
+    )?;
+    let token = admin.ok(&["create", "token", "default"])?;
+    let token = token.trim();
+    assert_eq!(admin.ok(&["auth", "can-i", "*", "*"])?.trim(), "yes");
+    for version in ["1.27", "1.33"] {
+        let k = server.kubectl(version)?;
+        let can = |args: &[&str]| -> anyhow::Result<String> {
+            let mut all = vec!["--token", token, "auth", "can-i"];
+            all.extend(args);
+            let out = k.run(&all)?;
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        assert_eq!(can(&["list", "pods"])?, "yes", "{version}");
+        assert_eq!(can(&["get", "pods/web-0"])?, "yes", "{version}");
+        assert_eq!(can(&["delete", "pods"])?, "no", "{version}");
+        assert_eq!(can(&["list", "pods", "-n", "kube-system"])?, "no", "{version}");
+        assert_eq!(can(&["list", "secrets"])?, "no", "{version}");
+        k.ok(&["--token", token, "get", "pods"])?;
+        let refused = k.fails(&["--token", token, "get", "secrets"])?;
+        assert_contains(
+            &refused,
+            "secrets is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"",
+        );
+        let listed = k.ok(&["--token", token, "auth", "can-i", "--list"])?;
+        assert!(listed.lines().any(|l| l.starts_with("pods ") && l.contains("[get list watch]")), "{listed}");
+        assert!(listed.contains("selfsubjectaccessreviews.authorization.k8s.io"), "{listed}");
+    }
+
+    // A chart's role that aggregates into `view`; `view` bound to the account in `default`.
+    admin.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: secrets-view
+  labels: {rbac.authorization.k8s.io/aggregate-to-view: "true"}
+rules:
+- {apiGroups: [""], resources: [secrets], verbs: [get, list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-views, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+"#,
+    )?;
+    let k = server.kubectl("1.33")?;
+    assert_eq!(k.ok(&["--token", token, "auth", "can-i", "list", "statefulsets.apps"])?.trim(), "yes");
+    it::eventually("view aggregates secrets-view", std::time::Duration::from_secs(10), || async {
+        let out = k.run(&["--token", token, "auth", "can-i", "list", "secrets"]).ok()?;
+        (String::from_utf8_lossy(&out.stdout).trim() == "yes").then_some(())
+    })
+    .await?;
+    let view = admin.ok(&["get", "clusterrole", "view", "-o", "jsonpath={.rules[*].resources}"])?;
+    assert!(view.contains("secrets") && view.contains("statefulsets"), "{view}");
+    k.ok(&["--token", token, "get", "secrets"])?;
+    // Still no writes.
+    assert_eq!(
+        String::from_utf8_lossy(&k.run(&["--token", token, "auth", "can-i", "create", "statefulsets.apps"])?.stdout)
+            .trim(),
+        "no"
+    );
+    server.stop().await;
+    Ok(())
+}

@@ -150,8 +150,19 @@ fn name_errors(info: &ResourceInfo, name: &str) -> Vec<String> {
         ("", "Namespace") | ("apps", "StatefulSet") => dns1123_label_errors(name),
         ("", "Service") => dns1035_label_errors(name),
         ("apiregistration.k8s.io", "APIService") => api_service_name_errors(name),
+        // RBAC names are path segments (`system:aggregate-to-view`), upstream's
+        // `ValidateRBACName`.
+        ("rbac.authorization.k8s.io", _) => path_segment_errors(name),
         _ => dns1123_subdomain_errors(name),
     }
+}
+
+/// Upstream's `IsValidPathSegmentName`: anything that can stand as one URL path segment.
+fn path_segment_errors(name: &str) -> Vec<String> {
+    if name == "." || name == ".." {
+        return vec![format!("may not be '{name}'")];
+    }
+    ["/", "%"].iter().filter(|c| name.contains(**c)).map(|c| format!("may not contain '{c}'")).collect()
 }
 
 /// kube-aggregator's `ValidateAPIServiceName`: `<version>.<group>`, the version a DNS-1035
