@@ -33,13 +33,23 @@ pub enum Error {
 
 use crate::workload::Ctx;
 
-pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-    let sets: Api<StatefulSet> = Api::all(client.clone());
+/// Run until `shutdown`, for the sets of every namespace or of one (an operator whose Role
+/// covers only its namespace).
+pub async fn run(client: kube::Client, shutdown: CancellationToken, namespace: Option<String>) {
+    fn api<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
     let ctx = Ctx::new(client.clone(), "statefulset-controller");
-    let controller = Controller::new(sets, watcher::Config::default())
-        .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<ControllerRevision>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<PersistentVolumeClaim>::all(client), watcher::Config::default(), set_of_claim);
+    let controller = Controller::new(api::<StatefulSet>(&client, &namespace), watcher::Config::default())
+        .owns(api::<Pod>(&client, &namespace), watcher::Config::default())
+        .owns(api::<ControllerRevision>(&client, &namespace), watcher::Config::default())
+        .watches(api::<PersistentVolumeClaim>(&client, &namespace), watcher::Config::default(), set_of_claim);
     crate::workload::run_controller("statefulset", controller, reconcile, ctx, shutdown).await;
 }
 

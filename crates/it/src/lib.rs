@@ -164,9 +164,21 @@ impl TestServer {
         TestServer::with_pods_and(|_| Ok(())).await
     }
 
+    /// As `with_pods`, after `adjust` has changed its configuration (which controllers run).
+    pub async fn with_pods_configured(adjust: impl FnOnce(&mut ordinal::ServerConfig)) -> anyhow::Result<TestServer> {
+        TestServer::with_pods_set_up(|_| Ok(()), adjust).await
+    }
+
     /// As `with_pods`, after `prepare` has seen the data dir (to write settings files).
     pub async fn with_pods_and(
         prepare: impl FnOnce(&ordinal::DataDir) -> std::io::Result<()>,
+    ) -> anyhow::Result<TestServer> {
+        TestServer::with_pods_set_up(prepare, |_| {}).await
+    }
+
+    async fn with_pods_set_up(
+        prepare: impl FnOnce(&ordinal::DataDir) -> std::io::Result<()>,
+        adjust: impl FnOnce(&mut ordinal::ServerConfig),
     ) -> anyhow::Result<TestServer> {
         init_tracing();
         if !nix::unistd::geteuid().is_root() {
@@ -181,6 +193,7 @@ impl TestServer {
             PodsGuard { native: settings.native_config(&config.data_dir), settings: settings.clone(), service_cidr };
         config.pods = Some(settings);
         config.service_cidr = service_cidr;
+        adjust(&mut config);
         let running = ordinal::start(config).await?;
         let server = TestServer { running, dir, pods: Some(guard) };
         server.namespace_defaults("default").await?;

@@ -72,6 +72,10 @@ pub struct ServerArgs {
     /// Serve the API and controllers only; run no pods on this machine.
     #[arg(long)]
     pub no_pods: bool,
+    /// The controllers to run, as kube-controller-manager's flag: `*` for all, `-name` to leave
+    /// one out (`*,-statefulset` when `ordinal operator` manages StatefulSets instead).
+    #[arg(long, default_value = "*")]
+    pub controllers: String,
 }
 
 impl Default for ServerArgs {
@@ -103,6 +107,8 @@ pub struct ServerConfig {
     pub serve_limits: apiserver::serve::ServeLimits,
     /// Run the controllers and the node agent (off only to test the API's own semantics).
     pub controllers: bool,
+    /// Which controllers run (`--controllers`, names from `controllers::NAMES`).
+    pub enabled_controllers: std::collections::BTreeSet<&'static str>,
     /// The Node this machine registers as.
     pub node_name: String,
     /// Run pods on this machine (None: the node registers but runs nothing, for API tests).
@@ -187,6 +193,8 @@ impl ServerConfig {
             bookmark_interval: Duration::from_secs(30),
             serve_limits: apiserver::serve::ServeLimits::STANDARD,
             controllers: true,
+            enabled_controllers: controllers::enabled_controllers(&defaults.controllers)
+                .expect("the default --controllers parses"),
             node_name: default_node_name(),
             pods: None,
         }
@@ -197,6 +205,8 @@ impl ServerConfig {
     pub fn from_args(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         let service_cidr = parse_cidr(&args.service_cidr).context("--service-cidr")?;
         let node_port_range = parse_port_range(&args.node_port_range).context("--node-port-range")?;
+        let enabled_controllers =
+            controllers::enabled_controllers(&args.controllers).map_err(anyhow::Error::msg).context("--controllers")?;
         let pods = if args.no_pods { None } else { Some(PodSettings::from_args(&args)?) };
         let data_dir = DataDir::create(&args.data_dir)
             .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
@@ -206,6 +216,7 @@ impl ServerConfig {
         config.node_port_range = node_port_range;
         config.node_port_addresses = args.node_port_addresses;
         config.pods = pods;
+        config.enabled_controllers = enabled_controllers;
         Ok(config)
     }
 }
@@ -311,6 +322,8 @@ mod tests {
             argv.extend_from_slice(extra);
             ServerConfig::from_args(<ServerArgs as clap::Parser>::try_parse_from(argv)?)
         };
+        let err = parse(&["--controllers", "*,-kubelet"]).err().context("an unknown controller is refused")?;
+        assert!(format!("{err:#}").starts_with("--controllers: unknown controller \"kubelet\""), "{err:#}");
         let err = parse(&["--service-cidr", "10.96.0.0"]).err().context("a bad --service-cidr is refused")?;
         assert!(format!("{err:#}").starts_with("--service-cidr"), "{err:#}");
         let err = parse(&["--dns-listen", "nowhere"]).err().context("a bad --dns-listen is refused")?;

@@ -184,6 +184,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             &tasks,
             provisioner,
             Some(pki.ca_pem.clone()),
+            &config.enabled_controllers,
         );
         let health = start_node_agent(&config, &state, client.clone(), shutdown.clone(), &tasks).await;
         if health.ready.is_ok()

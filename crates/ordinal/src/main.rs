@@ -21,7 +21,12 @@ enum Command {
     Server(ordinal::ServerArgs),
     /// Run the StatefulSet controller against any Kubernetes API (the cluster of the current
     /// kubeconfig context, or the in-cluster service account), as an operator.
-    Operator,
+    Operator {
+        /// Manage the StatefulSets of this namespace only (a Role there is enough); every
+        /// namespace by default (a ClusterRole is needed).
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// Print how to make this host resolve cluster names through Ordinal's DNS.
     DnsConfig {
         /// Where `ordinal server --dns-listen` answers.
@@ -236,7 +241,7 @@ fn run() -> anyhow::Result<()> {
                 println!("#   dig @{ip} -p {port} kubernetes.default.svc.{cluster_domain}");
                 Ok(())
             }
-            Command::Operator => {
+            Command::Operator { namespace } => {
                 let client = kube::Client::try_default().await.context("connect to the cluster")?;
                 let shutdown = tokio_util::sync::CancellationToken::new();
                 let stop = shutdown.clone();
@@ -245,7 +250,7 @@ fn run() -> anyhow::Result<()> {
                     stop.cancel();
                 });
                 tracing::info!("statefulset operator running");
-                ordinal::operator::run_statefulset_controller(client, shutdown).await;
+                ordinal::operator::run_statefulset_controller(client, shutdown, namespace).await;
                 Ok(())
             }
             Command::Bench { which: BenchKind::Api { samples, concurrency, seconds } } => {

@@ -2,7 +2,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Run the StatefulSet controller with `client` until `shutdown`.
-pub async fn run_statefulset_controller(client: kube::Client, shutdown: CancellationToken) {
-    controllers::statefulset::run(client, shutdown).await;
+/// Run the StatefulSet controller with `client` until `shutdown`, for every namespace or one.
+pub async fn run_statefulset_controller(client: kube::Client, shutdown: CancellationToken, namespace: Option<String>) {
+    controllers::statefulset::run(client, shutdown, namespace).await;
 }

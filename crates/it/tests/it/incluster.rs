@@ -163,3 +163,129 @@ async fn pods_reach_the_api_as_their_service_account() -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+/// The image for an operator pod: the test image with this build's `ordinal` (and the shared
+/// libraries it links, as `ldd` names them) and kubectl 1.33.
+fn import_operator_image(server: &TestServer, name: &str) -> anyhow::Result<()> {
+    let ordinal = it::ordinal_binary()?;
+    let kubectl = it::kubectl_dir()?.join("kubectl.1.33");
+    let ldd = std::process::Command::new("ldd").arg(&ordinal).output()?;
+    let libraries: Vec<std::path::PathBuf> = String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|w| w.starts_with('/')).map(std::path::PathBuf::from))
+        .collect();
+    anyhow::ensure!(!libraries.is_empty(), "ldd named no libraries for {}", ordinal.display());
+    let mut files: Vec<(&std::path::Path, &str)> = vec![(&ordinal, "/bin/ordinal"), (&kubectl, "/bin/kubectl")];
+    let names: Vec<String> = libraries.iter().map(|l| l.display().to_string()).collect();
+    files.extend(libraries.iter().zip(&names).map(|(l, n)| (l.as_path(), n.as_str())));
+    it::import_test_image_with(server.running_data_dir(), name, &files)
+}
+
+/// The issue's proof: `ordinal operator` as a Deployment inside Ordinal, with a ServiceAccount
+/// and a Role granting what the StatefulSet controller needs in its namespace and nothing more,
+/// manages the seed StatefulSet through client-go-style in-cluster configuration while the
+/// server's own StatefulSet controller is off (`--controllers=*,-statefulset`); the same pod is
+/// refused outside its Role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statefulset_operator_runs_as_a_pod_with_a_namespaced_role() -> anyhow::Result<()> {
+    let server = TestServer::with_pods_configured(|c| {
+        c.enabled_controllers.remove("statefulset-controller");
+    })
+    .await?;
+    import_operator_image(&server, "localhost/ordinal:test")?;
+    let k = server.kubectl("1.33")?;
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {name: ops}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sts-operator, namespace: ops}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: sts-operator, namespace: ops}
+rules:
+- {apiGroups: [apps], resources: [statefulsets], verbs: [get, list, watch, update, patch]}
+- {apiGroups: [apps], resources: [statefulsets/status], verbs: [get, update, patch]}
+- {apiGroups: [apps], resources: [controllerrevisions], verbs: [get, list, watch, create, update, patch, delete]}
+- {apiGroups: [""], resources: [pods, persistentvolumeclaims], verbs: [get, list, watch, create, update, patch, delete]}
+- {apiGroups: ["", events.k8s.io], resources: [events], verbs: [create, update, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: sts-operator, namespace: ops}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: sts-operator}
+subjects: [{kind: ServiceAccount, name: sts-operator}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: sts-operator, namespace: ops}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: sts-operator}}
+  template:
+    metadata: {labels: {app: sts-operator}}
+    spec:
+      serviceAccountName: sts-operator
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: operator
+        image: localhost/ordinal:test
+        command: [ordinal, operator, --namespace, ops]
+"#,
+    )?;
+    k.ok(&["rollout", "status", "-n", "ops", "deployment/sts-operator", "--timeout=60s"])?;
+    let set = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: nginx, namespace: ops}}
+spec:
+  clusterIP: None
+  selector: {{app: nginx}}
+  ports: [{{port: 80, name: web}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: web, namespace: ops}}
+spec:
+  serviceName: nginx
+  replicas: 2
+  selector: {{matchLabels: {{app: nginx}}}}
+  template:
+    metadata: {{labels: {{app: nginx}}}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: nginx
+        image: {}
+        command: [sleep, "3600"]
+"#,
+        it::TEST_IMAGE
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &set)?;
+    k.ok(&["rollout", "status", "-n", "ops", "statefulset/web", "--timeout=60s"])?;
+    k.ok(&["scale", "-n", "ops", "statefulset/web", "--replicas=3"])?;
+    k.ok(&["rollout", "status", "-n", "ops", "statefulset/web", "--timeout=60s"])?;
+    let pods = k.ok(&["get", "pods", "-n", "ops", "-l", "app=nginx", "-o", "name"])?;
+    assert_eq!(pods.lines().collect::<Vec<_>>(), ["pod/web-0", "pod/web-1", "pod/web-2"], "{pods}");
+    let logs = k.ok(&["logs", "-n", "ops", "deployment/sts-operator"])?;
+    assert!(logs.contains("statefulset operator running"), "{logs}");
+
+    // Outside its Role: refused, naming the account.
+    let pod =
+        k.ok(&["get", "pods", "-n", "ops", "-l", "app=sts-operator", "-o", "jsonpath={.items[0].metadata.name}"])?;
+    for args in [["get", "secrets", "-n", "ops"], ["get", "pods", "-n", "default"]] {
+        let mut command = vec!["exec", "-n", "ops", pod.as_str(), "--", "kubectl"];
+        command.extend(args);
+        let out = k.run(&command)?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && text.contains("system:serviceaccount:ops:sts-operator"), "{text}");
+    }
+    k.ok(&["delete", "namespace", "ops", "--wait=true", "--timeout=60s"])?;
+    server.assert_nothing_left_behind().await?;
+    server.stop().await;
+    Ok(())
+}

@@ -284,7 +284,7 @@ async fn the_controller_runs_as_an_operator_over_https() -> anyhow::Result<()> {
 }
 
 async fn controllers_statefulset(client: kube::Client, shutdown: tokio_util::sync::CancellationToken) {
-    ordinal::operator::run_statefulset_controller(client, shutdown).await;
+    ordinal::operator::run_statefulset_controller(client, shutdown, None).await;
 }
 
 /// A revision with the set's data that another (gone) set still owns is the set's revision,
