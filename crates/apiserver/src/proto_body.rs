@@ -198,6 +198,21 @@ const TOKEN_REQUEST_SPEC: &[Field] =
     &[r(1, "audiences", Str), p(4, "expirationSeconds", Int), f(3, "boundObjectRef", Msg(BOUND_OBJECT_REFERENCE))];
 const TOKEN_REQUEST: &[Field] = &[f(1, "metadata", Msg(OBJECT_META)), f(2, "spec", Msg(TOKEN_REQUEST_SPEC))];
 
+/// batch/v1 `Job`, as `kubectl create job` (1.33) sends it.
+const JOB_SPEC: &[Field] = &[
+    p(1, "parallelism", Int),
+    p(2, "completions", Int),
+    p(3, "activeDeadlineSeconds", Int),
+    f(4, "selector", Msg(LABEL_SELECTOR)),
+    p(5, "manualSelector", Bool),
+    f(6, "template", Msg(POD_TEMPLATE_SPEC)),
+    p(7, "backoffLimit", Int),
+    p(8, "ttlSecondsAfterFinished", Int),
+    p(9, "completionMode", Str),
+    p(10, "suspend", Bool),
+];
+const JOB: &[Field] = &[f(1, "metadata", Msg(OBJECT_META)), f(2, "spec", Msg(JOB_SPEC))];
+
 /// authorization.k8s.io/v1 self-reviews, as `kubectl auth can-i` (1.33) sends them.
 const RESOURCE_ATTRIBUTES: &[Field] = &[
     f(1, "namespace", Str),
@@ -227,6 +242,7 @@ fn message_for(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "Pod") => POD,
         ("apps/v1", "Deployment") => DEPLOYMENT,
         ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
+        ("batch/v1", "Job") => JOB,
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => ACCESS_REVIEW,
         ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => RULES_REVIEW,
         _ => return None,
@@ -544,6 +560,7 @@ mod tests {
             ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
             ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
             ("batch/v1", "Job"),
+            ("batch/v1", "CronJob"),
         ];
 
         /// Protobuf-shaped bytes: fields with random numbers and wire types, nested messages.
@@ -612,6 +629,6 @@ mod tests {
     fn bad_input_is_a_bad_request_and_unknown_kinds_unsupported() {
         assert_eq!(decode(b"{}").expect_err("no magic").code, 400);
         assert_eq!(decode(&[b'k', b'8', b's', 0, 0x0a, 0x05]).expect_err("truncated").code, 400);
-        assert_eq!(decode(&envelope("batch/v1", "Job", &[])).expect_err("not served").code, 415);
+        assert_eq!(decode(&envelope("batch/v1", "CronJob", &[])).expect_err("not decoded").code, 415);
     }
 }

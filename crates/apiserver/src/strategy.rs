@@ -61,10 +61,39 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value, now: &str) {
             map.insert("status".into(), json!({"loadBalancer": {}}));
         }
         ("", "Node") => {}
+        ("batch", "Job") => {
+            generate_job_selector(map);
+            map.insert("status".into(), json!({}));
+        }
         _ if info.has_status() => {
             map.insert("status".into(), json!({}));
         }
         _ => {}
+    }
+}
+
+/// Upstream's `generateSelectorIfNeeded`: unless `manualSelector`, a Job selects its pods by its
+/// uid, and its template carries that label and the job's name (old and new spellings).
+fn generate_job_selector(job: &mut serde_json::Map<String, Value>) {
+    let uid = job.get("metadata").and_then(|m| m.get("uid")).cloned().unwrap_or(Value::Null);
+    let name = job.get("metadata").and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null);
+    let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    if spec.get("manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    spec.insert("selector".into(), json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}));
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    let Some(template) = template.as_object_mut() else { return };
+    let meta = template.entry("metadata").or_insert_with(|| json!({}));
+    let Some(meta) = meta.as_object_mut() else { return };
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if let Some(labels) = labels.as_object_mut() {
+        for key in ["batch.kubernetes.io/controller-uid", "controller-uid"] {
+            labels.insert(key.into(), uid.clone());
+        }
+        for key in ["batch.kubernetes.io/job-name", "job-name"] {
+            labels.insert(key.into(), name.clone());
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod rbac;
 pub mod replicaset;
@@ -25,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "disruption-controller",
     "endpoints-controller",
     "garbage-collector-controller",
+    "job-controller",
     "namespace-controller",
     "persistentvolume-binder-controller",
     "replicaset-controller",
@@ -68,7 +70,7 @@ pub fn enabled_controllers(spec: &str) -> Result<std::collections::BTreeSet<&'st
 /// Start the controllers that run inside `ordinal server` (those `enabled` names, by
 /// `NAMES`: garbage collection, namespace cleanup, ClusterRole aggregation, each namespace's
 /// `default` service account and `kube-root-ca.crt` (given the CA), disruption budgets' status,
-/// StatefulSets, ReplicaSets, Deployments, endpoints and endpoint slices, persistent volumes
+/// StatefulSets, ReplicaSets, Deployments, Jobs (and their TTL after finishing), endpoints and endpoint slices, persistent volumes
 /// with the local provisioner when this machine runs pods) and the scheduler, always. Each task
 /// ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
@@ -104,6 +106,9 @@ pub fn spawn_cluster_controllers(
     }
     if on("statefulset-controller") {
         tracker.spawn(logged("statefulset controller", statefulset::run(c.clone(), s.clone(), None)));
+    }
+    if on("job-controller") {
+        tracker.spawn(logged("job controller", job::run(c.clone(), s.clone())));
     }
     if on("replicaset-controller") {
         tracker.spawn(logged("replicaset controller", replicaset::run(c.clone(), s.clone())));

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod endpoints;
 pub mod gc;
 pub mod hash;
+pub mod job;
 pub mod kubelet;
 pub mod ownership;
 pub mod pod;

@@ -50,6 +50,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<Defaulted,
         ("apps", "StatefulSet") => edit(info, obj, stateful_set),
         ("apps", "Deployment") => edit(info, obj, deployment),
         ("apps", "ReplicaSet") => edit(info, obj, replica_set),
+        ("batch", "Job") => edit(info, obj, job),
         ("apps", "ControllerRevision") => edit(info, obj, |_: &mut apps::v1::ControllerRevision| Ok(())),
         ("storage.k8s.io", "StorageClass") => edit(info, obj, storage_class),
         ("discovery.k8s.io", "EndpointSlice") => edit(info, obj, endpoint_slice),
@@ -532,6 +533,27 @@ fn deployment(d: &mut apps::v1::Deployment) -> Outcome {
     }
     or_set(&mut spec.revision_history_limit, 10);
     or_set(&mut spec.progress_deadline_seconds, 600);
+    template(&mut spec.template)
+}
+
+/// Upstream `SetDefaults_Job`: one completion and one pod at a time unless told, six retries,
+/// `NonIndexed`, not suspended, replacements once a pod has terminated or failed; the
+/// template's defaults. (The selector and its labels are generated at create, in the strategy,
+/// from the Job's uid.)
+fn job(job: &mut k8s_openapi::api::batch::v1::Job) -> Outcome {
+    let spec = job.spec.get_or_insert_default();
+    if spec.completions.is_none() && spec.parallelism.is_none() {
+        spec.completions = Some(1);
+    }
+    or_set(&mut spec.parallelism, 1);
+    if spec.backoff_limit_per_index.is_some() {
+        or_set(&mut spec.backoff_limit, i32::MAX);
+    }
+    or_set(&mut spec.backoff_limit, 6);
+    or_set(&mut spec.completion_mode, "NonIndexed".to_string());
+    or_set(&mut spec.suspend, false);
+    or_set(&mut spec.manual_selector, false);
+    or_set(&mut spec.pod_replacement_policy, "TerminatingOrFailed".to_string());
     template(&mut spec.template)
 }
 

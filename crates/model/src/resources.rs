@@ -117,6 +117,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     resource!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", &["sts"], true, ALL, &[Status, Scale], true),
     resource!("apps", "v1", "Deployment", "deployments", "deployment", &["deploy"], true, ALL, &[Status, Scale], true),
     resource!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", &["rs"], true, ALL, &[Status, Scale], true),
+    resource!("batch", "v1", "Job", "jobs", "job", &[], true, ALL, &[Status], true),
     resource!(
         "apps",
         "v1",
@@ -263,6 +264,7 @@ pub fn api_service_priority(group: &str, version: &str) -> (i32, i32) {
     match (group, version) {
         ("", "v1") | ("apiregistration.k8s.io", "v1") => (18000, 1),
         ("apps", "v1") => (17800, 15),
+        ("batch", "v1") => (17400, 15),
         ("events.k8s.io", "v1") => (17750, 15),
         ("storage.k8s.io", "v1") => (16800, 15),
         ("coordination.k8s.io", "v1") => (16500, 15),

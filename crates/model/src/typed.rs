@@ -111,6 +111,7 @@ pub(crate) fn round_trip(info: &ResourceInfo, obj: &Value) -> Option<Result<Valu
         ("scheduling.k8s.io", "PriorityClass") => via::<scheduling::v1::PriorityClass>(info, obj),
         ("autoscaling", "HorizontalPodAutoscaler") => via::<autoscaling::v2::HorizontalPodAutoscaler>(info, obj),
         ("policy", "PodDisruptionBudget") => via::<policy::v1::PodDisruptionBudget>(info, obj),
+        ("batch", "Job") => via::<k8s_openapi::api::batch::v1::Job>(info, obj),
         _ => return None,
     })
 }

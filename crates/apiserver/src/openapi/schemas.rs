@@ -70,6 +70,7 @@ fn add_kind(generator: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
         ("autoscaling", "v2", "HorizontalPodAutoscaler") => {
             generator.subschema_for::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>()
         }
+        ("batch", "v1", "Job") => generator.subschema_for::<k8s_openapi::api::batch::v1::Job>(),
         ("policy", "v1", "PodDisruptionBudget") => {
             generator.subschema_for::<k8s_openapi::api::policy::v1::PodDisruptionBudget>()
         }

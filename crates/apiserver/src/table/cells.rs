@@ -872,6 +872,51 @@ pub fn pod_disruption_budget(obj: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// Upstream's `printJob`: the status its conditions give (the last true one of Complete,
+/// Failed, Suspended, …, else Running), completions as `succeeded/completions` (`/1 of N` with
+/// only parallelism), the duration from start to completion (or now).
+pub fn job(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let [containers, images] = container_cells(obj);
+    let completions = match obj.pointer("/spec/completions").and_then(Value::as_i64) {
+        Some(c) => format!("{}/{c}", int_at(obj, "/status/succeeded")),
+        None => {
+            let parallelism = obj.pointer("/spec/parallelism").and_then(Value::as_i64).unwrap_or(1);
+            if parallelism > 1 {
+                format!("{}/1 of {parallelism}", int_at(obj, "/status/succeeded"))
+            } else {
+                format!("{}/1", int_at(obj, "/status/succeeded"))
+            }
+        }
+    };
+    let start = timestamp(obj, "/status/startTime");
+    let duration = match (start, timestamp(obj, "/status/completionTime")) {
+        (Some(s), Some(c)) => super::format::human_duration(c.duration_since(s)),
+        (Some(s), None) => super::format::human_duration(now.duration_since(s)),
+        _ => String::new(),
+    };
+    let status = array_at(obj, "/status/conditions")
+        .iter()
+        .filter(|c| str_at(c, "/status") == "True")
+        .map(|c| str_at(c, "/type").to_string())
+        .rfind(|t| ["Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"].contains(&t.as_str()));
+    let status = match status.as_deref() {
+        Some("SuccessCriteriaMet") | Some("FailureTarget") => "Terminating".to_string(),
+        Some(s) => s.to_string(),
+        None if obj.pointer("/metadata/deletionTimestamp").is_some() => "Terminating".to_string(),
+        None => "Running".to_string(),
+    };
+    vec![
+        name(obj),
+        Value::from(status),
+        Value::from(completions),
+        Value::from(duration),
+        age(obj, now),
+        containers,
+        images,
+        Value::from(format_label_selector(obj.pointer("/spec/selector"))),
+    ]
+}
+
 /// kube-aggregator's APIService columns: the hosting Service (`Local` when none) and its
 /// `Available` condition (`False (Reason)` when not True and a reason is given).
 pub fn api_service(obj: &Value, now: Timestamp) -> Vec<Value> {

@@ -317,6 +317,16 @@ const HORIZONTAL_POD_AUTOSCALER: &[Column] = &[
     Column { name: "Replicas", kind: "integer", format: "", description: "Current number of replicas.", priority: 0 },
     AGE,
 ];
+const JOB: &[Column] = &[
+    NAME,
+    col("Status", "Status of the job."),
+    col("Completions", "The completed pods out of the desired completions."),
+    col("Duration", "Time the job took, or has been running."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+];
 const POD_DISRUPTION_BUDGET: &[Column] = &[
     NAME,
     col("Min Available", "The minimum number of pods that must be available."),
@@ -381,6 +391,7 @@ enum Printer {
     PriorityClass,
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
+    Job,
     /// Upstream's default table convertor: Name and Created At.
     Default,
 }
@@ -420,6 +431,7 @@ impl Printer {
             ("scheduling.k8s.io", "PriorityClass") => Printer::PriorityClass,
             ("autoscaling", "HorizontalPodAutoscaler") => Printer::HorizontalPodAutoscaler,
             ("policy", "PodDisruptionBudget") => Printer::PodDisruptionBudget,
+            ("batch", "Job") => Printer::Job,
             ("events.k8s.io", "Event") => Printer::EventsV1Event,
             _ => Printer::Default,
         }
@@ -453,6 +465,7 @@ impl Printer {
             Printer::PriorityClass => PRIORITY_CLASS,
             Printer::HorizontalPodAutoscaler => HORIZONTAL_POD_AUTOSCALER,
             Printer::PodDisruptionBudget => POD_DISRUPTION_BUDGET,
+            Printer::Job => JOB,
             Printer::Default => DEFAULT,
         }
     }
@@ -486,6 +499,7 @@ impl Printer {
             Printer::PriorityClass => cells::priority_class(obj, now),
             Printer::HorizontalPodAutoscaler => cells::horizontal_pod_autoscaler(obj, now),
             Printer::PodDisruptionBudget => cells::pod_disruption_budget(obj, now),
+            Printer::Job => cells::job(obj, now),
             Printer::Default => cells::default(obj),
         };
         let conditions = if self == Printer::Pod { cells::pod_conditions(obj) } else { None };

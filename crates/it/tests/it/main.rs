@@ -6,6 +6,7 @@ mod deletion;
 mod deployments;
 mod dns;
 mod incluster;
+mod jobs;
 mod kubectl;
 mod kubelet;
 mod patch;

@@ -1,5 +1,6 @@
-//! apps/v1 rules (upstream `pkg/apis/apps/validation`): StatefulSet, Deployment, ReplicaSet and
-//! ControllerRevision, and what their updates may change.
+//! Workload rules (upstream `pkg/apis/apps/validation` and `pkg/apis/batch/validation`):
+//! StatefulSet, Deployment, ReplicaSet, ControllerRevision and batch/v1 Job, and what their
+//! updates may change.
 
 use std::collections::BTreeSet;
 
@@ -370,5 +371,70 @@ pub(crate) fn controller_revision(rev: &ControllerRevision, errs: &mut Errors) {
 pub(crate) fn controller_revision_update(old: &ControllerRevision, new: &ControllerRevision, errs: &mut Errors) {
     if old.data != new.data {
         errs.push(FieldError::immutable("data", json(&new.data)));
+    }
+}
+
+/// Upstream `ValidateJob`: a selector matching the template (generated unless
+/// `manualSelector`), a template that restarts `OnFailure` or `Never`, counts not negative,
+/// `Indexed` with `completions`.
+pub(crate) fn job(job: &k8s_openapi::api::batch::v1::Job, errs: &mut Errors) {
+    let Some(spec) = &job.spec else {
+        errs.push(FieldError::required("spec", ""));
+        return;
+    };
+    let path = Path::new("spec");
+    for (field, value) in [
+        ("parallelism", spec.parallelism.map(i64::from)),
+        ("completions", spec.completions.map(i64::from)),
+        ("backoffLimit", spec.backoff_limit.map(i64::from)),
+        ("ttlSecondsAfterFinished", spec.ttl_seconds_after_finished.map(i64::from)),
+    ] {
+        if let Some(v) = value {
+            non_negative(v, &path.child(field), errs);
+        }
+    }
+    if let Some(deadline) = spec.active_deadline_seconds
+        && deadline <= 0
+    {
+        errs.push(FieldError::invalid(path.child("activeDeadlineSeconds"), deadline, "must be greater than 0"));
+    }
+    let parsed = selector(spec.selector.as_ref(), "job", errs);
+    template_matches(parsed.as_ref(), &spec.template, errs);
+    pod_template(&spec.template, &path.child("template"), &[], errs);
+    let restart = spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("");
+    if restart != "OnFailure" && restart != "Never" {
+        errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", restart, &["OnFailure", "Never"]));
+    }
+    match spec.completion_mode.as_deref() {
+        None | Some("NonIndexed") => {}
+        Some("Indexed") if spec.completions.is_none() => {
+            errs.push(FieldError::required(path.child("completions"), "when completion mode is Indexed"))
+        }
+        Some("Indexed") => {}
+        Some(other) => {
+            errs.push(FieldError::not_supported(path.child("completionMode"), other, &["NonIndexed", "Indexed"]))
+        }
+    }
+}
+
+/// Upstream `ValidateJobUpdate`: the selector, the template (while the job runs), the
+/// completion mode and (for `NonIndexed`) the completions are fixed.
+pub(crate) fn job_update(
+    old: &k8s_openapi::api::batch::v1::Job,
+    new: &k8s_openapi::api::batch::v1::Job,
+    errs: &mut Errors,
+) {
+    let (Some(o), Some(n)) = (&old.spec, &new.spec) else { return };
+    if o.selector != n.selector {
+        errs.push(FieldError::immutable("spec.selector", json(&n.selector)));
+    }
+    if o.template != n.template && o.suspend != Some(true) {
+        errs.push(FieldError::immutable("spec.template", json(&n.template)));
+    }
+    if o.completion_mode != n.completion_mode {
+        errs.push(FieldError::immutable("spec.completionMode", json(&n.completion_mode)));
+    }
+    if o.completions != n.completions && n.completion_mode.as_deref() != Some("Indexed") {
+        errs.push(FieldError::immutable("spec.completions", json(&n.completions)));
     }
 }

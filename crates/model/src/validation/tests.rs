@@ -754,3 +754,37 @@ fn small_kinds() {
         "spec.taints[2].effect: Unsupported value: \"Never\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\""
     );
 }
+
+#[test]
+fn jobs_restart_on_failure_or_never_and_keep_their_selector_and_template() {
+    let job = || {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+                "template": {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "u"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}})
+    };
+    assert!(create("batch", "jobs", job()).is_empty());
+    let always = with(&job(), |v| v["spec"]["template"]["spec"]["restartPolicy"] = json!("Always"));
+    assert_eq!(
+        create("batch", "jobs", always),
+        ["spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]
+    );
+    let indexed = with(&job(), |v| {
+        v["spec"]["completionMode"] = json!("Indexed");
+        v["spec"]["parallelism"] = json!(2); // so completions is not defaulted
+    });
+    assert_eq!(create("batch", "jobs", indexed), ["spec.completions: Required value: when completion mode is Indexed"]);
+    let negative = with(&job(), |v| v["spec"]["backoffLimit"] = json!(-1));
+    assert_eq!(
+        create("batch", "jobs", negative),
+        ["spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"]
+    );
+    let other_image = with(&job(), |v| v["spec"]["template"]["spec"]["containers"][0]["image"] = json!("j"));
+    let errors = update("batch", "jobs", job(), other_image);
+    assert!(
+        errors.len() == 1
+            && errors[0].starts_with("spec.template: Invalid value")
+            && errors[0].ends_with("field is immutable"),
+        "{errors:?}"
+    );
+}
