@@ -2,6 +2,7 @@
 //! through the API. They never touch the store or the API server's internals, so each runs
 //! unchanged against any Kubernetes API.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 /// The controllers `ordinal server` runs, by kube-controller-manager's names.
 pub const NAMES: &[&str] = &[
     "clusterrole-aggregation-controller",
+    "cronjob-controller",
     "deployment-controller",
     "disruption-controller",
     "endpoints-controller",
@@ -70,7 +72,7 @@ pub fn enabled_controllers(spec: &str) -> Result<std::collections::BTreeSet<&'st
 /// Start the controllers that run inside `ordinal server` (those `enabled` names, by
 /// `NAMES`: garbage collection, namespace cleanup, ClusterRole aggregation, each namespace's
 /// `default` service account and `kube-root-ca.crt` (given the CA), disruption budgets' status,
-/// StatefulSets, ReplicaSets, Deployments, Jobs (and their TTL after finishing), endpoints and endpoint slices, persistent volumes
+/// StatefulSets, ReplicaSets, Deployments, Jobs (and their TTL after finishing), CronJobs, endpoints and endpoint slices, persistent volumes
 /// with the local provisioner when this machine runs pods) and the scheduler, always. Each task
 /// ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
@@ -106,6 +108,9 @@ pub fn spawn_cluster_controllers(
     }
     if on("statefulset-controller") {
         tracker.spawn(logged("statefulset controller", statefulset::run(c.clone(), s.clone(), None)));
+    }
+    if on("cronjob-controller") {
+        tracker.spawn(logged("cronjob controller", cronjob::run(c.clone(), s.clone())));
     }
     if on("job-controller") {
         tracker.spawn(logged("job controller", job::run(c.clone(), s.clone())));

@@ -2,6 +2,7 @@
 //! actions; nothing here does I/O, reads a clock, or awaits. Controllers apply the actions.
 
 pub mod container;
+pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
 pub mod dns;

@@ -51,6 +51,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<Defaulted,
         ("apps", "Deployment") => edit(info, obj, deployment),
         ("apps", "ReplicaSet") => edit(info, obj, replica_set),
         ("batch", "Job") => edit(info, obj, job),
+        ("batch", "CronJob") => edit(info, obj, cron_job),
         ("apps", "ControllerRevision") => edit(info, obj, |_: &mut apps::v1::ControllerRevision| Ok(())),
         ("storage.k8s.io", "StorageClass") => edit(info, obj, storage_class),
         ("discovery.k8s.io", "EndpointSlice") => edit(info, obj, endpoint_slice),
@@ -555,6 +556,20 @@ fn job(job: &mut k8s_openapi::api::batch::v1::Job) -> Outcome {
     or_set(&mut spec.manual_selector, false);
     or_set(&mut spec.pod_replacement_policy, "TerminatingOrFailed".to_string());
     template(&mut spec.template)
+}
+
+/// Upstream `SetDefaults_CronJob`: `Allow`, not suspended, three successful and one failed job
+/// kept; the job template gets a Job's defaults.
+fn cron_job(cj: &mut k8s_openapi::api::batch::v1::CronJob) -> Outcome {
+    let spec = cj.spec.get_or_insert_default();
+    or_set(&mut spec.concurrency_policy, "Allow".to_string());
+    or_set(&mut spec.suspend, false);
+    or_set(&mut spec.successful_jobs_history_limit, 3);
+    or_set(&mut spec.failed_jobs_history_limit, 1);
+    let mut job = k8s_openapi::api::batch::v1::Job { spec: spec.job_template.spec.take(), ..Default::default() };
+    self::job(&mut job)?;
+    spec.job_template.spec = job.spec;
+    Ok(())
 }
 
 fn replica_set(rs: &mut apps::v1::ReplicaSet) -> Outcome {

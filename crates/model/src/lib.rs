@@ -5,6 +5,7 @@
 //! tests share one definition of what an object means.
 
 pub mod admission;
+pub mod cron;
 pub mod defaults;
 pub mod error;
 pub mod names;

@@ -917,6 +917,31 @@ pub fn job(obj: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// Upstream's `printCronJob`: schedule, time zone (`<none>`), suspend, active jobs, the last
+/// schedule's age (`<none>`), age; wide: the job template's containers and its selector.
+pub fn cron_job(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let containers = array_at(obj, "/spec/jobTemplate/spec/template/spec/containers");
+    let names: Vec<&str> = containers.iter().map(|c| str_at(c, "/name")).collect();
+    let images: Vec<&str> = containers.iter().map(|c| str_at(c, "/image")).collect();
+    let last = match timestamp(obj, "/status/lastScheduleTime") {
+        Some(t) => since(now, Some(t)),
+        None => "<none>".to_string(),
+    };
+    let suspend = obj.pointer("/spec/suspend").and_then(Value::as_bool).unwrap_or(false);
+    vec![
+        name(obj),
+        Value::from(str_at(obj, "/spec/schedule")),
+        Value::from(none_if_empty(str_at(obj, "/spec/timeZone"))),
+        Value::from(if suspend { "True" } else { "False" }),
+        Value::from(array_at(obj, "/status/active").len()),
+        Value::from(last),
+        age(obj, now),
+        Value::from(names.join(",")),
+        Value::from(images.join(",")),
+        Value::from(format_label_selector(obj.pointer("/spec/jobTemplate/spec/selector"))),
+    ]
+}
+
 /// kube-aggregator's APIService columns: the hosting Service (`Local` when none) and its
 /// `Available` condition (`False (Reason)` when not True and a reason is given).
 pub fn api_service(obj: &Value, now: Timestamp) -> Vec<Value> {

@@ -327,6 +327,18 @@ const JOB: &[Column] = &[
     IMAGES,
     SELECTOR,
 ];
+const CRON_JOB: &[Column] = &[
+    NAME,
+    col("Schedule", "The schedule in Cron format."),
+    col("Timezone", "The time zone of the schedule."),
+    col("Suspend", "Whether new jobs are held back."),
+    Column { name: "Active", kind: "integer", format: "", description: "The jobs running.", priority: 0 },
+    col("Last Schedule", "When a job was last scheduled."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+];
 const POD_DISRUPTION_BUDGET: &[Column] = &[
     NAME,
     col("Min Available", "The minimum number of pods that must be available."),
@@ -392,6 +404,7 @@ enum Printer {
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
     Job,
+    CronJob,
     /// Upstream's default table convertor: Name and Created At.
     Default,
 }
@@ -432,6 +445,7 @@ impl Printer {
             ("autoscaling", "HorizontalPodAutoscaler") => Printer::HorizontalPodAutoscaler,
             ("policy", "PodDisruptionBudget") => Printer::PodDisruptionBudget,
             ("batch", "Job") => Printer::Job,
+            ("batch", "CronJob") => Printer::CronJob,
             ("events.k8s.io", "Event") => Printer::EventsV1Event,
             _ => Printer::Default,
         }
@@ -466,6 +480,7 @@ impl Printer {
             Printer::HorizontalPodAutoscaler => HORIZONTAL_POD_AUTOSCALER,
             Printer::PodDisruptionBudget => POD_DISRUPTION_BUDGET,
             Printer::Job => JOB,
+            Printer::CronJob => CRON_JOB,
             Printer::Default => DEFAULT,
         }
     }
@@ -500,6 +515,7 @@ impl Printer {
             Printer::HorizontalPodAutoscaler => cells::horizontal_pod_autoscaler(obj, now),
             Printer::PodDisruptionBudget => cells::pod_disruption_budget(obj, now),
             Printer::Job => cells::job(obj, now),
+            Printer::CronJob => cells::cron_job(obj, now),
             Printer::Default => cells::default(obj),
         };
         let conditions = if self == Printer::Pod { cells::pod_conditions(obj) } else { None };

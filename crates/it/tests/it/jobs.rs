@@ -118,3 +118,75 @@ async fn jobs_run_to_completion_fail_past_their_limit_and_expire() -> anyhow::Re
     server.stop().await;
     Ok(())
 }
+
+/// A CronJob on a one-minute schedule fires by itself (within the minute), `kubectl create job
+/// --from=cronjob/…` runs it by hand with kubectl 1.27 and 1.33, and the history limit keeps
+/// one finished job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cronjob_fires_every_minute_and_runs_by_hand() -> anyhow::Result<()> {
+    use k8s_openapi::api::batch::v1::CronJob;
+    let server = TestServer::with_pods().await?;
+    let k = server.kubectl("1.33")?;
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: tick}}
+spec:
+  schedule: "* * * * *"
+  timeZone: Etc/UTC
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: tick
+            image: {TEST_IMAGE}
+            command: ["echo", "tick"]
+"#
+        ),
+    )?;
+    for version in ["1.27", "1.33"] {
+        let kv = server.kubectl(version)?;
+        let name = format!("by-hand-{}", version.replace('.', "-"));
+        kv.ok(&["create", "job", &name, "--from=cronjob/tick"])?;
+        kv.ok(&["wait", "--for=condition=complete", &format!("job/{name}"), "--timeout=60s"])?;
+        assert_eq!(kv.ok(&["logs", &format!("job/{name}")])?.trim(), "tick");
+        let owner = kv.ok(&["get", "job", &name, "-o", "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"])?;
+        assert_eq!(owner, "CronJob/manual");
+    }
+    // By itself, at the next minute (at most a minute away).
+    let cronjobs: Api<CronJob> = Api::default_namespaced(server.client());
+    let jobs: Api<Job> = Api::default_namespaced(server.client());
+    let scheduled = eventually("the schedule to fire", Duration::from_secs(75), || async {
+        let status = cronjobs.get("tick").await.ok()?.status?;
+        status.last_schedule_time.map(|t| t.0)
+    })
+    .await?;
+    assert_eq!(scheduled.as_second() % 60, 0, "on the minute: {scheduled}");
+    let name = logic::cronjob::job_name("tick", scheduled);
+    k.ok(&["wait", "--for=condition=complete", &format!("job/{name}"), "--timeout=60s"])?;
+    let job = jobs.get(&name).await?;
+    let stamp = job.metadata.annotations.unwrap_or_default().remove(logic::cronjob::SCHEDULED_TIMESTAMP);
+    assert_eq!(stamp.as_deref().and_then(|s| s.parse::<jiff::Timestamp>().ok()), Some(scheduled));
+    let row = k.ok(&["get", "cronjob", "tick", "--no-headers"])?;
+    assert!(row.split_whitespace().collect::<Vec<_>>()[1..4] == ["*", "*", "*"], "{row}");
+    let events =
+        k.ok(&["get", "events", "--field-selector", "involvedObject.name=tick", "-o", "jsonpath={.items[*].reason}"])?;
+    assert!(events.contains("SuccessfulCreate"), "{events}");
+    // Suspended: no more runs; deleted with its jobs.
+    k.ok(&["patch", "cronjob", "tick", "-p", r#"{"spec":{"suspend":true}}"#])?;
+    assert!(k.ok(&["get", "cronjob", "tick", "--no-headers"])?.contains("True"));
+    k.ok(&["delete", "cronjob", "tick", "--wait=true"])?;
+    k.ok(&["delete", "jobs", "--all", "--wait=true", "--timeout=60s"])?;
+    eventually("no pods left", Duration::from_secs(30), || async {
+        k.ok(&["get", "pods", "-o", "name"]).ok().filter(|o| o.trim().is_empty())
+    })
+    .await?;
+    server.assert_nothing_left_behind().await?;
+    server.stop().await;
+    Ok(())
+}

@@ -438,3 +438,67 @@ pub(crate) fn job_update(
         errs.push(FieldError::immutable("spec.completions", json(&n.completions)));
     }
 }
+
+/// Upstream `ValidateCronJob`: a schedule that parses (and no `TZ=` in it), a known time
+/// zone, a name short enough for its jobs' names (52), limits not negative, a job template
+/// whose pods restart `OnFailure` or `Never`.
+pub(crate) fn cron_job(cj: &k8s_openapi::api::batch::v1::CronJob, errs: &mut Errors) {
+    let name = cj.metadata.name.as_deref().unwrap_or_default();
+    if name.len() > 52 {
+        errs.push(FieldError::invalid("metadata.name", name, "must be no more than 52 characters"));
+    }
+    let Some(spec) = &cj.spec else {
+        errs.push(FieldError::required("spec", ""));
+        return;
+    };
+    let path = Path::new("spec");
+    if spec.schedule.is_empty() {
+        errs.push(FieldError::required(path.child("schedule"), ""));
+    } else if spec.schedule.contains("TZ") {
+        errs.push(FieldError::invalid(
+            path.child("schedule"),
+            spec.schedule.as_str(),
+            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        ));
+    } else if let Err(e) = crate::cron::Schedule::parse(&spec.schedule) {
+        errs.push(FieldError::invalid(path.child("schedule"), spec.schedule.as_str(), e));
+    }
+    if let Some(zone) = spec.time_zone.as_deref()
+        && jiff::tz::TimeZone::get(zone).is_err()
+    {
+        errs.push(FieldError::invalid(path.child("timeZone"), zone, "unknown time zone"));
+    }
+    for (field, value) in [
+        ("startingDeadlineSeconds", spec.starting_deadline_seconds),
+        ("successfulJobsHistoryLimit", spec.successful_jobs_history_limit.map(i64::from)),
+        ("failedJobsHistoryLimit", spec.failed_jobs_history_limit.map(i64::from)),
+    ] {
+        if let Some(v) = value {
+            non_negative(v, &path.child(field), errs);
+        }
+    }
+    match spec.concurrency_policy.as_deref() {
+        None | Some("Allow" | "Forbid" | "Replace") => {}
+        Some(other) => errs.push(FieldError::not_supported(
+            path.child("concurrencyPolicy"),
+            other,
+            &["Allow", "Forbid", "Replace"],
+        )),
+    }
+    let template = spec.job_template.spec.as_ref().map(|s| &s.template);
+    match template {
+        Some(template) => {
+            let template_path = path.child("jobTemplate").child("spec").child("template");
+            pod_template(template, &template_path, &[], errs);
+            let restart = template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("");
+            if restart != "OnFailure" && restart != "Never" {
+                errs.push(FieldError::not_supported(
+                    template_path.child("spec").child("restartPolicy"),
+                    restart,
+                    &["OnFailure", "Never"],
+                ));
+            }
+        }
+        None => errs.push(FieldError::required(path.child("jobTemplate").child("spec"), "")),
+    }
+}

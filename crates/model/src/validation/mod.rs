@@ -114,6 +114,7 @@ fn kind_rules(info: &ResourceInfo, obj: &Value, errs: &mut Errors) {
         ("apps", "ReplicaSet") => typed_rule(info, obj, errs, apps::replica_set),
         ("apps", "ControllerRevision") => typed_rule(info, obj, errs, apps::controller_revision),
         ("batch", "Job") => typed_rule(info, obj, errs, apps::job),
+        ("batch", "CronJob") => typed_rule(info, obj, errs, apps::cron_job),
         ("storage.k8s.io", "StorageClass") => typed_rule(info, obj, errs, core::storage_class),
         ("discovery.k8s.io", "EndpointSlice") => typed_rule(info, obj, errs, core::endpoint_slice),
         ("coordination.k8s.io", "Lease") => typed_rule(info, obj, errs, core::lease),
