@@ -552,6 +552,9 @@ mod tests {
         fn attach(&self, _: Arc<Value>, _: String, _: bool, _: bool) -> BoxFuture<'static, Result<Session, ApiError>> {
             panic!("attach exploded")
         }
+        fn port_forward(&self, _: Arc<Value>, _: u16) -> BoxFuture<'static, Result<tokio::net::TcpStream, String>> {
+            panic!("port-forward exploded")
+        }
     }
 
     async fn call(app: Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {

@@ -22,6 +22,8 @@ pub enum Sub {
     Exec,
     /// `pods/{name}/attach`
     Attach,
+    /// `pods/{name}/portforward`
+    PortForward,
 }
 
 /// What a resource request addresses.
@@ -121,6 +123,7 @@ fn parse_sub(info: &ResourceInfo, sub: &str) -> Result<Sub, ApiError> {
         "log" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Log),
         "exec" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Exec),
         "attach" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::Attach),
+        "portforward" if info.plural == "pods" && info.group.is_empty() => Ok(Sub::PortForward),
         _ => Err(ApiError::path_not_found()),
     }
 }

@@ -576,3 +576,23 @@ pub async fn http_get(addr: std::net::SocketAddr) -> anyhow::Result<String> {
     anyhow::ensure!(out.starts_with("HTTP/1.") && out.contains(" 200 "), "unexpected reply: {out}");
     Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
 }
+
+/// A TLS connection to a server's API at `addr`, trusting the CA in its data dir.
+pub async fn tls_connect(
+    addr: std::net::SocketAddr,
+    data_dir: &ordinal::DataDir,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let ca = std::fs::read(data_dir.pki().join("ca.crt"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
+        roots.add(cert?)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await?)
+}

@@ -128,4 +128,12 @@ impl<R: Runtime> PodStreams for NodeStreams<R> {
             Ok(bridge(session))
         })
     }
+
+    fn port_forward(&self, pod: Arc<Value>, port: u16) -> BoxFuture<'static, Result<tokio::net::TcpStream, String>> {
+        let ns_dir = self.runtime.pod_dir(&text(&pod, "/metadata/uid")).join("ns");
+        Box::pin(async move {
+            let stream = agent::runtime::network::connect_in_pod(ns_dir, port).await.map_err(|e| e.to_string())?;
+            tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())
+        })
+    }
 }

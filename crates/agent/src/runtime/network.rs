@@ -215,6 +215,23 @@ fn on_thread<T: Send + 'static>(
     }
 }
 
+/// A TCP connection to `127.0.0.1:port` inside the pod whose kept namespaces are in `ns_dir`
+/// (what `kubectl port-forward` reaches, as kubelet does it: listeners on the pod's loopback
+/// count). The socket is made on a thread that entered the pod's network namespace and stays
+/// in that namespace.
+pub async fn connect_in_pod(ns_dir: PathBuf, port: u16) -> Result<std::net::TcpStream> {
+    on_thread(move |_| {
+        let netns = fs::File::open(ns_dir.join("net")).map_err(io("open the pod's netns"))?;
+        nix::sched::setns(&netns, CloneFlags::CLONE_NEWNET).map_err(sys("enter the pod's netns"))?;
+        let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let stream = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+            .map_err(io(format!("connect to port {port} in the pod")))?;
+        stream.set_nonblocking(true).map_err(io("non-blocking socket"))?;
+        Ok(stream)
+    })
+    .await
+}
+
 fn connect() -> Result<Handle> {
     let (connection, handle, _) = rtnetlink::new_connection().map_err(io("netlink socket"))?;
     tokio::spawn(connection);

@@ -150,7 +150,7 @@ async fn dispatch(state: Arc<ApiState>, req: Request) -> HandlerResult {
         return Err(ApiError::path_not_found().into());
     };
     let params = Params::parse(req.uri().query())?;
-    if matches!(target.sub, Some(Sub::Log | Sub::Exec | Sub::Attach)) {
+    if matches!(target.sub, Some(Sub::Log | Sub::Exec | Sub::Attach | Sub::PortForward)) {
         let allowed = match target.sub {
             Some(Sub::Log) => req.method() == Method::GET,
             _ => req.method() == Method::GET || req.method() == Method::POST,

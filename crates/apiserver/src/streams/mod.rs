@@ -78,6 +78,8 @@ pub trait PodStreams: Send + Sync {
         stdin: bool,
         tty: bool,
     ) -> BoxFuture<'static, Result<Session, ApiError>>;
+    /// A connection to `port` on the pod's own loopback (`pods/portforward`), or why not.
+    fn port_forward(&self, pod: Arc<Value>, port: u16) -> BoxFuture<'static, Result<tokio::net::TcpStream, String>>;
 }
 
 /// The container a request means: the named one, else the default-container annotation, else
@@ -122,7 +124,8 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
     let key = target.key().ok_or_else(ApiError::path_not_found)?;
     let name = target.name.clone().unwrap_or_default();
     let pod = state.store.get(&key).ok_or_else(|| ApiError::not_found("", "pods", &name))?.value;
-    let container = container_of(&pod, params.get("container"))?;
+    let container =
+        if target.sub == Some(Sub::PortForward) { String::new() } else { container_of(&pod, params.get("container"))? };
     let provider = streams(&state)?;
     match target.sub {
         Some(Sub::Log) => {
@@ -172,9 +175,56 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
             let attach = target.sub == Some(Sub::Attach);
             Ok(protocol.upgrade(req, session, attach, Streams { stdin, stdout, stderr: stderr && !tty }))
         }
+        Some(Sub::PortForward) => {
+            let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+            if phase != "Running" {
+                return Err(ApiError::bad_request(format!(
+                    "unable to forward port because pod is not running. Current status={phase}"
+                ))
+                .into());
+            }
+            let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let offered: Vec<&str> = req
+                .headers()
+                .get_all("x-stream-protocol-version")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .collect();
+            if !upgrade.to_ascii_lowercase().starts_with("spdy/3.1") || !offered.contains(&PORT_FORWARD) {
+                // kubectl 1.31+ tries SPDY tunnelled in a WebSocket first and falls back to
+                // SPDY when the upgrade is refused.
+                return Err(ApiError::bad_request(format!(
+                    "unable to upgrade: port forwarding is served over SPDY/3.1 with {PORT_FORWARD}"
+                ))
+                .into());
+            }
+            let mut req = req;
+            let upgraded = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                match upgraded.await {
+                    Ok(io) => {
+                        let dial = move |port: u16| provider.port_forward(pod.clone(), port);
+                        spdy::run_port_forward(io, dial).await
+                    }
+                    Err(e) => tracing::debug!(error = %e, "spdy upgrade"),
+                }
+            });
+            Ok(Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "Upgrade")
+                .header(header::UPGRADE, "SPDY/3.1")
+                .header("X-Stream-Protocol-Version", PORT_FORWARD)
+                .body(Body::empty())
+                .unwrap_or_default())
+        }
         _ => Err(ApiError::path_not_found().into()),
     }
 }
+
+/// The port-forward stream protocol kubectl speaks over SPDY.
+const PORT_FORWARD: &str = "portforward.k8s.io";
 
 fn non_negative(params: &Params, key: &str) -> Result<Option<i64>, ApiError> {
     match params.int(key)? {
@@ -209,7 +259,7 @@ pub(crate) struct Streams {
 }
 
 enum Protocol {
-    WebSocket { key: String },
+    WebSocket { key: String, subprotocol: &'static str },
     Spdy { version: &'static str },
 }
 
@@ -226,17 +276,18 @@ impl Protocol {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
                 .collect::<Vec<_>>();
-            if !offered.iter().any(|p| p == V5) {
+            let Some(subprotocol) = websocket::SUBPROTOCOLS.iter().find(|p| offered.iter().any(|o| o == *p)) else {
                 // kubectl falls back to SPDY when the WebSocket upgrade is refused.
                 return Err(ApiError::bad_request(format!(
-                    "unable to upgrade: the only supported WebSocket subprotocol is {V5}"
+                    "unable to upgrade: supported WebSocket subprotocols are {}",
+                    websocket::SUBPROTOCOLS.join(", ")
                 )));
-            }
+            };
             let key = headers
                 .get(header::SEC_WEBSOCKET_KEY)
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?;
-            return Ok(Protocol::WebSocket { key: key.to_string() });
+            return Ok(Protocol::WebSocket { key: key.to_string(), subprotocol });
         }
         if upgrade.starts_with("spdy/3.1") {
             let offered: Vec<&str> = headers
@@ -259,10 +310,10 @@ impl Protocol {
     fn upgrade(self, mut req: Request, session: Session, attach: bool, streams: Streams) -> Response {
         let upgrade = hyper::upgrade::on(&mut req);
         match self {
-            Protocol::WebSocket { key } => {
+            Protocol::WebSocket { key, subprotocol } => {
                 tokio::spawn(async move {
                     match upgrade.await {
-                        Ok(io) => websocket::run(io, session, attach).await,
+                        Ok(io) => websocket::run(io, session, attach, subprotocol).await,
                         Err(e) => tracing::debug!(error = %e, "websocket upgrade"),
                     }
                 });
@@ -271,7 +322,7 @@ impl Protocol {
                     .header(header::CONNECTION, "Upgrade")
                     .header(header::UPGRADE, "websocket")
                     .header(header::SEC_WEBSOCKET_ACCEPT, websocket::accept_key(&key))
-                    .header(header::SEC_WEBSOCKET_PROTOCOL, V5)
+                    .header(header::SEC_WEBSOCKET_PROTOCOL, subprotocol)
                     .body(Body::empty())
                     .unwrap_or_default()
             }

@@ -347,6 +347,147 @@ pub(super) async fn run(io: Upgraded, mut session: Session, attach: bool, wanted
     let _ = writer.shutdown().await;
 }
 
+/// `pods/{name}/portforward` over SPDY (`portforward.k8s.io`): for each local connection the
+/// client opens an error stream and a data stream carrying `port` and `requestid` headers; the
+/// server dials the port inside the pod (`dial`) and carries bytes both ways, a half-close in
+/// either direction passed on as FIN, and a dial failure written on the error stream.
+pub(super) async fn run_port_forward<D>(io: Upgraded, dial: D)
+where
+    D: Fn(u16) -> futures::future::BoxFuture<'static, Result<tokio::net::TcpStream, String>> + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(TokioIo::new(io));
+    let (out, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
+    let write_task = tokio::spawn(async move {
+        while let Some(frame) = outgoing.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut headers = Headers::new();
+    // requestid → error stream id; data stream id → the bytes for its connection (None: FIN).
+    let mut errors: BTreeMap<String, u32> = BTreeMap::new();
+    let mut inputs: BTreeMap<u32, mpsc::UnboundedSender<Option<Vec<u8>>>> = BTreeMap::new();
+    let mut connections: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    while let Ok(frame) = read_frame(&mut reader).await {
+        match frame {
+            Frame::Control { kind: SYN_STREAM, payload, .. } if payload.len() >= 10 => {
+                let id = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff;
+                let h = headers.decode(&payload[10..]).unwrap_or_default();
+                let mut reply = id.to_be_bytes().to_vec();
+                reply.extend_from_slice(&headers.encode(&[]));
+                let _ = out.send(control(SYN_REPLY, 0, &reply));
+                let request = h.get("requestid").cloned().unwrap_or_default();
+                match h.get("streamtype").map(String::as_str) {
+                    Some("error") => {
+                        errors.insert(request, id);
+                    }
+                    Some("data") => {
+                        let error = errors.get(&request).copied();
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        inputs.insert(id, tx);
+                        let port = h.get("port").and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0);
+                        let connecting = port.map(&dial);
+                        connections.retain(|c| !c.is_finished());
+                        connections.push(tokio::spawn(forward_one(connecting, port, id, error, rx, out.clone())));
+                    }
+                    _ => {}
+                }
+            }
+            Frame::Control { kind: PING, flags, payload } => {
+                let _ = out.send(control(PING, flags, &payload));
+            }
+            Frame::Control { kind: GOAWAY, .. } => break,
+            Frame::Control { kind: RST_STREAM, payload, .. } if payload.len() >= 4 => {
+                let id = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff;
+                inputs.remove(&id);
+            }
+            Frame::Control { .. } => {}
+            Frame::Data { stream, flags, payload } => {
+                if let Some(tx) = inputs.get(&stream) {
+                    if !payload.is_empty() {
+                        let _ = tx.send(Some(payload));
+                    }
+                    if flags & FLAG_FIN != 0 {
+                        let _ = tx.send(None);
+                    }
+                }
+            }
+        }
+    }
+    // The client is gone: so are its connections into the pod.
+    drop(inputs);
+    for connection in connections {
+        connection.abort();
+    }
+    drop(out);
+    let _ = write_task.await;
+}
+
+/// One forwarded connection: dial, then copy both ways until both sides have closed.
+async fn forward_one(
+    connecting: Option<futures::future::BoxFuture<'static, Result<tokio::net::TcpStream, String>>>,
+    port: Option<u16>,
+    data_id: u32,
+    error_id: Option<u32>,
+    mut input: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let fail = |message: String| {
+        if let Some(e) = error_id {
+            let _ = out.send(data(e, FLAG_FIN, message.as_bytes()));
+        }
+        let _ = out.send(data(data_id, FLAG_FIN, &[]));
+    };
+    let Some(connecting) = connecting else {
+        fail("invalid port: a port forward names a port between 1 and 65535".into());
+        return;
+    };
+    let connection = match connecting.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "port-forward dial");
+            let port = port.unwrap_or_default();
+            fail(format!("error forwarding port {port} to pod: {e}"));
+            return;
+        }
+    };
+    let (mut from_pod, mut to_pod) = connection.into_split();
+    let upstream = async {
+        while let Some(Some(bytes)) = input.recv().await {
+            if to_pod.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_pod.shutdown().await;
+    };
+    let downstream = async {
+        let mut buf = vec![0u8; MAX_DATA];
+        loop {
+            match from_pod.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if out.send(data(data_id, 0, &buf[..n])).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = out.send(data(data_id, FLAG_FIN, &[]));
+    };
+    // Done when the pod side has ended (as kubelet's forwarder returns once the copy from the
+    // pod ends): the client's half-close, if it comes first, only stops the writing.
+    tokio::pin!(upstream, downstream);
+    tokio::select! {
+        _ = &mut downstream => {}
+        _ = &mut upstream => downstream.await,
+    }
+    if let Some(e) = error_id {
+        let _ = out.send(data(e, FLAG_FIN, &[]));
+    }
+}
+
 async fn send_output(
     writer: &mut (impl AsyncWriteExt + Unpin),
     ids: &BTreeMap<String, u32>,

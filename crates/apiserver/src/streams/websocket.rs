@@ -1,6 +1,10 @@
-//! The `v5.channel.k8s.io` WebSocket protocol: binary messages whose first byte is the channel
-//! (0 stdin, 1 stdout, 2 stderr, 3 the final Status, 4 resize; 255 + channel closes a stream).
-//! The session ends with the Status on channel 3 and a normal close, which is when kubectl exits.
+//! The WebSocket channel protocols: `v5.channel.k8s.io` (kubectl 1.30+) and `v4.channel.k8s.io`
+//! (client-go before it, the official Python client): binary messages whose first byte is the
+//! channel (0 stdin, 1 stdout, 2 stderr, 3 the final Status, 4 resize; v5 only: 255 + channel
+//! closes a stream); and their base64 forms (`v4.base64.channel.k8s.io`,
+//! `base64.channel.k8s.io`, for clients that can only send text): text messages whose first
+//! character is the channel digit and the rest the data in base64. The session ends with the
+//! Status on channel 3 and a normal close, which is when the client exits.
 
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
@@ -17,19 +21,54 @@ pub(super) fn accept_key(key: &str) -> String {
     tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())
 }
 
-pub(super) async fn run(io: Upgraded, mut session: Session, attach: bool) {
+/// The channel subprotocols, in the order the server prefers them.
+pub(super) const SUBPROTOCOLS: &[&str] =
+    &["v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "base64.channel.k8s.io"];
+
+/// One channel message in the chosen framing.
+fn message(base64: bool, channel: u8, data: &[u8]) -> Message {
+    if base64 {
+        let mut text = String::with_capacity(data.len() * 4 / 3 + 4);
+        text.push(char::from(b'0' + channel));
+        text.push_str(&base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data));
+        Message::Text(text.into())
+    } else {
+        let mut frame = Vec::with_capacity(data.len() + 1);
+        frame.push(channel);
+        frame.extend_from_slice(data);
+        Message::Binary(frame.into())
+    }
+}
+
+/// A client message as (channel, data), whichever framing it came in.
+fn channel_data(m: &Message) -> Option<(u8, Vec<u8>)> {
+    match m {
+        Message::Binary(data) if !data.is_empty() => Some((data[0], data[1..].to_vec())),
+        Message::Text(text) if !text.is_empty() => {
+            let channel = text.as_bytes()[0].checked_sub(b'0')?;
+            let data =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &text.as_bytes()[1..]).ok()?;
+            Some((channel, data))
+        }
+        _ => None,
+    }
+}
+
+pub(super) async fn run(io: Upgraded, mut session: Session, attach: bool, protocol: &'static str) {
+    let base64 = protocol.contains("base64");
+    let v5 = protocol.starts_with("v5.");
     let ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
     let (mut sink, mut stream) = ws.split();
     let mut output_open = true;
     loop {
         tokio::select! {
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Binary(data))) if !data.is_empty() => {
-                    let payload = bytes::Bytes::copy_from_slice(&data[1..]);
-                    let input = match data[0] {
-                        0 => Some(Input::Stdin(payload)),
-                        4 => parse_resize(&payload),
-                        255 if payload.first() == Some(&0) => Some(Input::CloseStdin),
+                Some(Ok(m)) if channel_data(&m).is_some() => {
+                    let Some((channel, data)) = channel_data(&m) else { continue };
+                    let input = match channel {
+                        0 => Some(Input::Stdin(bytes::Bytes::from(data))),
+                        4 => parse_resize(&data),
+                        255 if v5 && data.first() == Some(&0) => Some(Input::CloseStdin),
                         _ => None,
                     };
                     if let Some(input) = input {
@@ -45,10 +84,7 @@ pub(super) async fn run(io: Upgraded, mut session: Session, attach: bool) {
             },
             out = session.output.recv(), if output_open => match out {
                 Some((channel, data)) => {
-                    let mut frame = Vec::with_capacity(data.len() + 1);
-                    frame.push(channel);
-                    frame.extend_from_slice(&data);
-                    if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    if sink.send(message(base64, channel, &data)).await.is_err() {
                         return;
                     }
                 }
@@ -56,9 +92,7 @@ pub(super) async fn run(io: Upgraded, mut session: Session, attach: bool) {
             },
             exit = &mut session.exit, if !output_open => {
                 let exit = exit.unwrap_or_else(|_| Err("the session ended without an exit status".into()));
-                let mut frame = vec![3u8];
-                frame.extend_from_slice(&final_status(exit, attach));
-                let _ = sink.send(Message::Binary(frame.into())).await;
+                let _ = sink.send(message(base64, 3, &final_status(exit, attach))).await;
                 let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
                 let _ = sink.send(Message::Close(Some(close))).await;
                 // Wait briefly for the client's close, then drop the connection.

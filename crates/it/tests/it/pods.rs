@@ -553,3 +553,134 @@ async fn drain_evicts_within_the_disruption_budget_and_uncordon_brings_the_repli
     server.stop().await;
     Ok(())
 }
+
+/// `kubectl port-forward` to a StatefulSet's pod, two ports at once — one served only on the
+/// pod's own loopback, which only a forward made inside the pod's network namespace reaches —
+/// with kubectl 1.27 (SPDY) and 1.33 (which falls back to SPDY when its WebSocket tunnel is
+/// refused); a port nothing listens on fails, and kubectl ends saying so (as on any cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_reaches_a_statefulset_pod_on_several_ports() -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let server = TestServer::with_pods().await?;
+    let k = server.kubectl(NEWEST)?;
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: web}}
+spec:
+  serviceName: web
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: web
+        image: {TEST_IMAGE}
+        command: ["sh", "-c", "mkdir -p /www /lo && hostname > /www/index.html && echo loopback only > /lo/index.html && httpd -p 127.0.0.1:8080 -h /lo && exec httpd -f -p 80 -h /www"]
+        readinessProbe: {{tcpSocket: {{port: 80}}, periodSeconds: 1}}
+"#
+        ),
+    )?;
+    k.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"])?;
+    let get = |port: u16| -> anyhow::Result<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply)?;
+        Ok(reply)
+    };
+    for version in [OLDEST, NEWEST] {
+        let kv = server.kubectl(version)?;
+        let mut forward = kv.spawn(&["port-forward", "statefulset/web", ":80", ":8080", ":9"])?;
+        let stdout = forward.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        // "Forwarding from 127.0.0.1:PORT -> 80", one line per port (and per address family).
+        let mut local = BTreeMap::new();
+        while local.len() < 3 {
+            let Some(Ok(line)) = lines.next() else { break };
+            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:")
+                && let Some((from, to)) = rest.split_once(" -> ")
+            {
+                local.insert(to.trim().to_string(), from.parse::<u16>()?);
+            }
+        }
+        let (Some(&web), Some(&lo), Some(&closed)) = (local.get("80"), local.get("8080"), local.get("9")) else {
+            let _ = forward.kill();
+            anyhow::bail!("kubectl {version} port-forward printed {local:?}");
+        };
+        let first = match get(web) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = forward.kill();
+                let mut err = String::new();
+                let _ = forward.stderr.take().map(|mut s| s.read_to_string(&mut err));
+                anyhow::bail!("{version}: {e}: {err}");
+            }
+        };
+        assert!(first.contains("200 OK") && first.trim_end().ends_with("web-0"), "{version}: {first}");
+        assert!(get(lo)?.trim_end().ends_with("loopback only"), "{version}");
+        assert!(get(web)?.contains("web-0"), "{version}: a second connection");
+        // Nothing on port 9: that connection gets no reply, and kubectl (client-go closes the
+        // whole forward on an error from the pod's side) ends, saying why.
+        assert_eq!(get(closed).unwrap_or_default(), "", "{version}");
+        forward.wait()?;
+        let mut err = String::new();
+        let _ = forward.stderr.take().map(|mut s| s.read_to_string(&mut err));
+        assert!(err.contains("error forwarding port 9"), "{version}: {err}");
+    }
+    k.ok(&["delete", "statefulset", "web", "--wait=true"])?;
+    server.stop().await;
+    Ok(())
+}
+
+/// Exec for clients other than kubectl: the WebSocket subprotocols `v4.channel.k8s.io` (the
+/// official Python client's), `v4.base64.channel.k8s.io` and `base64.channel.k8s.io` (text
+/// frames), beside kubectl's v5 and SPDY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_speaks_the_older_websocket_subprotocols() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::with_pods().await?;
+    let k = server.kubectl(NEWEST)?;
+    k.ok(&["run", "shell", &format!("--image={TEST_IMAGE}"), "--", "sleep", "3600"])?;
+    k.ok(&["wait", "--for=condition=Ready", "pod/shell", "--timeout=60s"])?;
+    let token = std::fs::read_to_string(server.running_data_dir().pki().join("admin.token"))?;
+    for protocol in ["v4.channel.k8s.io", "v4.base64.channel.k8s.io", "base64.channel.k8s.io"] {
+        let tls = it::tls_connect(server.running.addr, server.running_data_dir()).await?;
+        let url = format!(
+            "wss://127.0.0.1:{}/api/v1/namespaces/default/pods/shell/exec?command=sh&command=-c&command=echo%20out%3B%20echo%20err%201%3E%262%3B%20exit%203&stdout=true&stderr=true",
+            server.running.addr.port()
+        );
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert("Authorization", format!("Bearer {}", token.trim()).parse()?);
+        request.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse()?);
+        let (mut ws, response) = tokio_tungstenite::client_async(request, tls).await?;
+        assert_eq!(response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()), Some(protocol));
+        let mut channels: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            let (channel, data) = match m {
+                Message::Binary(b) if !b.is_empty() => (b[0], b[1..].to_vec()),
+                Message::Text(t) if !t.is_empty() => {
+                    let data = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &t.as_bytes()[1..])?;
+                    (t.as_bytes()[0] - b'0', data)
+                }
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            channels.entry(channel).or_default().extend(data);
+        }
+        let _ = ws.close(None).await;
+        let text = |c: u8| String::from_utf8_lossy(channels.get(&c).map(Vec::as_slice).unwrap_or_default()).to_string();
+        assert_eq!((text(1).as_str(), text(2).as_str()), ("out\n", "err\n"), "{protocol}");
+        let status: serde_json::Value = serde_json::from_str(&text(3))?;
+        assert_eq!(status["details"]["causes"][0]["message"], "3", "{protocol}: {status}");
+    }
+    server.stop().await;
+    Ok(())
+}
