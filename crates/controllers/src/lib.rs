@@ -3,6 +3,7 @@
 //! unchanged against any Kubernetes API.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub const NAMES: &[&str] = &[
     "clusterrole-aggregation-controller",
     "cronjob-controller",
+    "daemonset-controller",
     "deployment-controller",
     "disruption-controller",
     "endpoints-controller",
@@ -72,7 +74,7 @@ pub fn enabled_controllers(spec: &str) -> Result<std::collections::BTreeSet<&'st
 /// Start the controllers that run inside `ordinal server` (those `enabled` names, by
 /// `NAMES`: garbage collection, namespace cleanup, ClusterRole aggregation, each namespace's
 /// `default` service account and `kube-root-ca.crt` (given the CA), disruption budgets' status,
-/// StatefulSets, ReplicaSets, Deployments, Jobs (and their TTL after finishing), CronJobs, endpoints and endpoint slices, persistent volumes
+/// StatefulSets, ReplicaSets, Deployments, Jobs (and their TTL after finishing), CronJobs, DaemonSets, endpoints and endpoint slices, persistent volumes
 /// with the local provisioner when this machine runs pods) and the scheduler, always. Each task
 /// ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
@@ -108,6 +110,9 @@ pub fn spawn_cluster_controllers(
     }
     if on("statefulset-controller") {
         tracker.spawn(logged("statefulset controller", statefulset::run(c.clone(), s.clone(), None)));
+    }
+    if on("daemonset-controller") {
+        tracker.spawn(logged("daemonset controller", daemonset::run(c.clone(), s.clone())));
     }
     if on("cronjob-controller") {
         tracker.spawn(logged("cronjob controller", cronjob::run(c.clone(), s.clone())));

@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod dns;

@@ -51,6 +51,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<Defaulted,
         ("apps", "Deployment") => edit(info, obj, deployment),
         ("apps", "ReplicaSet") => edit(info, obj, replica_set),
         ("batch", "Job") => edit(info, obj, job),
+        ("apps", "DaemonSet") => edit(info, obj, daemon_set),
         ("batch", "CronJob") => edit(info, obj, cron_job),
         ("apps", "ControllerRevision") => edit(info, obj, |_: &mut apps::v1::ControllerRevision| Ok(())),
         ("storage.k8s.io", "StorageClass") => edit(info, obj, storage_class),
@@ -570,6 +571,21 @@ fn cron_job(cj: &mut k8s_openapi::api::batch::v1::CronJob) -> Outcome {
     self::job(&mut job)?;
     spec.job_template.spec = job.spec;
     Ok(())
+}
+
+/// Upstream `SetDefaults_DaemonSet`: a rolling update one node at a time (no surge), ten
+/// revisions kept; the template's defaults.
+fn daemon_set(ds: &mut apps::v1::DaemonSet) -> Outcome {
+    let spec = ds.spec.get_or_insert_default();
+    let strategy = spec.update_strategy.get_or_insert_default();
+    or_set(&mut strategy.type_, "RollingUpdate".to_string());
+    if strategy.type_.as_deref() == Some("RollingUpdate") {
+        let rolling = strategy.rolling_update.get_or_insert_default();
+        or_set(&mut rolling.max_unavailable, IntOrString::Int(1));
+        or_set(&mut rolling.max_surge, IntOrString::Int(0));
+    }
+    or_set(&mut spec.revision_history_limit, 10);
+    template(&mut spec.template)
 }
 
 fn replica_set(rs: &mut apps::v1::ReplicaSet) -> Outcome {

@@ -71,6 +71,7 @@ fn add_kind(generator: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
             generator.subschema_for::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>()
         }
         ("batch", "v1", "Job") => generator.subschema_for::<k8s_openapi::api::batch::v1::Job>(),
+        ("apps", "v1", "DaemonSet") => generator.subschema_for::<k8s_openapi::api::apps::v1::DaemonSet>(),
         ("batch", "v1", "CronJob") => generator.subschema_for::<k8s_openapi::api::batch::v1::CronJob>(),
         ("policy", "v1", "PodDisruptionBudget") => {
             generator.subschema_for::<k8s_openapi::api::policy::v1::PodDisruptionBudget>()

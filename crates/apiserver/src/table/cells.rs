@@ -942,6 +942,24 @@ pub fn cron_job(obj: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// Upstream's `printDaemonSet`.
+pub fn daemon_set(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let [containers, images] = container_cells(obj);
+    vec![
+        name(obj),
+        Value::from(int_at(obj, "/status/desiredNumberScheduled")),
+        Value::from(int_at(obj, "/status/currentNumberScheduled")),
+        Value::from(int_at(obj, "/status/numberReady")),
+        Value::from(int_at(obj, "/status/updatedNumberScheduled")),
+        Value::from(int_at(obj, "/status/numberAvailable")),
+        Value::from(none_if_empty(&format_labels(obj.pointer("/spec/template/spec/nodeSelector")))),
+        age(obj, now),
+        containers,
+        images,
+        Value::from(format_label_selector(obj.pointer("/spec/selector"))),
+    ]
+}
+
 /// kube-aggregator's APIService columns: the hosting Service (`Local` when none) and its
 /// `Available` condition (`False (Reason)` when not True and a reason is given).
 pub fn api_service(obj: &Value, now: Timestamp) -> Vec<Value> {

@@ -183,6 +183,19 @@ const REPLICA_SET: &[Column] = &[
     IMAGES,
     SELECTOR,
 ];
+const DAEMON_SET: &[Column] = &[
+    NAME,
+    int("Desired", "The number of nodes that should run the daemon pod."),
+    int("Current", "The number of nodes running the daemon pod."),
+    int("Ready", "The number of nodes whose daemon pod is ready."),
+    int("Up-to-date", "The number of nodes running the updated daemon pod."),
+    int("Available", "The number of nodes whose daemon pod is available."),
+    col("Node Selector", "The node selector of the daemon's pods."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+];
 const CONTROLLER_REVISION: &[Column] = &[
     NAME,
     col("Controller", "The object that owns this revision, as kind.group/name."),
@@ -405,6 +418,7 @@ enum Printer {
     PodDisruptionBudget,
     Job,
     CronJob,
+    DaemonSet,
     /// Upstream's default table convertor: Name and Created At.
     Default,
 }
@@ -445,6 +459,7 @@ impl Printer {
             ("autoscaling", "HorizontalPodAutoscaler") => Printer::HorizontalPodAutoscaler,
             ("policy", "PodDisruptionBudget") => Printer::PodDisruptionBudget,
             ("batch", "Job") => Printer::Job,
+            ("apps", "DaemonSet") => Printer::DaemonSet,
             ("batch", "CronJob") => Printer::CronJob,
             ("events.k8s.io", "Event") => Printer::EventsV1Event,
             _ => Printer::Default,
@@ -480,6 +495,7 @@ impl Printer {
             Printer::HorizontalPodAutoscaler => HORIZONTAL_POD_AUTOSCALER,
             Printer::PodDisruptionBudget => POD_DISRUPTION_BUDGET,
             Printer::Job => JOB,
+            Printer::DaemonSet => DAEMON_SET,
             Printer::CronJob => CRON_JOB,
             Printer::Default => DEFAULT,
         }
@@ -515,6 +531,7 @@ impl Printer {
             Printer::HorizontalPodAutoscaler => cells::horizontal_pod_autoscaler(obj, now),
             Printer::PodDisruptionBudget => cells::pod_disruption_budget(obj, now),
             Printer::Job => cells::job(obj, now),
+            Printer::DaemonSet => cells::daemon_set(obj, now),
             Printer::CronJob => cells::cron_job(obj, now),
             Printer::Default => cells::default(obj),
         };

@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_input;
+mod daemonsets;
 mod deletion;
 mod deployments;
 mod dns;

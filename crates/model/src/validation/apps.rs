@@ -355,6 +355,36 @@ pub(crate) fn replica_set(rs: &ReplicaSet, errs: &mut Errors) {
     replica_set_template(spec.template.as_ref(), parsed.as_ref(), "ReplicaSet", errs);
 }
 
+/// Upstream `ValidateDaemonSetSpec`: a selector matching a template that restarts `Always`,
+/// a known update strategy.
+pub(crate) fn daemon_set(ds: &k8s_openapi::api::apps::v1::DaemonSet, errs: &mut Errors) {
+    let default_spec = k8s_openapi::api::apps::v1::DaemonSetSpec::default();
+    let spec = ds.spec.as_ref().unwrap_or(&default_spec);
+    let path = Path::new("spec");
+    non_negative(spec.min_ready_seconds.unwrap_or(0), &path.child("minReadySeconds"), errs);
+    let has = spec.selector != LabelSelector::default();
+    let parsed = selector(Some(&spec.selector).filter(|_| has), "daemonset", errs);
+    replica_set_template(Some(&spec.template), parsed.as_ref(), "DaemonSet", errs);
+    match spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) {
+        None | Some("RollingUpdate" | "OnDelete") => {}
+        Some(other) => errs.push(FieldError::not_supported(
+            path.child("updateStrategy").child("type"),
+            other,
+            &["OnDelete", "RollingUpdate"],
+        )),
+    }
+}
+
+pub(crate) fn daemon_set_update(
+    old: &k8s_openapi::api::apps::v1::DaemonSet,
+    new: &k8s_openapi::api::apps::v1::DaemonSet,
+    errs: &mut Errors,
+) {
+    if let (Some(o), Some(n)) = (&old.spec, &new.spec) {
+        selector_immutable(&o.selector, &n.selector, errs);
+    }
+}
+
 pub(crate) fn replica_set_update(old: &ReplicaSet, new: &ReplicaSet, errs: &mut Errors) {
     if let (Some(o), Some(n)) = (&old.spec, &new.spec) {
         selector_immutable(&o.selector, &n.selector, errs);
