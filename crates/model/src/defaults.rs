@@ -52,6 +52,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<Defaulted,
         ("apps", "ReplicaSet") => edit(info, obj, replica_set),
         ("batch", "Job") => edit(info, obj, job),
         ("apps", "DaemonSet") => edit(info, obj, daemon_set),
+        ("", "ReplicationController") => edit(info, obj, replication_controller),
         ("batch", "CronJob") => edit(info, obj, cron_job),
         ("apps", "ControllerRevision") => edit(info, obj, |_: &mut apps::v1::ControllerRevision| Ok(())),
         ("storage.k8s.io", "StorageClass") => edit(info, obj, storage_class),
@@ -586,6 +587,29 @@ fn daemon_set(ds: &mut apps::v1::DaemonSet) -> Outcome {
     }
     or_set(&mut spec.revision_history_limit, 10);
     template(&mut spec.template)
+}
+
+/// Upstream `SetDefaults_ReplicationController`: one replica; the selector and the labels
+/// default to the template's labels.
+fn replication_controller(rc: &mut core::v1::ReplicationController) -> Outcome {
+    let template_labels = rc
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    if rc.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+        rc.metadata.labels = template_labels.clone();
+    }
+    let spec = rc.spec.get_or_insert_default();
+    if spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
+        spec.selector = template_labels;
+    }
+    or_set(&mut spec.replicas, 1);
+    match spec.template.as_mut() {
+        Some(t) => template(t),
+        None => Ok(()),
+    }
 }
 
 fn replica_set(rs: &mut apps::v1::ReplicaSet) -> Outcome {

@@ -117,6 +117,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
     resource!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", &["sts"], true, ALL, &[Status, Scale], true),
     resource!("apps", "v1", "Deployment", "deployments", "deployment", &["deploy"], true, ALL, &[Status, Scale], true),
     resource!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", &["rs"], true, ALL, &[Status, Scale], true),
+    resource!(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        &["rc"],
+        true,
+        ALL,
+        &[Status, Scale],
+        true
+    ),
     resource!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", &["ds"], true, ALL, &[Status], true),
     resource!("batch", "v1", "Job", "jobs", "job", &[], true, ALL, &[Status], true),
     resource!("batch", "v1", "CronJob", "cronjobs", "cronjob", &["cj"], true, ALL, &[Status], true),

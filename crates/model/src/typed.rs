@@ -113,6 +113,7 @@ pub(crate) fn round_trip(info: &ResourceInfo, obj: &Value) -> Option<Result<Valu
         ("policy", "PodDisruptionBudget") => via::<policy::v1::PodDisruptionBudget>(info, obj),
         ("batch", "Job") => via::<k8s_openapi::api::batch::v1::Job>(info, obj),
         ("apps", "DaemonSet") => via::<apps::v1::DaemonSet>(info, obj),
+        ("", "ReplicationController") => via::<core::v1::ReplicationController>(info, obj),
         ("batch", "CronJob") => via::<k8s_openapi::api::batch::v1::CronJob>(info, obj),
         _ => return None,
     })

@@ -17,9 +17,14 @@ use crate::strategy::Part;
 
 /// Build the Scale of a workload object.
 pub fn scale_of(obj: &Value) -> Value {
+    // A ReplicationController's selector is a plain label map.
     let selector = obj
         .pointer("/spec/selector")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .map(|s| match s.get("matchLabels").or(s.get("matchExpressions")) {
+            Some(_) => s.clone(),
+            None => json!({"matchLabels": s}),
+        })
+        .and_then(|s| serde_json::from_value(s).ok())
         .and_then(|s| LabelSelector::from_k8s(&s).ok())
         .map(|s| s.to_string())
         .unwrap_or_default();

@@ -71,6 +71,9 @@ fn add_kind(generator: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
             generator.subschema_for::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>()
         }
         ("batch", "v1", "Job") => generator.subschema_for::<k8s_openapi::api::batch::v1::Job>(),
+        ("", "v1", "ReplicationController") => {
+            generator.subschema_for::<k8s_openapi::api::core::v1::ReplicationController>()
+        }
         ("apps", "v1", "DaemonSet") => generator.subschema_for::<k8s_openapi::api::apps::v1::DaemonSet>(),
         ("batch", "v1", "CronJob") => generator.subschema_for::<k8s_openapi::api::batch::v1::CronJob>(),
         ("policy", "v1", "PodDisruptionBudget") => {

@@ -251,6 +251,13 @@ pub fn deployment(obj: &Value, now: Timestamp) -> Vec<Value> {
 /// NAME DESIRED CURRENT READY AGE CONTAINERS IMAGES SELECTOR; the counts are integers.
 pub fn replica_set(obj: &Value, now: Timestamp) -> Vec<Value> {
     let [containers, images] = container_cells(obj);
+    // A ReplicationController's selector is a plain label map.
+    let plain =
+        obj.pointer("/spec/selector").filter(|s| s.get("matchLabels").is_none() && s.get("matchExpressions").is_none());
+    let selector = match plain {
+        Some(map) => format_labels(Some(map)),
+        None => format_label_selector(obj.pointer("/spec/selector")),
+    };
     vec![
         name(obj),
         Value::from(desired_replicas(obj)),
@@ -259,7 +266,7 @@ pub fn replica_set(obj: &Value, now: Timestamp) -> Vec<Value> {
         age(obj, now),
         containers,
         images,
-        Value::from(format_label_selector(obj.pointer("/spec/selector"))),
+        Value::from(selector),
     ]
 }
 

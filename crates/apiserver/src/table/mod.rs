@@ -460,6 +460,7 @@ impl Printer {
             ("policy", "PodDisruptionBudget") => Printer::PodDisruptionBudget,
             ("batch", "Job") => Printer::Job,
             ("apps", "DaemonSet") => Printer::DaemonSet,
+            ("", "ReplicationController") => Printer::ReplicaSet,
             ("batch", "CronJob") => Printer::CronJob,
             ("events.k8s.io", "Event") => Printer::EventsV1Event,
             _ => Printer::Default,

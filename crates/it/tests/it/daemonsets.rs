@@ -1,5 +1,6 @@
 //! apps/v1 DaemonSets with real pods, as users drive them with kubectl: apply, `rollout status`,
-//! `set image` (a rolling update), `rollout history` and `rollout undo`, `get ds` columns.
+//! `set image` (a rolling update), `rollout history` and `rollout undo`, `get ds` columns; and
+//! the other node-and-count workload old charts bring, core/v1 ReplicationControllers.
 
 use it::{TEST_IMAGE, TestServer};
 
@@ -61,6 +62,58 @@ spec:
     })
     .await?;
     server.assert_nothing_left_behind().await?;
+    server.stop().await;
+    Ok(())
+}
+
+/// core/v1 ReplicationControllers (old charts still ship them): `kubectl create -f`, pods kept
+/// at the count, `kubectl scale rc`, `get rc` columns, deleted with their pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replication_controller_keeps_its_pods() -> anyhow::Result<()> {
+    let server = TestServer::with_pods().await?;
+    for version in ["1.27", "1.33"] {
+        let k = server.kubectl(version)?;
+        let name = format!("old-{}", version.replace('.', "-"));
+        k.ok_stdin(
+            &["create", "-f", "-"],
+            &format!(
+                r#"apiVersion: v1
+kind: ReplicationController
+metadata: {{name: {name}}}
+spec:
+  replicas: 2
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers: [{{name: c, image: {TEST_IMAGE}, command: [sleep, "3600"]}}]
+"#
+            ),
+        )?;
+        let ready = |n: usize| {
+            let k = &k;
+            let name = name.clone();
+            async move {
+                it::eventually("rc pods ready", std::time::Duration::from_secs(60), || async {
+                    let row = k.ok(&["get", "rc", &name, "--no-headers"]).ok()?;
+                    let cells: Vec<String> = row.split_whitespace().map(str::to_string).collect();
+                    (cells.get(1..4) == Some(&[n.to_string(), n.to_string(), n.to_string()][..])).then_some(row)
+                })
+                .await
+            }
+        };
+        ready(2).await?;
+        let selector = k.ok(&["get", "rc", &name, "-o", "jsonpath={.spec.selector.app}"])?;
+        assert_eq!(selector, name, "the selector defaults to the template's labels");
+        k.ok(&["scale", "rc", &name, "--replicas=1"])?;
+        ready(1).await?;
+        k.ok(&["delete", "rc", &name, "--wait=true"])?;
+    }
+    let k = server.kubectl("1.33")?;
+    it::eventually("rc pods gone", std::time::Duration::from_secs(30), || async {
+        k.ok(&["get", "pods", "-o", "name"]).ok().filter(|o| o.trim().is_empty())
+    })
+    .await?;
     server.stop().await;
     Ok(())
 }

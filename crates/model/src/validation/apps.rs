@@ -375,6 +375,23 @@ pub(crate) fn daemon_set(ds: &k8s_openapi::api::apps::v1::DaemonSet, errs: &mut 
     }
 }
 
+/// Upstream `ValidateReplicationControllerSpec`: a non-empty selector that the template's labels
+/// match, a template that restarts `Always`.
+pub(crate) fn replication_controller(rc: &k8s_openapi::api::core::v1::ReplicationController, errs: &mut Errors) {
+    let default_spec = k8s_openapi::api::core::v1::ReplicationControllerSpec::default();
+    let spec = rc.spec.as_ref().unwrap_or(&default_spec);
+    let path = Path::new("spec");
+    non_negative(spec.replicas.unwrap_or(1), &path.child("replicas"), errs);
+    let labels = spec.selector.clone().unwrap_or_default();
+    if labels.is_empty() {
+        errs.push(FieldError::required(path.child("selector"), ""));
+        return;
+    }
+    let selector = LabelSelector { match_labels: Some(labels), ..Default::default() };
+    let parsed = Selector::from_k8s(&selector).ok();
+    replica_set_template(spec.template.as_ref(), parsed.as_ref(), "ReplicationController", errs);
+}
+
 pub(crate) fn daemon_set_update(
     old: &k8s_openapi::api::apps::v1::DaemonSet,
     new: &k8s_openapi::api::apps::v1::DaemonSet,

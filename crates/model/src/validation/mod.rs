@@ -115,6 +115,7 @@ fn kind_rules(info: &ResourceInfo, obj: &Value, errs: &mut Errors) {
         ("apps", "ControllerRevision") => typed_rule(info, obj, errs, apps::controller_revision),
         ("batch", "Job") => typed_rule(info, obj, errs, apps::job),
         ("apps", "DaemonSet") => typed_rule(info, obj, errs, apps::daemon_set),
+        ("", "ReplicationController") => typed_rule(info, obj, errs, apps::replication_controller),
         ("batch", "CronJob") => typed_rule(info, obj, errs, apps::cron_job),
         ("storage.k8s.io", "StorageClass") => typed_rule(info, obj, errs, core::storage_class),
         ("discovery.k8s.io", "EndpointSlice") => typed_rule(info, obj, errs, core::endpoint_slice),
