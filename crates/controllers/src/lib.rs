@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod gc;
 pub mod job;
 pub mod namespace;
+pub mod quota;
 pub mod rbac;
 pub mod replicaset;
 pub mod replicationcontroller;
@@ -36,6 +37,7 @@ pub const NAMES: &[&str] = &[
     "persistentvolume-binder-controller",
     "replicaset-controller",
     "replicationcontroller-controller",
+    "resourcequota-controller",
     "serviceaccount-controller",
     "statefulset-controller",
 ];
@@ -76,7 +78,7 @@ pub fn enabled_controllers(spec: &str) -> Result<std::collections::BTreeSet<&'st
 /// Start the controllers that run inside `ordinal server` (those `enabled` names, by
 /// `NAMES`: garbage collection, namespace cleanup, ClusterRole aggregation, each namespace's
 /// `default` service account and `kube-root-ca.crt` (given the CA), disruption budgets' status,
-/// StatefulSets, ReplicaSets, Deployments, Jobs (and their TTL after finishing), CronJobs, DaemonSets, ReplicationControllers, endpoints and endpoint slices, persistent volumes
+/// StatefulSets, ReplicaSets, Deployments, Jobs (and their TTL after finishing), CronJobs, DaemonSets, ReplicationControllers, ResourceQuota status, endpoints and endpoint slices, persistent volumes
 /// with the local provisioner when this machine runs pods) and the scheduler, always. Each task
 /// ends when `shutdown` is cancelled.
 pub fn spawn_cluster_controllers(
@@ -127,6 +129,9 @@ pub fn spawn_cluster_controllers(
     }
     if on("replicationcontroller-controller") {
         tracker.spawn(logged("replicationcontroller controller", replicationcontroller::run(c.clone(), s.clone())));
+    }
+    if on("resourcequota-controller") {
+        tracker.spawn(logged("resourcequota controller", quota::run(c.clone(), s.clone())));
     }
     if on("deployment-controller") {
         tracker.spawn(logged("deployment controller", deployment::run(c.clone(), s.clone())));

@@ -53,6 +53,8 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) -> Result<Defaulted,
         ("batch", "Job") => edit(info, obj, job),
         ("apps", "DaemonSet") => edit(info, obj, daemon_set),
         ("", "ReplicationController") => edit(info, obj, replication_controller),
+        ("", "ResourceQuota") => edit(info, obj, |_: &mut core::v1::ResourceQuota| Ok(())),
+        ("", "LimitRange") => edit(info, obj, limit_range),
         ("batch", "CronJob") => edit(info, obj, cron_job),
         ("apps", "ControllerRevision") => edit(info, obj, |_: &mut apps::v1::ControllerRevision| Ok(())),
         ("storage.k8s.io", "StorageClass") => edit(info, obj, storage_class),
@@ -587,6 +589,27 @@ fn daemon_set(ds: &mut apps::v1::DaemonSet) -> Outcome {
     }
     or_set(&mut spec.revision_history_limit, 10);
     template(&mut spec.template)
+}
+
+/// Upstream `SetDefaults_LimitRangeItem`: for containers, the default limit is the max and the
+/// default request the default limit (else the min), where not given.
+fn limit_range(range: &mut core::v1::LimitRange) -> Outcome {
+    for item in range.spec.iter_mut().flat_map(|s| s.limits.iter_mut()) {
+        if item.type_ != "Container" {
+            continue;
+        }
+        let mut default = item.default.take().unwrap_or_default();
+        for (k, v) in item.max.iter().flatten() {
+            default.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let mut request = item.default_request.take().unwrap_or_default();
+        for (k, v) in default.iter().chain(item.min.iter().flatten()) {
+            request.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        item.default = Some(default).filter(|d| !d.is_empty());
+        item.default_request = Some(request).filter(|d| !d.is_empty());
+    }
+    Ok(())
 }
 
 /// Upstream `SetDefaults_ReplicationController`: one replica; the selector and the labels

@@ -11,6 +11,7 @@ pub mod error;
 pub mod names;
 pub mod patch;
 pub mod quantity;
+pub mod quota;
 pub mod rbac;
 pub mod resources;
 pub mod schema;

@@ -129,6 +129,8 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[Status, Scale],
         true
     ),
+    resource!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", &["quota"], true, NONE, &[Status], false),
+    resource!("", "v1", "LimitRange", "limitranges", "limitrange", &["limits"], true, NONE, &[], false),
     resource!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", &["ds"], true, ALL, &[Status], true),
     resource!("batch", "v1", "Job", "jobs", "job", &[], true, ALL, &[Status], true),
     resource!("batch", "v1", "CronJob", "cronjobs", "cronjob", &["cj"], true, ALL, &[Status], true),

@@ -114,6 +114,8 @@ pub(crate) fn round_trip(info: &ResourceInfo, obj: &Value) -> Option<Result<Valu
         ("batch", "Job") => via::<k8s_openapi::api::batch::v1::Job>(info, obj),
         ("apps", "DaemonSet") => via::<apps::v1::DaemonSet>(info, obj),
         ("", "ReplicationController") => via::<core::v1::ReplicationController>(info, obj),
+        ("", "ResourceQuota") => via::<core::v1::ResourceQuota>(info, obj),
+        ("", "LimitRange") => via::<core::v1::LimitRange>(info, obj),
         ("batch", "CronJob") => via::<k8s_openapi::api::batch::v1::CronJob>(info, obj),
         _ => return None,
     })

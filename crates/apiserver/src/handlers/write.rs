@@ -139,10 +139,12 @@ pub fn create(state: &ApiState, target: &Target, mut obj: Value, opts: WriteOpti
         }
         admit_priority(state, info, &mut candidate)?;
         admit_service_account(state, info, &mut candidate)?;
+        admit_limit_ranges(state, info, &mut candidate)?;
         let errors = model::validation::validate_create(info, &candidate);
         if !errors.is_empty() {
             return Err(invalid(info, &candidate, errors));
         }
+        admit_quota(state, info, &candidate)?;
         let name = object::name(&candidate).to_string();
         let key = crate::path::object_key(crate::convert::storage_info(info), Some(&ns), &name);
         if explicit_name && state.store.get(&key).is_some() {
@@ -566,6 +568,93 @@ fn admit_service_account(state: &ApiState, info: &ResourceInfo, obj: &mut Value)
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The stored objects of a kind in one namespace.
+fn in_namespace(state: &ApiState, info: &'static ResourceInfo, namespace: &str) -> Vec<std::sync::Arc<Value>> {
+    let prefix = crate::path::collection_prefix(crate::convert::storage_info(info), Some(namespace));
+    match state.store.list(&prefix, None, None, &mut |_| true) {
+        Ok((items, _, _)) => items.into_iter().map(|i| i.value).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn typed_in<T: serde::de::DeserializeOwned>(
+    state: &ApiState,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+) -> Vec<T> {
+    let Some(info) = model::resources::by_kind(api_version, kind) else { return Vec::new() };
+    in_namespace(state, info, namespace).iter().filter_map(|v| T::deserialize(&**v).ok()).collect()
+}
+
+/// Upstream's `LimitRanger` (`model::quota::limit_pod`, `limit_claim`): a new pod gets its
+/// namespace's container defaults, and a pod or claim outside the ranges is 403 Forbidden.
+fn admit_limit_ranges(state: &ApiState, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    if !info.group.is_empty() || !matches!(info.kind, "Pod" | "PersistentVolumeClaim") {
+        return Ok(());
+    }
+    let namespace = object::namespace(obj).to_string();
+    let ranges: Vec<k8s_openapi::api::core::v1::LimitRange> = typed_in(state, "v1", "LimitRange", &namespace);
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    let forbidden = |message: String| {
+        ApiError::forbidden(format!("{} {:?} is forbidden: {message}", info.group_resource(), object::name(obj)))
+    };
+    if info.kind == "PersistentVolumeClaim" {
+        let claim = serde_json::from_value(obj.clone()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        return model::quota::limit_claim(&claim, &ranges).map_err(forbidden);
+    }
+    let pod = serde_json::from_value(obj.clone()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let defaults = model::quota::limit_pod(&pod, &ranges).map_err(forbidden)?;
+    for (list, index, requests, limits) in defaults {
+        let Some(container) = obj.pointer_mut(&format!("/spec/{list}/{index}")).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let resources = container.entry("resources").or_insert_with(|| json!({}));
+        for (side, values) in [("requests", requests), ("limits", limits)] {
+            if values.is_empty() {
+                continue;
+            }
+            let Some(resources) = resources.as_object_mut() else { continue };
+            let entry = resources.entry(side).or_insert_with(|| json!({}));
+            if let Some(map) = entry.as_object_mut() {
+                for (k, v) in values {
+                    map.insert(k, json!(model::quota::show(v)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Upstream's `ResourceQuota` admission (`model::quota::admit`): a new object must fit every
+/// quota of its namespace, counting what the namespace already holds of its kind; 403 Forbidden
+/// with upstream's message otherwise. (Two creates racing can both fit; upstream serialises
+/// through the quota's status.)
+fn admit_quota(state: &ApiState, info: &'static ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+    if !info.namespaced {
+        return Ok(());
+    }
+    let namespace = object::namespace(obj).to_string();
+    let quotas: Vec<k8s_openapi::api::core::v1::ResourceQuota> = typed_in(state, "v1", "ResourceQuota", &namespace);
+    if quotas.is_empty() {
+        return Ok(());
+    }
+    let adding = model::quota::usage(info.group, info.plural, obj);
+    let existing: Vec<model::quota::Usage> =
+        in_namespace(state, info, &namespace).iter().map(|o| model::quota::usage(info.group, info.plural, o)).collect();
+    let used = model::quota::total(existing.iter());
+    let pod: Option<k8s_openapi::api::core::v1::Pod> =
+        (info.group.is_empty() && info.kind == "Pod").then(|| serde_json::from_value(obj.clone()).ok()).flatten();
+    for quota in &quotas {
+        model::quota::admit(quota, pod.as_ref(), &used, &adding).map_err(|message| {
+            ApiError::forbidden(format!("{} {:?} is forbidden: {message}", info.group_resource(), object::name(obj)))
+        })?;
     }
     Ok(())
 }

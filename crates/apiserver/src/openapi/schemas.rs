@@ -71,6 +71,8 @@ fn add_kind(generator: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
             generator.subschema_for::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>()
         }
         ("batch", "v1", "Job") => generator.subschema_for::<k8s_openapi::api::batch::v1::Job>(),
+        ("", "v1", "ResourceQuota") => generator.subschema_for::<k8s_openapi::api::core::v1::ResourceQuota>(),
+        ("", "v1", "LimitRange") => generator.subschema_for::<k8s_openapi::api::core::v1::LimitRange>(),
         ("", "v1", "ReplicationController") => {
             generator.subschema_for::<k8s_openapi::api::core::v1::ReplicationController>()
         }

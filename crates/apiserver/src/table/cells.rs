@@ -967,6 +967,22 @@ pub fn daemon_set(obj: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// Upstream's `printResourceQuota`: `used/hard` for each resource, the limits ones in LIMIT and
+/// the rest in REQUEST, in name order.
+pub fn resource_quota(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let hard = obj.pointer("/status/hard").or(obj.pointer("/spec/hard")).and_then(Value::as_object);
+    let (mut request, mut limit) = (Vec::new(), Vec::new());
+    for (k, h) in hard.into_iter().flatten() {
+        let used = obj
+            .pointer(&format!("/status/used/{}", k.replace('~', "~0").replace('/', "~1")))
+            .and_then(Value::as_str)
+            .unwrap_or("0");
+        let cell = format!("{k}: {used}/{}", h.as_str().unwrap_or_default());
+        if k.starts_with("limits.") { limit.push(cell) } else { request.push(cell) }
+    }
+    vec![name(obj), age(obj, now), Value::from(request.join(", ")), Value::from(limit.join(", "))]
+}
+
 /// kube-aggregator's APIService columns: the hosting Service (`Local` when none) and its
 /// `Available` condition (`False (Reason)` when not True and a reason is given).
 pub fn api_service(obj: &Value, now: Timestamp) -> Vec<Value> {

@@ -196,6 +196,12 @@ const DAEMON_SET: &[Column] = &[
     IMAGES,
     SELECTOR,
 ];
+const RESOURCE_QUOTA: &[Column] = &[
+    NAME,
+    AGE,
+    col("Request", "Used and hard amounts of what the quota requests bound."),
+    col("Limit", "Used and hard amounts of what the quota limits bound."),
+];
 const CONTROLLER_REVISION: &[Column] = &[
     NAME,
     col("Controller", "The object that owns this revision, as kind.group/name."),
@@ -419,6 +425,7 @@ enum Printer {
     Job,
     CronJob,
     DaemonSet,
+    ResourceQuota,
     /// Upstream's default table convertor: Name and Created At.
     Default,
 }
@@ -460,6 +467,7 @@ impl Printer {
             ("policy", "PodDisruptionBudget") => Printer::PodDisruptionBudget,
             ("batch", "Job") => Printer::Job,
             ("apps", "DaemonSet") => Printer::DaemonSet,
+            ("", "ResourceQuota") => Printer::ResourceQuota,
             ("", "ReplicationController") => Printer::ReplicaSet,
             ("batch", "CronJob") => Printer::CronJob,
             ("events.k8s.io", "Event") => Printer::EventsV1Event,
@@ -497,6 +505,7 @@ impl Printer {
             Printer::PodDisruptionBudget => POD_DISRUPTION_BUDGET,
             Printer::Job => JOB,
             Printer::DaemonSet => DAEMON_SET,
+            Printer::ResourceQuota => RESOURCE_QUOTA,
             Printer::CronJob => CRON_JOB,
             Printer::Default => DEFAULT,
         }
@@ -533,6 +542,7 @@ impl Printer {
             Printer::PodDisruptionBudget => cells::pod_disruption_budget(obj, now),
             Printer::Job => cells::job(obj, now),
             Printer::DaemonSet => cells::daemon_set(obj, now),
+            Printer::ResourceQuota => cells::resource_quota(obj, now),
             Printer::CronJob => cells::cron_job(obj, now),
             Printer::Default => cells::default(obj),
         };

@@ -611,3 +611,83 @@ subjects: [{kind: ServiceAccount, name: default, namespace: default}]
     server.stop().await;
     Ok(())
 }
+
+/// A namespace's LimitRange and ResourceQuota as a user meets them with kubectl 1.27 and 1.33:
+/// container defaults written into new pods, a pod over the range's max refused, creates beyond
+/// the quota refused with kube-apiserver's message, and the quota's usage in `kubectl get quota`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_ranges_default_and_quotas_refuse() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let admin = server.kubectl("1.33")?;
+    admin.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: LimitRange
+metadata: {name: defaults, namespace: team}
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 200m}
+    defaultRequest: {cpu: 100m}
+    max: {cpu: "1"}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: team-quota, namespace: team}
+spec:
+  hard: {pods: "2", requests.cpu: 300m, configmaps: "3"}
+"#,
+    )?;
+    let defaults = admin.ok(&[
+        "get",
+        "limitrange",
+        "defaults",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.spec.limits[0].defaultRequest.cpu}",
+    ])?;
+    assert_eq!(defaults, "100m");
+    for (i, version) in ["1.27", "1.33"].iter().enumerate() {
+        let k = server.kubectl(version)?;
+        let name = format!("p{i}");
+        k.ok(&["run", &name, "-n", "team", "--image=busybox", "--", "sleep", "1"])?;
+        let resources = k.ok(&["get", "pod", &name, "-n", "team", "-o", "jsonpath={.spec.containers[0].resources}"])?;
+        let resources: serde_json::Value = serde_json::from_str(&resources)?;
+        assert_eq!(resources, serde_json::json!({"limits": {"cpu": "200m"}, "requests": {"cpu": "100m"}}), "{version}");
+    }
+    for version in ["1.27", "1.33"] {
+        let k = server.kubectl(version)?;
+        let refused = k.fails(&["run", "third", "-n", "team", "--image=busybox"])?;
+        assert_contains(
+            &refused,
+            "pods \"third\" is forbidden: exceeded quota: team-quota, requested: pods=1, used: pods=2, limited: pods=2",
+        );
+        let big = k.fails_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: big, namespace: team}\nspec:\n  containers: [{name: c, image: busybox, resources: {limits: {cpu: \"2\"}}}]\n",
+        )?;
+        assert_contains(&big, "maximum cpu usage per Container is 1, but limit is 2");
+    }
+    // kube-root-ca.crt is one of the three, as on any cluster.
+    server.namespace_defaults("team").await?;
+    admin.ok(&["create", "configmap", "one", "-n", "team"])?;
+    admin.ok(&["create", "configmap", "two", "-n", "team"])?;
+    assert_contains(
+        &admin.fails(&["create", "configmap", "three", "-n", "team"])?,
+        "exceeded quota: team-quota, requested: configmaps=1",
+    );
+    it::eventually("the quota's usage", std::time::Duration::from_secs(20), || async {
+        let row = admin.ok(&["get", "quota", "team-quota", "-n", "team", "--no-headers"]).ok()?;
+        (row.contains("configmaps: 3/3") && row.contains("pods: 2/2") && row.contains("requests.cpu: 200m/300m"))
+            .then_some(row)
+    })
+    .await?;
+    admin.ok(&["delete", "namespace", "team", "--wait=true", "--timeout=60s"])?;
+    server.stop().await;
+    Ok(())
+}
