@@ -691,3 +691,175 @@ spec:
     server.stop().await;
     Ok(())
 }
+
+/// What a chart for a stateful application ships, in one `kubectl apply -f`: every kind is
+/// accepted, `kubectl get all` shows the workloads, and deleting the namespace removes all of
+/// it (kubectl 1.27 and 1.33).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_shaped_bundle_applies_and_goes_with_its_namespace() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let bundle = r#"apiVersion: v1
+kind: Namespace
+metadata: {name: db}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: db, namespace: db}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: db, namespace: db}
+rules: [{apiGroups: [""], resources: [pods, endpoints], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: db, namespace: db}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: db}
+subjects: [{kind: ServiceAccount, name: db, namespace: db}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: db-config, namespace: db}
+data: {postgresql.conf: "max_connections = 100"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db-auth, namespace: db}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db-headless, namespace: db}
+spec: {clusterIP: None, selector: {app: db}, ports: [{name: pg, port: 5432}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: db}
+spec: {selector: {app: db}, ports: [{name: pg, port: 5432}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: db}
+spec:
+  serviceName: db-headless
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      serviceAccountName: db
+      containers: [{name: pg, image: postgres:16, envFrom: [{secretRef: {name: db-auth}}], resources: {requests: {cpu: 100m}}}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: db, namespace: db}
+spec: {minAvailable: 1, selector: {matchLabels: {app: db}}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: db-init, namespace: db}
+spec:
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: init, image: postgres:16, command: [psql, -c, "select 1"]}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: db-backup, namespace: db}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: backup, image: postgres:16, command: [pg_dumpall]}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: db-exporter, namespace: db}
+spec:
+  selector: {matchLabels: {app: db-exporter}}
+  template:
+    metadata: {labels: {app: db-exporter}}
+    spec: {containers: [{name: exporter, image: exporter:1}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db, namespace: db}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{podSelector: {}}], ports: [{port: 5432}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: db-admin, namespace: db}
+spec:
+  rules:
+  - host: db.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: db, port: {number: 5432}}}}]}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: db, namespace: db}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: StatefulSet, name: db}
+  minReplicas: 2
+  maxReplicas: 3
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: db, namespace: db}
+spec: {hard: {pods: "20"}}
+---
+apiVersion: v1
+kind: LimitRange
+metadata: {name: db, namespace: db}
+spec: {limits: [{type: Container, defaultRequest: {memory: 64Mi}}]}
+"#;
+    for version in ["1.27", "1.33"] {
+        let k = server.kubectl(version)?;
+        let applied = k.ok_stdin(&["apply", "-f", "-"], bundle)?;
+        assert_eq!(applied.lines().count(), 18, "{version}: {applied}");
+        assert!(applied.lines().all(|l| l.ends_with(" created")), "{version}: {applied}");
+        // Applied again: accepted, and unchanged except where kubectl's own patch is never
+        // empty: a Secret's `stringData` (stored as `data`), claim templates and NetworkPolicy
+        // ports that the server completes with defaults inside lists kubectl replaces whole, and
+        // a budget's selector (patch strategy `replace`). Not yet compared with a real cluster.
+        let again = k.ok_stdin(&["apply", "-f", "-"], bundle)?;
+        let configured: Vec<&str> = again.lines().filter(|l| !l.ends_with(" unchanged")).collect();
+        assert_eq!(
+            configured,
+            [
+                "secret/db-auth configured",
+                "statefulset.apps/db configured",
+                "poddisruptionbudget.policy/db configured",
+                "networkpolicy.networking.k8s.io/db configured"
+            ],
+            "{version}"
+        );
+        let all = k.ok(&["get", "all", "-n", "db", "-o", "name"])?;
+        for expected in [
+            "service/db",
+            "statefulset.apps/db",
+            "daemonset.apps/db-exporter",
+            "job.batch/db-init",
+            "cronjob.batch/db-backup",
+        ] {
+            assert!(all.lines().any(|l| l == expected), "{version}: {expected} in {all}");
+        }
+        k.ok(&["delete", "namespace", "db", "--wait=true", "--timeout=60s"])?;
+        let left = k.run(&["get", "namespace", "db"])?;
+        assert!(!left.status.success(), "{version}: the namespace is gone");
+        for kind in ["pods", "jobs", "pvc", "roles", "configmaps", "networkpolicies", "resourcequotas"] {
+            let out = k.ok(&["get", kind, "-n", "db", "-o", "name"])?;
+            assert_eq!(out.trim(), "", "{version}: {kind} left: {out}");
+        }
+    }
+    server.stop().await;
+    Ok(())
+}
