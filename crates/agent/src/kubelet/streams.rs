@@ -158,18 +158,22 @@ fn set_window_size(fd: &OwnedFd, cols: u16, rows: u16) {
 /// Connect to the running container's own standard streams.
 pub async fn attach<R: Runtime>(runtime: &Arc<R>, pod_uid: &str, name: &str) -> Result<Session, StreamError> {
     let cref = running(runtime.as_ref(), pod_uid, name)?;
+    let attached_at_ns = jiff::Timestamp::now().as_nanosecond();
     let stream = runtime.attach(&cref).await.map_err(|e| StreamError::Internal(e.to_string()))?;
     let (mut reader, mut writer) = stream.into_split();
     let (out_tx, output) = mpsc::channel(64);
     let (input, mut in_rx) = mpsc::unbounded_channel::<Input>();
     let (exit_tx, exit) = oneshot::channel();
+    let watched = runtime.clone();
     tokio::spawn(async move {
         let mut pending = Vec::new();
         let mut buf = vec![0u8; 16 * 1024];
+        let mut received = false;
         while let Ok(n) = reader.read(&mut buf).await {
             if n == 0 {
                 break;
             }
+            received = true;
             pending.extend_from_slice(&buf[..n]);
             for (kind, payload) in frame::decode(&mut pending) {
                 let channel = if kind == frame::STDERR { 2 } else { 1 };
@@ -179,7 +183,18 @@ pub async fn attach<R: Runtime>(runtime: &Arc<R>, pod_uid: &str, name: &str) -> 
             }
         }
         // The container's streams closed: the attachment is over (its exit code is in the
-        // pod's status, where kubectl reads it).
+        // pod's status, where kubectl reads it). If nothing came through and the container has
+        // ended, it most likely ended (and wrote what it had to say) around the moment of
+        // attaching, racing the running check: say it is not running, as kubelet does for a
+        // container that is not, and kubectl shows its logs instead of nothing.
+        if !received {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), watched.wait(&cref)).await;
+            if let ContainerState::Exited { record, .. } = watched.state(&cref) {
+                tracing::debug!(container = %cref.name, ended_before = record.finished_at_ns <= attached_at_ns, "attached to an ended container");
+                let _ = exit_tx.send(Err(format!("container {:?} is not running", cref.name)));
+                return;
+            }
+        }
         let _ = exit_tx.send(Ok(0));
     });
     tokio::spawn(async move {
