@@ -9,9 +9,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::EventType;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use logic::statefulset::revision::UpdateRevision;
@@ -77,31 +76,11 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
     let reference = ds.object_ref(&());
     let recorder = &ctx.recorder;
     for node in &plan.create {
-        match pods_api.create(&PostParams::default(), &logic::daemonset::new_pod(&ds, node, &plan.hash)).await {
-            Ok(pod) => {
-                let note = format!("Created pod: {}", pod.name_any());
-                client_tools::publish(recorder, &reference, EventType::Normal, "SuccessfulCreate", note).await;
-            }
-            Err(e) => {
-                let note = format!("Error creating: {e}");
-                client_tools::publish(recorder, &reference, EventType::Warning, "FailedCreate", note).await;
-                return Err(e.into());
-            }
-        }
+        let pod = logic::daemonset::new_pod(&ds, node, &plan.hash);
+        crate::workload::create_pod(&pods_api, recorder, &reference, &pod).await?;
     }
     for (pod_name, pod_uid) in &plan.delete {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions { uid: Some(pod_uid.clone()), resource_version: None }),
-            ..Default::default()
-        };
-        match pods_api.delete(pod_name, &params).await {
-            Ok(_) => {
-                let note = format!("Deleted pod: {pod_name}");
-                client_tools::publish(recorder, &reference, EventType::Normal, "SuccessfulDelete", note).await;
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        crate::workload::delete_pod(&pods_api, recorder, &reference, pod_name, pod_uid).await?;
     }
     for old in &plan.truncate {
         match revisions_api.delete(old, &DeleteParams::default()).await {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
@@ -74,35 +74,11 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
     }
     let created = crate::workload::slow_start(plan.create.clone(), |index| {
         let (api, reference, job) = (&pods_api, &reference, &job);
-        async move {
-            match api.create(&PostParams::default(), &logic::job::new_pod(job, index)).await {
-                Ok(pod) => {
-                    let note = format!("Created pod: {}", pod.name_any());
-                    client_tools::publish(recorder, reference, EventType::Normal, "SuccessfulCreate", note).await;
-                    Ok(())
-                }
-                Err(e) => {
-                    let note = format!("Error creating: {e}");
-                    client_tools::publish(recorder, reference, EventType::Warning, "FailedCreate", note).await;
-                    Err(e)
-                }
-            }
-        }
+        async move { crate::workload::create_pod(api, recorder, reference, &logic::job::new_pod(job, index)).await }
     })
     .await;
     for (pod_name, uid) in &plan.delete {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
-            ..Default::default()
-        };
-        match pods_api.delete(pod_name, &params).await {
-            Ok(_) => {
-                let note = format!("Deleted pod: {pod_name}");
-                client_tools::publish(recorder, &reference, EventType::Normal, "SuccessfulDelete", note).await;
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        crate::workload::delete_pod(&pods_api, recorder, &reference, pod_name, uid).await?;
     }
     let before = true_conditions(job.status.as_ref());
     for condition in plan.status.conditions.iter().flatten().filter(|c| c.status == "True") {

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -48,34 +47,11 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
     let reference = rs.object_ref(&());
     let template = logic::replicaset::new_pod(&rs);
     let created = crate::workload::slow_start(vec![(); plan.create], |()| {
-        let (api, template, recorder, reference) = (&pods_api, &template, &ctx.recorder, &reference);
-        async move {
-            match api.create(&PostParams::default(), template).await {
-                Ok(pod) => {
-                    let note = format!("Created pod: {}", pod.name_any());
-                    client_tools::publish(recorder, reference, EventType::Normal, "SuccessfulCreate", note).await;
-                    Ok(())
-                }
-                Err(e) => {
-                    let note = format!("Error creating: {e}");
-                    client_tools::publish(recorder, reference, EventType::Warning, "FailedCreate", note).await;
-                    Err(e)
-                }
-            }
-        }
+        crate::workload::create_pod(&pods_api, &ctx.recorder, &reference, &template)
     })
     .await;
     for (pod_name, uid) in &plan.delete {
-        let precondition = Preconditions { uid: Some(uid.clone()), resource_version: None };
-        let params = DeleteParams { preconditions: Some(precondition), ..Default::default() };
-        match pods_api.delete(pod_name, &params).await {
-            Ok(_) => {
-                let note = format!("Deleted pod: {pod_name}");
-                client_tools::publish(&ctx.recorder, &reference, EventType::Normal, "SuccessfulDelete", note).await;
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        crate::workload::delete_pod(&pods_api, &ctx.recorder, &reference, pod_name, uid).await?;
     }
     if logic::replicaset::status_changed(rs.status.as_ref(), &plan.status) {
         let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);

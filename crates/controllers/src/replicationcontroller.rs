@@ -9,9 +9,8 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -65,32 +64,12 @@ async fn reconcile(rc: Arc<ReplicationController>, ctx: Arc<Ctx>) -> Result<Requ
     let reference = rc.object_ref(&());
     let mut template = logic::replicaset::new_pod(&rs);
     template.metadata.owner_references = Some(vec![owner]);
-    for _ in 0..plan.create {
-        match pods_api.create(&PostParams::default(), &template).await {
-            Ok(pod) => {
-                let note = format!("Created pod: {}", pod.name_any());
-                client_tools::publish(&ctx.recorder, &reference, EventType::Normal, "SuccessfulCreate", note).await;
-            }
-            Err(e) => {
-                let note = format!("Error creating: {e}");
-                client_tools::publish(&ctx.recorder, &reference, EventType::Warning, "FailedCreate", note).await;
-                return Err(e.into());
-            }
-        }
-    }
+    let created = crate::workload::slow_start(vec![(); plan.create], |()| {
+        crate::workload::create_pod(&pods_api, &ctx.recorder, &reference, &template)
+    })
+    .await;
     for (pod_name, uid) in &plan.delete {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
-            ..Default::default()
-        };
-        match pods_api.delete(pod_name, &params).await {
-            Ok(_) => {
-                let note = format!("Deleted pod: {pod_name}");
-                client_tools::publish(&ctx.recorder, &reference, EventType::Normal, "SuccessfulDelete", note).await;
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        crate::workload::delete_pod(&pods_api, &ctx.recorder, &reference, pod_name, uid).await?;
     }
     if logic::replicaset::status_changed(rs.status.as_ref(), &plan.status) {
         let api: Api<ReplicationController> = Api::namespaced(ctx.client.clone(), &ns);
@@ -100,6 +79,7 @@ async fn reconcile(rc: Arc<ReplicationController>, ctx: Arc<Ctx>) -> Result<Requ
             Err(e) => return Err(e.into()),
         }
     }
+    created?;
     Ok(match plan.requeue_after_secs {
         Some(secs) => Requeue::requeue(std::time::Duration::from_secs(secs)),
         None => Requeue::await_change(),

@@ -1,5 +1,6 @@
-//! What the workload controllers (StatefulSet, ReplicaSet, Deployment) share in their I/O:
-//! adopting and releasing owned objects, recording events, and upstream's slow start.
+//! What the workload controllers (StatefulSet, ReplicaSet, Deployment, Job, DaemonSet,
+//! ReplicationController) share in their I/O: adopting and releasing owned objects, creating
+//! and deleting pods with their events, and upstream's slow start.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
@@ -153,5 +154,53 @@ impl Ctx {
     pub(crate) fn new(client: kube::Client, controller: &str) -> std::sync::Arc<Ctx> {
         let reporter = kube::runtime::events::Reporter { controller: controller.into(), instance: None };
         std::sync::Arc::new(Ctx { recorder: Recorder::new(client.clone(), reporter), client })
+    }
+}
+
+/// Create `pod` for the object `reference` names, recording upstream's `SuccessfulCreate`
+/// (`Created pod: <name>`) or `FailedCreate` event.
+pub(crate) async fn create_pod(
+    api: &Api<k8s_openapi::api::core::v1::Pod>,
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) -> Result<(), kube::Error> {
+    use kube::runtime::events::EventType;
+    match api.create(&kube::api::PostParams::default(), pod).await {
+        Ok(made) => {
+            let note = format!("Created pod: {}", made.name_any());
+            client_tools::publish(recorder, reference, EventType::Normal, "SuccessfulCreate", note).await;
+            Ok(())
+        }
+        Err(e) => {
+            let note = format!("Error creating: {e}");
+            client_tools::publish(recorder, reference, EventType::Warning, "FailedCreate", note).await;
+            Err(e)
+        }
+    }
+}
+
+/// Delete the pod `name` if it is still the one with `uid`, recording `SuccessfulDelete`; a pod
+/// already gone or replaced is not an error.
+pub(crate) async fn delete_pod(
+    api: &Api<k8s_openapi::api::core::v1::Pod>,
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    name: &str,
+    uid: &str,
+) -> Result<(), kube::Error> {
+    use kube::runtime::events::EventType;
+    let params = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => {
+            let note = format!("Deleted pod: {name}");
+            client_tools::publish(recorder, reference, EventType::Normal, "SuccessfulDelete", note).await;
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
     }
 }
