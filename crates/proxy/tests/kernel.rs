@@ -1,6 +1,6 @@
 //! The kernel's share against the real nftables (root): after every in-place update the table
 //! holds exactly what a fresh replacement of the same table would, a table changed behind the
-//! proxy's back is replaced whole, and `remove` leaves nothing.
+//! proxy's back or left by a killed server is replaced whole, and `remove` leaves nothing.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
@@ -124,7 +124,17 @@ async fn in_place_updates_leave_what_a_replacement_would() {
     reference.apply(&steps[2]).await.expect("apply fresh");
     assert_eq!(listing(&live), listing(&fresh));
 
-    kernel.remove().await.expect("remove");
+    // A server killed with `kill -9` leaves its table (here: step 2's, never removed); the
+    // next one knows nothing of it and replaces it whole, stale chains and all.
+    drop(kernel);
+    let mut next = Kernel::new(live.clone()).expect("usable name");
+    let programmed = next.apply(&steps[5]).await.expect("apply after a kill");
+    assert!(programmed.replaced);
+    let mut reference = Kernel::new(fresh.clone()).expect("usable name");
+    reference.apply(&steps[5]).await.expect("apply fresh");
+    assert_eq!(listing(&live), listing(&fresh));
+
+    next.remove().await.expect("remove");
     assert_eq!(listing(&live), None, "the table is gone");
 }
 
