@@ -34,9 +34,15 @@ impl Drop for PodsGuard {
         // covers a test that panicked.
         let cidr = format!("{}/{}", self.service_cidr.0, self.service_cidr.1);
         let _ = Command::new("ip").args(["route", "del", "local", &cidr, "dev", "lo", "table", "local"]).output();
-        let table = logic::proxy::nft::table_name(&self.native.bridge);
-        let _ = Command::new("nft").args(["delete", "table", "ip", &table]).stderr(Stdio::null()).output();
+        remove_service_table(&self.native.bridge);
     }
+}
+
+/// Delete the service proxy's nftables table for `bridge` (what a server killed, or a test
+/// that panicked, leaves).
+pub fn remove_service_table(bridge: &str) {
+    let table = logic::proxy::nft::table_name(bridge);
+    let _ = Command::new("nft").args(["delete", "table", "ip", &table]).stderr(Stdio::null()).output();
 }
 
 /// The service proxy's nftables table for `bridge` as `nft list` prints it, if it exists.
