@@ -30,10 +30,26 @@ struct PodsGuard {
 impl Drop for PodsGuard {
     fn drop(&mut self) {
         agent::runtime::Native::reset_blocking(&self.native);
-        // The service proxy removes its route when it stops; this covers a test that panicked.
+        // The service proxy removes its route and its nftables table when it stops; this
+        // covers a test that panicked.
         let cidr = format!("{}/{}", self.service_cidr.0, self.service_cidr.1);
         let _ = Command::new("ip").args(["route", "del", "local", &cidr, "dev", "lo", "table", "local"]).output();
+        remove_service_table(&self.native.bridge);
     }
+}
+
+/// Delete the service proxy's nftables table for `bridge` (what a server killed, or a test
+/// that panicked, leaves).
+pub fn remove_service_table(bridge: &str) {
+    let table = logic::proxy::nft::table_name(bridge);
+    let _ = Command::new("nft").args(["delete", "table", "ip", &table]).stderr(Stdio::null()).output();
+}
+
+/// The service proxy's nftables table for `bridge` as `nft list` prints it, if it exists.
+pub fn service_table(bridge: &str) -> Option<String> {
+    let table = logic::proxy::nft::table_name(bridge);
+    let out = Command::new("nft").args(["list", "table", "ip", &table]).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Whether the host still has the local route that makes a server's virtual IPs answer.

@@ -69,6 +69,7 @@ impl Drop for Cleanup {
         agent::runtime::Native::reset_blocking(&self.0);
         let route = ["route", "del", "local", SERVICE_CIDR, "dev", "lo", "table", "local"];
         let _ = std::process::Command::new("ip").args(route).output();
+        it::remove_service_table(&self.0.bridge);
     }
 }
 
@@ -456,6 +457,7 @@ async fn kill_9_at_random_moments_loses_nothing_duplicates_nothing_and_leaks_not
     let bridge = std::process::Command::new("ip").args(["link", "show", BRIDGE]).output()?;
     ensure!(!bridge.status.success(), "bridge {BRIDGE} removed");
     ensure!(!it::service_route_present(ordinal::parse_cidr(SERVICE_CIDR)?), "service route removed");
+    ensure!(it::service_table(BRIDGE).is_none(), "service table removed");
 
     println!(
         "{}",

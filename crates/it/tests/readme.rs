@@ -87,8 +87,8 @@ spec:
     )
 }
 
-/// Removes what a defaults server leaves when the test fails: its pods, bridge, cgroups and
-/// the services route. Armed only once this test's server serves, so a server someone else
+/// Removes what a defaults server leaves when the test fails: its pods, bridge, cgroups, the
+/// services route and table. Armed only once this test's server serves, so a server someone else
 /// runs with the defaults is never touched.
 struct Defaults {
     native: agent::runtime::NativeConfig,
@@ -101,6 +101,7 @@ impl Drop for Defaults {
             agent::runtime::Native::reset_blocking(&self.native);
             let route = ["route", "del", "local", "10.96.0.0/16", "dev", "lo", "table", "local"];
             let _ = std::process::Command::new("ip").args(route).output();
+            it::remove_service_table(&self.native.bridge);
         }
     }
 }

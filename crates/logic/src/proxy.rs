@@ -1,7 +1,9 @@
 //! The service data plane's decisions (kube-proxy's job): which frontends exist — a Service's
 //! virtual IP and port, and its node ports on the node-port addresses — and which backends each
-//! balances over, from the Services and their EndpointSlices. The proxy (crate `proxy`) binds the frontends and moves
-//! the bytes; nothing here does I/O.
+//! balances over, from the Services and their EndpointSlices; then which frontends the kernel
+//! serves (nftables DNAT, `nft`) and which the userspace proxy binds (`split`), and the
+//! nftables ruleset for the kernel's share (`nft`). The proxy (crate `proxy`) installs the
+//! ruleset, binds the rest and moves their bytes; nothing here does I/O.
 //!
 //! Backends follow kube-proxy: the ready endpoints; when none is ready, the ones still serving
 //! while terminating (so a rolling restart does not drop connections that could be served);
@@ -9,6 +11,8 @@
 
 #[cfg(test)]
 mod tests;
+
+pub mod nft;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -165,4 +169,63 @@ fn backends(slices: &[&EndpointSlice], port: &ServicePort, protocol: Protocol) -
     chosen.sort();
     chosen.dedup();
     chosen
+}
+
+/// An IPv4 network: address and prefix length.
+pub type Net = (Ipv4Addr, u8);
+
+/// Is `ip` in `net`?
+pub fn in_net(net: Net, ip: Ipv4Addr) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(net.1.min(32))).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(net.0) & mask
+}
+
+/// What the kernel's share of the proxy needs to know about this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelNode {
+    /// The pods' bridge: pods' traffic arrives on it, and traffic DNAT'd to a pod leaves by it.
+    pub bridge: String,
+    /// The bridge's address (the pods' gateway and `hostIP`): node ports on it are the kernel's.
+    pub bridge_address: Ipv4Addr,
+    /// The pod network on the bridge: the backends DNAT can reach without leaving the machine.
+    pub pod_network: Net,
+    /// The Service CIDR: frontends on its addresses are virtual IPs.
+    pub service_network: Net,
+}
+
+/// Who serves a frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// nftables DNAT rules (`nft::ruleset`).
+    Kernel,
+    /// The userspace proxy binds the frontend and copies the bytes.
+    Userspace,
+}
+
+/// Who serves `frontend`: the kernel for a virtual IP or a node port on the bridge address
+/// whose backends are all in the pod network (none at all included: the kernel rejects those
+/// connections); userspace for the rest:
+/// - node ports on loopback: DNAT of a packet sent to 127.0.0.1 towards a pod needs
+///   `route_localnet`, which lets martian loopback packets onto the wire (kube-proxy's nftables
+///   mode refuses it too);
+/// - node ports on `0.0.0.0` or on another of the machine's addresses (`--allow-remote`,
+///   `--node-port-address`): their clients come from the uplink, and DNAT would make the kernel
+///   route them into the bridge and the pods' replies out of it — the routing this node keeps
+///   off (`agent::runtime::network::guard_uplink`);
+/// - backends outside the pod network (a manual EndpointSlice naming 127.0.0.1, a host or
+///   remote address): the kernel would have to route pods' packets there, where the userspace
+///   proxy dials them from the host;
+/// - IPv6 frontends or backends (the ruleset is IPv4's).
+pub fn server(frontend: &Frontend, route: &Route, node: &KernelNode) -> Server {
+    let IpAddr::V4(ip) = frontend.addr.ip() else { return Server::Userspace };
+    let ours = in_net(node.service_network, ip) || ip == node.bridge_address;
+    let reachable = route.backends.iter().all(|b| matches!(b.ip(), IpAddr::V4(ip) if in_net(node.pod_network, ip)));
+    if ours && !ip.is_loopback() && !ip.is_unspecified() && reachable { Server::Kernel } else { Server::Userspace }
+}
+
+/// Split a table into the kernel's frontends and the userspace proxy's (`server`); without a
+/// kernel path (`None`: no `nft`, or the bridge does not forward) everything is userspace's.
+pub fn split(table: Table, node: Option<&KernelNode>) -> (Table, Table) {
+    let Some(node) = node else { return (Table::new(), table) };
+    table.into_iter().partition(|(frontend, route)| server(frontend, route, node) == Server::Kernel)
 }

@@ -6,7 +6,6 @@
 //! write latency with one writer and its durable creates per second with 1, 8 and 64 writer
 //! threads.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +15,10 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
+
+mod service_proxy;
+
+pub use service_proxy::ProxyBench;
 
 /// Knobs for one run.
 #[derive(Debug, Clone)]
@@ -1232,131 +1235,6 @@ fn emit_dns(metric: &str, mut samples_ms: Vec<f64>) {
         "max": round(samples_ms.last().copied().unwrap_or(0.0)),
     });
     println!("{line}");
-}
-
-/// `ordinal bench proxy`: the userspace service proxy against a direct connection, in the
-/// same run, over loopback: request latency on fresh connections, requests per second with
-/// concurrent clients, and bulk throughput on one connection.
-pub struct ProxyBench {
-    pub samples: usize,
-    pub concurrency: usize,
-    pub seconds: u64,
-    pub megabytes: usize,
-}
-
-/// A backend that answers each connection's first bytes with a short reply, or, when the
-/// request is `BULK`, with `bulk` bytes.
-async fn bench_backend(bulk: usize) -> anyhow::Result<SocketAddr> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut req = [0u8; 4];
-                if s.read_exact(&mut req).await.is_err() {
-                    return;
-                }
-                if &req == b"BULK" {
-                    let chunk = vec![0u8; 1 << 16];
-                    let mut left = bulk;
-                    while left > 0 {
-                        let n = left.min(chunk.len());
-                        if s.write_all(&chunk[..n]).await.is_err() {
-                            return;
-                        }
-                        left -= n;
-                    }
-                } else {
-                    let _ = s.write_all(b"pong").await;
-                }
-            });
-        }
-    });
-    Ok(addr)
-}
-
-async fn ping_once(addr: SocketAddr) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    s.write_all(b"ping").await?;
-    let mut reply = [0u8; 4];
-    s.read_exact(&mut reply).await?;
-    Ok(())
-}
-
-impl ProxyBench {
-    pub async fn run(&self) -> anyhow::Result<()> {
-        let bulk = self.megabytes << 20;
-        let backends = vec![bench_backend(bulk).await?, bench_backend(bulk).await?];
-        let frontend_addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let frontend = logic::proxy::Frontend { addr: frontend_addr, protocol: logic::proxy::Protocol::Tcp };
-        let route = logic::proxy::Route { service: "bench/web:".into(), backends: backends.clone(), affinity: None };
-        let mut proxy = proxy::Proxy::new(tokio_util::sync::CancellationToken::new());
-        proxy.apply(logic::proxy::Table::from([(frontend, route)])).await;
-        for (via, addr) in [("direct", backends[0]), ("proxy", frontend_addr)] {
-            let mut samples = Vec::with_capacity(self.samples);
-            for _ in 0..self.samples {
-                let t = Instant::now();
-                ping_once(addr).await?;
-                samples.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            samples.sort_by(|a, b| a.total_cmp(b));
-            println!(
-                "{}",
-                json!({"bench": "proxy", "metric": "connect_request_reply", "via": via, "unit": "ms", "n": samples.len(),
-                       "p50": round(percentile(&samples, 0.5)), "p99": round(percentile(&samples, 0.99))})
-            );
-            let deadline = Instant::now() + Duration::from_secs(self.seconds);
-            let clients: Vec<_> = (0..self.concurrency)
-                .map(|_| {
-                    tokio::spawn(async move {
-                        let mut done = 0u64;
-                        while Instant::now() < deadline {
-                            if ping_once(addr).await.is_ok() {
-                                done += 1;
-                            }
-                        }
-                        done
-                    })
-                })
-                .collect();
-            let mut total = 0;
-            for c in clients {
-                total += c.await?;
-            }
-            println!(
-                "{}",
-                json!({"bench": "proxy", "metric": "connections_per_second", "via": via, "unit": "1/s",
-                       "concurrency": self.concurrency, "value": round(total as f64 / self.seconds as f64)})
-            );
-            let t = Instant::now();
-            {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut s = tokio::net::TcpStream::connect(addr).await?;
-                s.write_all(b"BULK").await?;
-                let mut buf = vec![0u8; 1 << 16];
-                let mut got = 0;
-                while got < bulk {
-                    let n = s.read(&mut buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    got += n;
-                }
-                anyhow::ensure!(got == bulk, "bulk transfer ended after {got} bytes");
-            }
-            let secs = t.elapsed().as_secs_f64();
-            println!(
-                "{}",
-                json!({"bench": "proxy", "metric": "bulk_throughput", "via": via, "unit": "MiB/s",
-                       "megabytes": self.megabytes, "value": round(self.megabytes as f64 / secs)})
-            );
-        }
-        proxy.stop().await;
-        Ok(())
-    }
 }
 
 /// `ordinal bench deploy`: a Deployment's time to Available and to finish a rolling update,

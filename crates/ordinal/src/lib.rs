@@ -349,6 +349,14 @@ async fn start_node_agent(
             config.listen.ip(),
             Some(pods.pod_cidr.gateway()),
         ),
+        // The kernel serves pods' Services only where it may route their packets into the
+        // bridge (behind the uplink guard, or masqueraded).
+        kernel: runtime.uplink().routes_pod_traffic().then(|| logic::proxy::KernelNode {
+            bridge: pods.bridge.clone(),
+            bridge_address: pods.pod_cidr.gateway(),
+            pod_network: (pods.pod_cidr.addr, pods.pod_cidr.prefix),
+            service_network: config.service_cidr,
+        }),
     };
     tasks.spawn(async move {
         proxy::run(proxy_client, proxy_config, proxy_stop).await;

@@ -115,8 +115,10 @@ enum BenchKind {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
-    /// Service proxy: latency, connections per second and throughput through the proxy,
-    /// next to direct connections in the same run (loopback; no root needed).
+    /// Service proxy: latency, connections per second and throughput through the kernel's
+    /// rules (nftables) and the userspace proxy, next to direct connections in the same run,
+    /// to backends in a network namespace of its own; then the time to program endpoint
+    /// changes (needs root).
     Proxy {
         #[arg(long, default_value_t = 2000)]
         samples: usize,
@@ -127,6 +129,12 @@ enum BenchKind {
         /// Size of the bulk transfer.
         #[arg(long, default_value_t = 1024)]
         megabytes: usize,
+        /// Endpoint changes timed.
+        #[arg(long, default_value_t = 50)]
+        changes: usize,
+        /// Other Services in the ruleset meanwhile.
+        #[arg(long, default_value_t = 100)]
+        services: usize,
     },
     /// Deployment controller: create → Available and a rolling update, with instantly ready pods.
     Deploy {
@@ -271,9 +279,9 @@ fn run() -> anyhow::Result<()> {
             Command::Bench { which: BenchKind::Dns { seconds, concurrency } } => {
                 ordinal::bench::DnsBench { seconds, concurrency }.run().await
             }
-            Command::Bench { which: BenchKind::Proxy { samples, concurrency, seconds, megabytes } } => {
-                ordinal::bench::ProxyBench { samples, concurrency, seconds, megabytes }.run().await
-            }
+            Command::Bench {
+                which: BenchKind::Proxy { samples, concurrency, seconds, megabytes, changes, services },
+            } => ordinal::bench::ProxyBench { samples, concurrency, seconds, megabytes, changes, services }.run().await,
             Command::Bench { which: BenchKind::Deploy { replicas } } => {
                 ordinal::bench::DeployBench { replicas }.run().await
             }

@@ -260,18 +260,27 @@ async fn pod_traffic_leaves_the_machine_only_with_masquerade() -> anyhow::Result
         let out = rt.exec_command(&pod.container, &argv, false).stdin(std::process::Stdio::null()).output().await?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    // By default the bridge does not forward: nothing leaves.
+    // By default the bridge forwards (the service proxy DNATs pods' traffic to pods), behind
+    // the guard: what a pod sends beyond the machine is dropped, and counted, so nothing leaves.
+    let forwarding = format!("/proc/sys/net/ipv4/conf/{}/forwarding", config.bridge);
+    let drops = || agent::runtime::network::guard_drops(&config.bridge).unwrap_or(0);
     assert!(agent::runtime::network::uplink_guarded(&config.bridge));
+    assert_eq!(std::fs::read_to_string(&forwarding)?.trim(), "1");
+    let dropped = drops();
     assert_eq!(reach(&rt).await?, "");
+    assert!(drops() > dropped, "the guard dropped the pod's packets");
 
     // With masquerade the same pod reaches the outside, behind the host's address.
     let mut nat = config.clone();
     nat.masquerade = true;
     let rt_nat = Native::init(nat).await?;
     assert_eq!(reach(&rt_nat).await?, "from-outside");
+    assert!(!agent::runtime::network::uplink_guarded(&config.bridge), "masquerading is not guarding");
     // Back to the default: the rule goes and kernel forwarding is as it was found.
     let _ = Native::init(config.clone()).await?;
+    let dropped = drops();
     assert_eq!(reach(&rt).await?, "");
+    assert!(drops() > dropped, "the guard is back");
     assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")?, forward_before);
     rt.signal(&pod.container, nix::sys::signal::Signal::SIGKILL)?;
     rt.remove_sandbox(uid).await?;

@@ -1,34 +1,39 @@
-//! The service data plane (kube-proxy's job), as a userspace proxy in tokio.
+//! The service data plane (kube-proxy's job): nftables DNAT in the kernel for what it can
+//! serve, a userspace proxy in tokio for the rest.
 //!
 //! `logic::proxy` decides the frontends (each Service port's virtual IP, and its node port on
-//! each node-port address: loopback and the pod bridge unless the API is served remotely) and
-//! their backends; this crate binds the frontends and forwards TCP
-//! connections and UDP sessions to the backends, round robin or with ClientIP affinity. It is
-//! watch-driven: a changed EndpointSlice swaps a frontend's backends in place; a new Service
-//! binds its frontends within milliseconds.
+//! each node-port address: loopback and the pod bridge unless the API is served remotely), their
+//! backends, and which frontends the kernel serves (`logic::proxy::split`): virtual IPs and node
+//! ports on the bridge address whose endpoints are pods. For those, `kernel` installs the
+//! ruleset `logic::proxy::nft` renders — DNAT to a random endpoint, ClientIP affinity in
+//! per-endpoint sets, masquerading of pods' traffic DNAT'd back into the bridge, a reject for
+//! frontends without endpoints — with one `nft -f -` batch per change, and deletes the table at
+//! stop (a killed server's table is replaced whole at the next start). The rest — node ports on
+//! 127.0.0.1 (DNAT from loopback needs `route_localnet`), on `0.0.0.0` or other addresses
+//! (clients from the uplink), and Services whose endpoints are not pods (a manual EndpointSlice
+//! naming 127.0.0.1) — this crate binds and forwards itself: TCP connections and UDP sessions,
+//! round robin or with ClientIP affinity. Without `nft`, or when the bridge does not forward
+//! (`agent::runtime::network::Uplink`), or once `nft` has refused a batch, everything is served
+//! in userspace. It is watch-driven: a changed EndpointSlice changes the rules of its Service
+//! (and swaps a userspace frontend's backends in place) within milliseconds.
 //!
 //! Virtual IPs are made local to this machine by one route, `local <service CIDR> dev lo` in
-//! the `local` table (what `ip route add local … table local` makes): a pod's packet to a
-//! virtual IP arrives at the bridge and is delivered to our sockets; the host's own packets go
-//! over loopback; nothing addressed to a virtual IP is ever routed out of the uplink. The route
-//! is removed when the proxy stops.
-//!
-//! Why userspace rather than nftables DNAT (see ARCHITECTURE.md for the measurements): node
-//! ports answer on 127.0.0.1 without `route_localnet` (which kube-proxy's nftables mode refuses
-//! for its security cost); a pod reaching its own Service through the bridge needs neither
-//! `br_netfilter` nor forwarding on the bridge (which the node keeps off so pod traffic cannot
-//! leave); and nothing but one route outlives the process. The cost is a copy through the
-//! proxy, and backends see the bridge's address as the client.
+//! the `local` table (what `ip route add local … table local` makes): DNAT happens before the
+//! routing decision (prerouting for pods, output for the host), so the kernel's frontends never
+//! meet the route; a pod's packet to a userspace virtual IP, or to one without endpoints, is
+//! delivered to this host (a socket, or the reject); nothing addressed to a virtual IP is ever
+//! routed out of the uplink. The route is removed when the proxy stops.
 
 mod balance;
 mod forward;
+pub mod kernel;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use logic::proxy::{Frontend, Protocol, Table};
+use logic::proxy::{Frontend, KernelNode, Protocol, Table};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,6 +45,10 @@ pub enum ProxyError {
     Netlink { what: &'static str, message: String },
     #[error("netlink socket: {0}")]
     Socket(#[source] std::io::Error),
+    #[error("run nft (apt-get install nftables): {0}")]
+    NftSpawn(#[source] std::io::Error),
+    #[error("nft: {0}")]
+    Nft(String),
 }
 
 /// What the proxy is told.
@@ -49,6 +58,9 @@ pub struct ProxyConfig {
     pub service_cidr: (Ipv4Addr, u8),
     /// Where node ports listen (`logic::proxy::node_port_addresses`).
     pub node_port_addresses: Vec<Ipv4Addr>,
+    /// This node's bridge and networks for the kernel's share, when the bridge forwards
+    /// (`agent::runtime::network::Uplink::routes_pod_traffic`); `None`: all in userspace.
+    pub kernel: Option<KernelNode>,
 }
 
 /// The bound frontends and their balancers. `apply` makes the bound set equal to a table.
@@ -137,12 +149,48 @@ pub async fn run(client: kube::Client, config: ProxyConfig, shutdown: Cancellati
             false
         }
     };
+    let mut kernel = config.kernel.clone().and_then(|node| {
+        let bridge = node.bridge.clone();
+        let kernel = kernel::Kernel::new(node);
+        if kernel.is_none() {
+            tracing::warn!(%bridge, "bridge name not usable in nftables rules: Services are proxied in userspace");
+        }
+        kernel
+    });
     let mut proxy = Proxy::new(shutdown.child_token());
     let mut watch = client_tools::ServiceWatch::new(client);
     while let Some((services, slices)) = watch.changed(&shutdown).await {
-        proxy.apply(logic::proxy::build(&services, &slices, &config.node_port_addresses)).await;
+        let changed = std::time::Instant::now();
+        let table = logic::proxy::build(&services, &slices, &config.node_port_addresses);
+        let (in_kernel, mut userspace) = logic::proxy::split(table, kernel.as_ref().map(kernel::Kernel::node));
+        if let Some(k) = kernel.as_mut() {
+            match k.apply(&in_kernel).await {
+                Ok(programmed) if programmed.ran => tracing::debug!(
+                    ms = changed.elapsed().as_secs_f64() * 1000.0,
+                    frontends = in_kernel.len(),
+                    replaced = programmed.replaced,
+                    "service rules programmed"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "nftables refused the service rules: every Service is proxied in userspace from now on");
+                    if let Some(k) = kernel.take()
+                        && let Err(e) = k.remove().await
+                    {
+                        tracing::debug!(error = %e, "remove the service table");
+                    }
+                    userspace.extend(in_kernel);
+                }
+            }
+        }
+        proxy.apply(userspace).await;
     }
     proxy.stop().await;
+    if let Some(k) = kernel
+        && let Err(e) = k.remove().await
+    {
+        tracing::warn!(error = %e, "remove the service table");
+    }
     if routed && let Err(e) = local_route(config.service_cidr, false).await {
         tracing::warn!(error = %e, "remove the service route");
     }

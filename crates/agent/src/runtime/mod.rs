@@ -138,6 +138,7 @@ pub struct Native {
     config: NativeConfig,
     ipam: Ipam,
     cgroups: Option<Cgroups>,
+    uplink: network::Uplink,
 }
 
 impl Native {
@@ -150,22 +151,27 @@ impl Native {
         }
         fs::create_dir_all(&config.root).map_err(io("create the pods directory"))?;
         network::ensure_bridge(config.bridge.clone(), config.pod_cidr).await?;
-        if config.masquerade {
-            network::enable_masquerade(&config.bridge, config.pod_cidr, &config.root)?;
+        let uplink = if config.masquerade {
+            network::enable_masquerade(&config.bridge, config.pod_cidr, &config.root)?
         } else {
-            network::remove_masquerade_restoring(&config.bridge, &config.root);
-            network::guard_uplink(&config.bridge)?;
-        }
+            network::restore_ip_forward(&config.root);
+            network::guard_uplink(&config.bridge)?
+        };
         let ipam = Ipam::open(&config.root.join("ipam.json"), config.pod_cidr)?;
         let cgroups = Cgroups::detect(&config.cgroup_parent);
         if cgroups.is_none() {
             tracing::warn!("no usable cgroup controllers: resource limits are not enforced");
         }
-        Ok(Native { config, ipam, cgroups })
+        Ok(Native { config, ipam, cgroups, uplink })
     }
 
     pub fn config(&self) -> &NativeConfig {
         &self.config
+    }
+
+    /// What the kernel may route of what pods send (`network::Uplink`).
+    pub fn uplink(&self) -> network::Uplink {
+        self.uplink
     }
 
     fn state_dir(&self, c: &ContainerRef) -> PathBuf {
@@ -233,7 +239,7 @@ impl Native {
         if let Some(cgroups) = Cgroups::detect(&config.cgroup_parent) {
             cgroups.remove_all();
         }
-        network::remove_masquerade_restoring(&config.bridge, &config.root);
+        network::remove_uplink_rules(&config.bridge, &config.root);
         let _ = std::process::Command::new("ip").args(["link", "del", &config.bridge]).stderr(Stdio::null()).status();
         for _ in 0..3 {
             match fs::remove_dir_all(&config.root) {

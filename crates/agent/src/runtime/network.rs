@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use futures::TryStreamExt;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -322,6 +322,18 @@ pub async fn ensure_bridge(bridge: String, cidr: Cidr) -> Result<()> {
             if !has_address(&handle, index, gateway).await? {
                 handle.address().add(index, gateway, cidr.prefix).execute().await.map_err(nl("address bridge"))?;
             }
+            // A bridge whose address was not set takes the lowest of its ports' addresses, so
+            // removing a pod could change the gateway's MAC under the other pods' ARP caches
+            // (their replies to the host would go nowhere for seconds). Setting it (to the one
+            // it has) keeps it.
+            if let Some(mac) = unpinned_mac(&bridge) {
+                handle
+                    .link()
+                    .set(LinkUnspec::new_with_index(index).address(mac).build())
+                    .execute()
+                    .await
+                    .map_err(nl("pin the bridge's MAC address"))?;
+            }
             handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(nl("bridge up"))
         })
     })
@@ -329,13 +341,78 @@ pub async fn ensure_bridge(bridge: String, cidr: Cidr) -> Result<()> {
     set_forwarding(&bridge_name, false)
 }
 
-/// Pod traffic must never leave through the machine's uplink: the kernel routes a packet on
+/// The interface's MAC address if the kernel chose it (random, or a bridge's port's) rather
+/// than it being set (`addr_assign_type` 3, `NET_ADDR_SET`).
+fn unpinned_mac(interface: &str) -> Option<Vec<u8>> {
+    let sys = Path::new("/sys/class/net").join(interface);
+    let assigned = fs::read_to_string(sys.join("addr_assign_type")).ok()?;
+    if assigned.trim() == "3" {
+        return None;
+    }
+    let text = fs::read_to_string(sys.join("address")).ok()?;
+    let mac: Vec<u8> = text.trim().split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
+    (mac.len() == 6).then_some(mac)
+}
+
+/// What the kernel may do with packets pods send to addresses that are not on their bridge
+/// and not this machine's (`guard_uplink`, `enable_masquerade`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uplink {
+    /// Forwarding is on for the bridge and a drop rule in Ordinal's table for it keeps what
+    /// pods send from being routed out of any other interface: the kernel routes only what
+    /// comes back into the bridge (a pod reaching a Service whose endpoint is a pod, DNAT'd by
+    /// the service proxy).
+    Guarded,
+    /// Forwarding is off for the bridge: the kernel routes nothing pods send (`nft` is missing
+    /// or refused the rule); the service proxy then serves pods in userspace.
+    Closed,
+    /// `--masquerade`: pods reach addresses beyond this machine behind its address.
+    Masqueraded,
+}
+
+impl Uplink {
+    /// Whether the kernel routes pods' packets at all (into the bridge at least), which the
+    /// service proxy's DNAT to pods needs.
+    pub fn routes_pod_traffic(self) -> bool {
+        self != Uplink::Closed
+    }
+}
+
+/// Pod traffic must never leave through the machine's uplink. The kernel routes a packet on
 /// only if forwarding is on for the interface it arrived on, so forwarding is switched off on
-/// the bridge (pod-to-pod traffic is bridged, not routed, and host-to-pod is local: both stay).
-/// This holds even where the host forwards between its other interfaces.
-pub fn guard_uplink(bridge: &str) -> Result<()> {
-    remove_masquerade(bridge);
-    set_forwarding(bridge, false)
+/// the bridge first; then Ordinal's table for the bridge (`ordinal_<bridge>`) is made with one
+/// rule, in the forward hook: what comes in on the bridge and would go out of another
+/// interface is dropped (and counted); only then is forwarding switched on again, for the
+/// service proxy's DNAT from pod to pod through the bridge. The machine-wide `ip_forward` is
+/// left as it is. Pod-to-pod traffic is bridged and host-to-pod is local: neither is routed.
+/// Without `nft`, or if it refuses the rule, forwarding stays off (`Uplink::Closed`).
+pub fn guard_uplink(bridge: &str) -> Result<Uplink> {
+    set_forwarding(bridge, false)?;
+    if !logic::proxy::nft::valid_interface_name(bridge) {
+        tracing::warn!(bridge, "bridge name not usable in an nftables rule: forwarding stays off");
+        return Ok(Uplink::Closed);
+    }
+    let table = uplink_table(bridge);
+    let script = format!(
+        "add table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\t{}\n\t}}\n}}\n",
+        guard_rule(bridge)
+    );
+    match nft(&script) {
+        Ok(()) => {
+            set_forwarding(bridge, true)?;
+            Ok(Uplink::Guarded)
+        }
+        Err(e) => {
+            tracing::warn!(bridge, error = %e, "no uplink guard (nftables): forwarding stays off on the bridge, pods reach Services through the userspace proxy");
+            delete_table(&table);
+            Ok(Uplink::Closed)
+        }
+    }
+}
+
+/// The guard's rule (before nft adds its counter's figures).
+fn guard_rule(bridge: &str) -> String {
+    format!("iifname \"{bridge}\" oifname != \"{bridge}\" counter drop")
 }
 
 fn set_forwarding(bridge: &str, on: bool) -> Result<()> {
@@ -343,30 +420,22 @@ fn set_forwarding(bridge: &str, on: bool) -> Result<()> {
     fs::write(&path, if on { "1" } else { "0" }).map_err(io(format!("write {path}")))
 }
 
-fn nat_table(bridge: &str) -> String {
+fn forwarding(bridge: &str) -> Option<bool> {
+    let value = fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding")).ok()?;
+    Some(value.trim() != "0")
+}
+
+/// Ordinal's table for what the bridge's routed traffic may do: the guard, or the masquerade.
+pub fn uplink_table(bridge: &str) -> String {
     format!("ordinal_{}", bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
 }
 
-/// Outbound NAT (`--masquerade`): pods reach addresses beyond this machine, their traffic
-/// masqueraded behind the outgoing interface's address by an nftables table of Ordinal's own
-/// (through Debian's `nft`). This needs forwarding on the bridge and in the kernel; the
-/// kernel-wide setting found before is kept in `ip_forward.before` and restored by
-/// `remove_masquerade_restoring`.
-pub fn enable_masquerade(bridge: &str, cidr: Cidr, state_dir: &Path) -> Result<()> {
-    let before = state_dir.join("ip_forward.before");
-    if !before.exists() {
-        let current = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_else(|_| "0".into());
-        fs::write(&before, current.trim()).map_err(io("record ip_forward"))?;
-    }
-    remove_masquerade(bridge);
-    let table = nat_table(bridge);
-    let network = Cidr { addr: Ipv4Addr::from(cidr.base()), prefix: cidr.prefix };
-    let script = format!(
-        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {network} ip daddr != {network} masquerade\n  }}\n}}\n"
-    );
+/// Run one `nft -f -` batch (one transaction).
+fn nft(script: &str) -> Result<()> {
     let mut child = std::process::Command::new("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(io("run nft (apt-get install nftables)"))?;
@@ -376,26 +445,49 @@ pub fn enable_masquerade(bridge: &str, cidr: Cidr, state_dir: &Path) -> Result<(
     let out = child.wait_with_output().map_err(io("run nft"))?;
     if !out.status.success() {
         return Err(NetError::Netlink {
-            what: "install the masquerade rule".into(),
+            what: "nft".into(),
             message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(io("enable ip_forward"))?;
-    set_forwarding(bridge, true)
+    Ok(())
 }
 
-/// Remove the NAT table (if any).
-fn remove_masquerade(bridge: &str) {
+fn delete_table(table: &str) {
     let _ = std::process::Command::new("nft")
-        .args(["delete", "table", "ip", &nat_table(bridge)])
+        .args(["delete", "table", "ip", table])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
 }
 
-/// Remove the NAT table and put the kernel-wide forwarding back as it was found.
-pub fn remove_masquerade_restoring(bridge: &str, state_dir: &Path) {
-    remove_masquerade(bridge);
+/// Outbound NAT (`--masquerade`): pods reach addresses beyond this machine, their traffic
+/// masqueraded behind the outgoing interface's address by Ordinal's table for the bridge
+/// (through Debian's `nft`; it replaces the guard in one transaction). This needs forwarding
+/// on the bridge and in the kernel; the kernel-wide setting found before is kept in
+/// `ip_forward.before` and restored by `restore_ip_forward`.
+pub fn enable_masquerade(bridge: &str, cidr: Cidr, state_dir: &Path) -> Result<Uplink> {
+    let before = state_dir.join("ip_forward.before");
+    if !before.exists() {
+        let current = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_else(|_| "0".into());
+        fs::write(&before, current.trim()).map_err(io("record ip_forward"))?;
+    }
+    let table = uplink_table(bridge);
+    let network = Cidr { addr: Ipv4Addr::from(cidr.base()), prefix: cidr.prefix };
+    let script = format!(
+        "add table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {network} ip daddr != {network} masquerade\n  }}\n}}\n"
+    );
+    nft(&script).map_err(|e| match e {
+        NetError::Netlink { message, .. } => NetError::Netlink { what: "install the masquerade rule".into(), message },
+        other => other,
+    })?;
+    fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(io("enable ip_forward"))?;
+    set_forwarding(bridge, true)?;
+    Ok(Uplink::Masqueraded)
+}
+
+/// Put the kernel-wide forwarding back as `enable_masquerade` found it (if it changed it).
+/// Writing `ip_forward` sets every interface's forwarding, so this comes before the guard.
+pub fn restore_ip_forward(state_dir: &Path) {
     let before = state_dir.join("ip_forward.before");
     if let Ok(value) = fs::read_to_string(&before) {
         let _ = fs::write("/proc/sys/net/ipv4/ip_forward", value.trim());
@@ -403,9 +495,36 @@ pub fn remove_masquerade_restoring(bridge: &str, state_dir: &Path) {
     }
 }
 
-/// Whether the bridge's traffic is kept on this machine (forwarding off on the bridge).
+/// Remove what `guard_uplink` or `enable_masquerade` made: forwarding off on the bridge (if it
+/// is still there), then Ordinal's table for it, then the kernel-wide forwarding as it was.
+pub fn remove_uplink_rules(bridge: &str, state_dir: &Path) {
+    let _ = set_forwarding(bridge, false);
+    delete_table(&uplink_table(bridge));
+    restore_ip_forward(state_dir);
+}
+
+/// Whether the bridge's traffic is kept on this machine: forwarding is off on the bridge, or
+/// it is on and the guard's drop rule is in Ordinal's table for it.
 pub fn uplink_guarded(bridge: &str) -> bool {
-    fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding")).is_ok_and(|v| v.trim() == "0")
+    match forwarding(bridge) {
+        Some(false) => true,
+        Some(true) => guard_drops(bridge).is_some(),
+        None => false,
+    }
+}
+
+/// Packets the guard has dropped (pods' packets the kernel would have routed out of another
+/// interface); `None` when the guard is not in place.
+pub fn guard_drops(bridge: &str) -> Option<u64> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "chain", "ip", &uplink_table(bridge), "forward"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (head, tail) = guard_rule(bridge).split_once("counter").map(|(h, t)| (h.to_string(), t.to_string()))?;
+    let line = text.lines().map(str::trim).find(|l| l.starts_with(head.trim_end()) && l.ends_with(tail.trim()))?;
+    line.split_whitespace().skip_while(|w| *w != "packets").nth(1)?.parse().ok()
 }
 
 /// Remove the bridge (when the server stops its pods and leaves nothing behind).
@@ -500,7 +619,15 @@ pub async fn create_sandbox(net: PodNet) -> Result<()> {
                 .set(LinkUnspec::new_with_index(veth).controller(bridge).up().build())
                 .execute()
                 .await
-                .map_err(nl("attach veth to the bridge"))
+                .map_err(nl("attach veth to the bridge"))?;
+            // Hairpin: the bridge may send a frame back out of the port it came in by. A pod
+            // reaching itself through a Service needs it where `br_netfilter` is loaded (the
+            // DNAT'd packet is then bridged back to the pod instead of routed).
+            host.link()
+                .set_port(LinkBridgePort::new(veth).hairpin(true).build())
+                .execute()
+                .await
+                .map_err(nl("hairpin on the pod's bridge port"))
         })
     })
     .await

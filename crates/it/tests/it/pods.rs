@@ -105,8 +105,12 @@ async fn the_seed_statefulset_runs_real_pods_with_identity_network_and_order() -
     assert!(resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), "{resolv}");
     assert!(resolv.contains("options ndots:5"), "{resolv}");
 
-    // Pod traffic is kept on this machine: the bridge does not forward to the uplink.
-    assert!(agent::runtime::network::uplink_guarded(&server.pod_bridge().unwrap_or_default()));
+    // Pod traffic is kept on this machine: the bridge forwards (for the Services' DNAT from pod
+    // to pod) only behind the guard's drop rule for every other interface (that it drops what
+    // a pod sends beyond the machine is shown in crates/ordinal/tests/runtime.rs).
+    let bridge = server.pod_bridge().unwrap_or_default();
+    assert!(agent::runtime::network::uplink_guarded(&bridge));
+    assert!(agent::runtime::network::guard_drops(&bridge).is_some(), "the guard's rule is in place");
 
     // Each pod has its own IP, and pods reach each other.
     let mut ips = Vec::new();

@@ -1,7 +1,11 @@
 //! Services with real pods and real kubectl: a virtual IP that balances TCP over ready pods
-//! from the host and from pods (by name, through the cluster DNS), ClientIP affinity, seed
-//! `002_*`'s NodePort on 127.0.0.1 and the pod bridge only, a UDP Service in front of the cluster DNS, SRV and PTR
-//! answers inside pods, and not-ready pods dropping out of both the proxy and DNS.
+//! from the host and from pods (by name, through the cluster DNS), served by the kernel
+//! (nftables DNAT, nothing listening on it), a pod reaching itself through its Service,
+//! ClientIP affinity from the host and from a pod, seed `002_*`'s NodePort on 127.0.0.1 (the
+//! userspace proxy) and on the pod bridge (the kernel) only, a Service without endpoints
+//! refused at once, a UDP Service in front of the cluster DNS, SRV and PTR answers inside pods,
+//! not-ready pods dropping out of both the proxy and DNS, a scale-down leaving the Service's
+//! rules, and the table gone once the server stops.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -14,7 +18,8 @@ const NEWEST: &str = "1.33";
 const OLDEST: &str = "1.27";
 
 /// Seed 002's NodePort Service (verbatim), a headless Service for the pods' names, a ClusterIP
-/// Service reaching the pods' port by name, one with ClientIP affinity, and the StatefulSet.
+/// Service reaching the pods' port by name, one with ClientIP affinity, one selecting no pods,
+/// and the StatefulSet.
 fn manifests() -> String {
     format!(
         r#"apiVersion: v1
@@ -56,6 +61,13 @@ spec:
   sessionAffinity: ClientIP
   ports: [{{port: 8080, targetPort: web}}]
   selector: {{app: statefulset-test}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: nothing}}
+spec:
+  ports: [{{port: 80}}]
+  selector: {{app: no-such-pod}}
 ---
 apiVersion: apps/v1
 kind: StatefulSet
@@ -111,9 +123,11 @@ endpoints: [{{addresses: ["{gateway}"]}}]
 async fn cluster_ips_node_ports_and_dns_reach_ready_pods() -> anyhow::Result<()> {
     let server = TestServer::with_pods().await?;
     let cidr = server.service_cidr().unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 0));
+    let bridge = server.pod_bridge().unwrap_or_default();
     let result = scenario(&server).await;
     let clean = server.finish().await;
     assert!(!it::service_route_present(cidr), "the virtual IP route is removed at stop");
+    assert_eq!(it::service_table(&bridge), None, "the service table is deleted at stop");
     result.and(clean)
 }
 
@@ -129,33 +143,48 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     let vip: std::net::Ipv4Addr = vip.trim().parse()?;
     assert!(server.service_cidr().is_some_and(|(net, _)| vip.octets()[..3] == net.octets()[..3]), "{vip}");
     let web = std::net::SocketAddr::from((vip, 8080));
-    // Every pod is Ready, but the proxy learns that from the EndpointSlice a moment later.
+    // Every pod is Ready, but the proxy learns that from the EndpointSlice a moment later. The
+    // kernel picks an endpoint at random (as kube-proxy does): 20 requests reach all three
+    // but for a chance of 3·(2/3)^20 ≈ 1/1000, and a miss only costs another round.
     eventually("all three pods behind the virtual IP", Duration::from_secs(30), || async {
         let mut seen = BTreeSet::new();
-        for _ in 0..3 {
+        for _ in 0..20 {
             seen.insert(it::http_get(web).await.ok()?);
         }
         (seen == names).then_some(())
     })
     .await?;
+    // The kernel serves it: the virtual IP is in the service table's map, and nothing listens
+    // on it (the userspace proxy did not bind it).
+    let bridge = server.pod_bridge().unwrap_or_default();
+    let rules = it::service_table(&bridge).unwrap_or_default();
+    assert!(rules.contains(&format!("{vip} . tcp . 8080 : goto service-default/web/tcp/http")), "{rules}");
+    assert!(tcp_listeners(8080)?.iter().all(|l| !l.starts_with(&vip.to_string())), "{:?}", tcp_listeners(8080));
 
-    // From a pod, by the Service's short name (resolved through the search list).
-    let mut from_pod = BTreeSet::new();
-    for _ in 0..3 {
-        let body = k.ok(&["exec", "statefulset-test-0", "--", "wget", "-qO-", "http://web:8080/index.html"])?;
-        from_pod.insert(body.trim().to_string());
-    }
-    assert_eq!(from_pod, names, "three requests from a pod reach three pods (round robin)");
-    // Including the pod itself, through its own Service (hairpin).
+    // From a pod, by the Service's short name (resolved through the search list): 40 requests
+    // reach all three pods (a miss has a chance of 3·(2/3)^40 ≈ 3·10⁻⁷).
+    let body = k.ok(&[
+        "exec",
+        "statefulset-test-0",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 40); do wget -qO- http://web:8080/index.html; done",
+    ])?;
+    let from_pod: BTreeSet<String> = body.lines().map(|l| l.trim().to_string()).collect();
+    assert_eq!(from_pod, names, "requests from a pod reach every pod");
+    // Including the pod itself, through its own Service (hairpin: DNAT'd back into the bridge
+    // and masqueraded, so the reply comes back through the host).
     let own = old.ok(&[
         "exec",
         "statefulset-test-1",
         "--",
         "sh",
         "-c",
-        "for i in 1 2 3; do wget -qO- http://web.default.svc.cluster.local:8080/index.html; done",
+        "for i in $(seq 40); do wget -qO- http://web.default.svc.cluster.local:8080/index.html; done",
     ])?;
     assert!(own.lines().any(|l| l.trim() == "statefulset-test-1"), "{own}");
+    assert_eq!(own.lines().count(), 40, "every request answered: {own}");
 
     // ClientIP affinity: one client, one pod.
     let sticky_ip = k.ok(&["get", "svc", "sticky", "-o", "jsonpath={.spec.clusterIP}"])?;
@@ -165,17 +194,50 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     for _ in 0..5 {
         assert_eq!(it::http_get(sticky).await?, first);
     }
+    // And from a pod (its own address is the client the kernel remembers).
+    let from_pod = k.ok(&[
+        "exec",
+        "statefulset-test-1",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6; do wget -qO- http://sticky:8080/index.html; done",
+    ])?;
+    let pods_seen: BTreeSet<&str> = from_pod.lines().map(str::trim).collect();
+    assert_eq!(pods_seen.len(), 1, "one client, one pod: {from_pod}");
+    assert!(names.contains(pods_seen.iter().next().copied().unwrap_or_default()), "{from_pod}");
+
+    // A Service without endpoints is refused at once (the kernel rejects), not left to time out.
+    let nothing_ip = k.ok(&["get", "svc", "nothing", "-o", "jsonpath={.spec.clusterIP}"])?;
+    let nothing = std::net::SocketAddr::from((nothing_ip.trim().parse::<std::net::Ipv4Addr>()?, 80));
+    eventually("the empty Service in the reject map", Duration::from_secs(10), || async {
+        let rules = it::service_table(&bridge)?;
+        rules.contains(&format!("{} . tcp . 80 : goto reject-chain", nothing.ip())).then_some(())
+    })
+    .await?;
+    let refused = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(nothing)).await?;
+    assert_eq!(refused.err().map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
 
     // Seed 002's NodePort answers on the host's loopback.
     let node_port = it::http_get(([127, 0, 0, 1], 30000).into()).await?;
     assert!(names.contains(&node_port), "{node_port}");
     let listed = k.ok(&["get", "svc", "test-statefulset-svc", "--no-headers"])?;
     assert!(listed.contains("NodePort") && listed.contains("80:30000/TCP"), "{listed}");
-    // With the API on loopback it listens there and on the pod bridge, where pods reach it at
-    // their node's address, and on none of the machine's other addresses.
+    // With the API on loopback it answers there (the userspace proxy listens: DNAT from
+    // loopback would need route_localnet) and on the pod bridge, where pods reach it at their
+    // node's address (the kernel's DNAT, no listener), and on none of the machine's other
+    // addresses.
     let gateway = pods.get("statefulset-test-0").await?.status.and_then(|s| s.host_ip).unwrap_or_default();
     let listening = tcp_listeners(30000)?;
-    assert_eq!(listening, BTreeSet::from([format!("{gateway}:30000"), "127.0.0.1:30000".to_string()]));
+    assert_eq!(listening, BTreeSet::from(["127.0.0.1:30000".to_string()]));
+    let rules = it::service_table(&bridge).unwrap_or_default();
+    assert!(
+        rules.contains(&format!(
+            "{gateway} . tcp . 30000 : goto service-default/test-statefulset-svc/tcp/test-statefulset-port"
+        )),
+        "{rules}"
+    );
+    assert!(!rules.contains("127.0.0.1"), "{rules}");
     for (interface, address) in host_addresses()? {
         if !(address.is_loopback() || address.to_string() == gateway) {
             assert!(!listening.contains(&format!("{address}:30000")), "listening on {interface} ({address})");
@@ -252,6 +314,7 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     })
     .await?;
     let pod2_ip = pods.get("statefulset-test-2").await?.status.and_then(|s| s.pod_ip).unwrap_or_default();
+    let pod1_ip = pods.get("statefulset-test-1").await?.status.and_then(|s| s.pod_ip).unwrap_or_default();
     eventually("only ready pods behind the virtual IP and in DNS", Duration::from_secs(30), || async {
         let mut seen = BTreeSet::new();
         for _ in 0..6 {
@@ -262,8 +325,23 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     })
     .await?;
 
+    // A scale-down: the removed pod leaves the Service's rules, and no request reaches it.
+    k.ok(&["scale", "sts", "statefulset-test", "--replicas=1"])?;
+    eventually("statefulset-test-1 gone", Duration::from_secs(60), || async {
+        pods.get_opt("statefulset-test-1").await.ok().filter(Option::is_none).map(|_| ())
+    })
+    .await?;
+    let pod1_gone = |rules: &str| !rules.is_empty() && !rules.contains(&format!("dnat to {pod1_ip}:80"));
+    eventually("only statefulset-test-0 behind the virtual IP", Duration::from_secs(30), || async {
+        pod1_gone(&it::service_table(&bridge)?).then_some(())
+    })
+    .await?;
+    for _ in 0..10 {
+        assert_eq!(it::http_get(web).await?, "statefulset-test-0");
+    }
+
     k.ok(&["delete", "sts", "statefulset-test"])?;
-    k.ok(&["delete", "svc", "web", "sticky", "test-statefulset-svc", "nginx"])?;
+    k.ok(&["delete", "svc", "web", "sticky", "test-statefulset-svc", "nginx", "nothing"])?;
     k.ok(&["delete", "svc", "kube-dns", "-n", "kube-system"])?;
     eventually("pods gone", Duration::from_secs(60), || async {
         pods.list(&Default::default()).await.ok().filter(|l| l.items.is_empty())

@@ -162,3 +162,73 @@ fn node_ports_listen_where_the_api_listens_unless_told() {
         assert_eq!(node_port_addresses(&given, api, gateway.as_ref().map(v4)), wanted, "{given:?} {api} {gateway:?}");
     }
 }
+
+fn kernel_node() -> KernelNode {
+    KernelNode {
+        bridge: "ordit1".into(),
+        bridge_address: Ipv4Addr::new(10, 252, 1, 1),
+        pod_network: (Ipv4Addr::new(10, 252, 1, 0), 24),
+        service_network: (Ipv4Addr::new(10, 253, 1, 0), 24),
+    }
+}
+
+#[test]
+fn the_kernel_serves_virtual_ips_and_bridge_node_ports_whose_endpoints_are_pods() {
+    let node = kernel_node();
+    let to = |backends: &[&str]| Route {
+        service: "default/web:".into(),
+        backends: backends.iter().map(|b| addr(b)).collect(),
+        affinity: None,
+    };
+    let pods = ["10.252.1.5:80", "10.252.1.6:80"];
+    // (frontend, backends, who serves it)
+    let cases: &[(&str, &[&str], Server)] = &[
+        ("10.253.1.7:80", &pods, Server::Kernel),
+        // No endpoints: the kernel answers with a reject.
+        ("10.253.1.7:80", &[], Server::Kernel),
+        // The bridge address is a pod's `hostIP`: its node ports are DNAT'd too.
+        ("10.252.1.1:30000", &pods, Server::Kernel),
+        // The cluster DNS on the bridge address is in the pod network.
+        ("10.253.1.10:53", &["10.252.1.1:53"], Server::Kernel),
+        // Loopback node ports would need route_localnet.
+        ("127.0.0.1:30000", &pods, Server::Userspace),
+        // Every address, or another of the machine's: clients from the uplink.
+        ("0.0.0.0:30000", &pods, Server::Userspace),
+        ("192.0.2.2:30000", &pods, Server::Userspace),
+        // Endpoints the kernel would have to route pods' packets to, off the bridge.
+        ("10.253.1.7:80", &["127.0.0.1:8080"], Server::Userspace),
+        ("10.253.1.7:80", &["10.252.1.5:80", "192.0.2.9:80"], Server::Userspace),
+        ("10.253.1.7:80", &["10.252.2.5:80"], Server::Userspace),
+        ("10.253.1.7:80", &["[fd00::5]:80"], Server::Userspace),
+        ("[fd00::7]:80", &[], Server::Userspace),
+    ];
+    for (frontend, backends, wanted) in cases {
+        let f = tcp(frontend);
+        assert_eq!(server(&f, &to(backends), &node), *wanted, "{frontend} → {backends:?}");
+    }
+    let table: Table = cases.iter().take(7).map(|(f, b, _)| (tcp(f), to(b))).collect();
+    let (kernel, userspace) = split(table.clone(), Some(&node));
+    assert_eq!(
+        kernel.keys().copied().collect::<Vec<_>>(),
+        vec![tcp("10.252.1.1:30000"), tcp("10.253.1.7:80"), tcp("10.253.1.10:53")]
+    );
+    assert_eq!(
+        userspace.keys().copied().collect::<Vec<_>>(),
+        vec![tcp("0.0.0.0:30000"), tcp("127.0.0.1:30000"), tcp("192.0.2.2:30000")]
+    );
+    // Without a kernel path, userspace serves everything.
+    let (kernel, userspace) = split(table.clone(), None);
+    assert!(kernel.is_empty());
+    assert_eq!(userspace, table);
+}
+
+#[test]
+fn networks_contain_their_addresses() {
+    let net = (Ipv4Addr::new(10, 252, 1, 0), 24);
+    assert!(in_net(net, Ipv4Addr::new(10, 252, 1, 255)));
+    assert!(!in_net(net, Ipv4Addr::new(10, 252, 2, 0)));
+    assert!(in_net((Ipv4Addr::new(10, 252, 1, 9), 24), Ipv4Addr::new(10, 252, 1, 1)), "host bits ignored");
+    assert!(in_net((Ipv4Addr::UNSPECIFIED, 0), Ipv4Addr::new(192, 0, 2, 1)));
+    assert!(in_net((Ipv4Addr::new(192, 0, 2, 1), 32), Ipv4Addr::new(192, 0, 2, 1)));
+    assert!(!in_net((Ipv4Addr::new(192, 0, 2, 1), 32), Ipv4Addr::new(192, 0, 2, 2)));
+}
