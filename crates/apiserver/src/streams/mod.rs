@@ -184,6 +184,40 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
                 .into());
             }
             let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let subprotocols: Vec<String> = req
+                .headers()
+                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
+                .collect();
+            if upgrade.eq_ignore_ascii_case("websocket") && subprotocols.iter().any(|p| p == PORT_FORWARD_TUNNEL) {
+                let key = req
+                    .headers()
+                    .get(header::SEC_WEBSOCKET_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?
+                    .to_string();
+                let mut req = req;
+                let upgraded = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    match upgraded.await {
+                        Ok(io) => {
+                            let dial = move |port: u16| provider.port_forward(pod.clone(), port);
+                            spdy::run_port_forward(websocket::tunnel(io), dial).await
+                        }
+                        Err(e) => tracing::debug!(error = %e, "websocket upgrade"),
+                    }
+                });
+                return Ok(Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header(header::CONNECTION, "Upgrade")
+                    .header(header::UPGRADE, "websocket")
+                    .header(header::SEC_WEBSOCKET_ACCEPT, websocket::accept_key(&key))
+                    .header(header::SEC_WEBSOCKET_PROTOCOL, PORT_FORWARD_TUNNEL)
+                    .body(Body::empty())
+                    .unwrap_or_default());
+            }
             let offered: Vec<&str> = req
                 .headers()
                 .get_all("x-stream-protocol-version")
@@ -193,10 +227,8 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
                 .map(str::trim)
                 .collect();
             if !upgrade.to_ascii_lowercase().starts_with("spdy/3.1") || !offered.contains(&PORT_FORWARD) {
-                // kubectl 1.31+ tries SPDY tunnelled in a WebSocket first and falls back to
-                // SPDY when the upgrade is refused.
                 return Err(ApiError::bad_request(format!(
-                    "unable to upgrade: port forwarding is served over SPDY/3.1 with {PORT_FORWARD}"
+                    "unable to upgrade: port forwarding is served over SPDY/3.1 with {PORT_FORWARD}, or tunnelled in a WebSocket as {PORT_FORWARD_TUNNEL}"
                 ))
                 .into());
             }
@@ -206,7 +238,7 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
                 match upgraded.await {
                     Ok(io) => {
                         let dial = move |port: u16| provider.port_forward(pod.clone(), port);
-                        spdy::run_port_forward(io, dial).await
+                        spdy::run_port_forward(hyper_util::rt::TokioIo::new(io), dial).await
                     }
                     Err(e) => tracing::debug!(error = %e, "spdy upgrade"),
                 }
@@ -225,6 +257,8 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
 
 /// The port-forward stream protocol kubectl speaks over SPDY.
 const PORT_FORWARD: &str = "portforward.k8s.io";
+/// The WebSocket subprotocol that tunnels it (kubectl 1.31+, KEP-4006).
+const PORT_FORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 
 fn non_negative(params: &Params, key: &str) -> Result<Option<i64>, ApiError> {
     match params.int(key)? {

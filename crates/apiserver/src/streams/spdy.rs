@@ -351,11 +351,12 @@ pub(super) async fn run(io: Upgraded, mut session: Session, attach: bool, wanted
 /// client opens an error stream and a data stream carrying `port` and `requestid` headers; the
 /// server dials the port inside the pod (`dial`) and carries bytes both ways, a half-close in
 /// either direction passed on as FIN, and a dial failure written on the error stream.
-pub(super) async fn run_port_forward<D>(io: Upgraded, dial: D)
+pub(super) async fn run_port_forward<D, Io>(io: Io, dial: D)
 where
     D: Fn(u16) -> futures::future::BoxFuture<'static, Result<tokio::net::TcpStream, String>> + Send + 'static,
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    let (mut reader, mut writer) = tokio::io::split(TokioIo::new(io));
+    let (mut reader, mut writer) = tokio::io::split(io);
     let (out, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
     let write_task = tokio::spawn(async move {
         while let Some(frame) = outgoing.recv().await {

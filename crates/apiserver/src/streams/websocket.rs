@@ -109,3 +109,48 @@ pub(super) async fn run(io: Upgraded, mut session: Session, attach: bool, protoc
         }
     }
 }
+
+/// A WebSocket carrying a byte stream in its binary messages (KEP-4006 tunnelling: kubectl
+/// 1.31+ runs SPDY port-forwarding inside `SPDY/3.1+portforward.k8s.io`), as one end of an
+/// in-memory pipe whose other end is returned.
+pub(super) fn tunnel(io: Upgraded) -> tokio::io::DuplexStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
+        let (mut sink, mut stream) = ws.split();
+        let (mut from_pipe, mut to_pipe) = tokio::io::split(ours);
+        let inbound = async move {
+            while let Some(Ok(m)) = stream.next().await {
+                match m {
+                    Message::Binary(data) => {
+                        if to_pipe.write_all(&data).await.is_err() {
+                            break;
+                        }
+                    }
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            let _ = to_pipe.shutdown().await;
+        };
+        let outbound = async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = from_pipe.read(&mut buf).await {
+                if n == 0 || sink.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                    break;
+                }
+            }
+            let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+            let _ = sink.send(Message::Close(Some(close))).await;
+        };
+        tokio::pin!(inbound, outbound);
+        // The session is over when the client closes its side; what the server still had to
+        // say is flushed first if it is already ending.
+        tokio::select! {
+            _ = &mut inbound => {}
+            _ = &mut outbound => {}
+        }
+    });
+    theirs
+}

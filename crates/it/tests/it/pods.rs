@@ -560,8 +560,8 @@ async fn drain_evicts_within_the_disruption_budget_and_uncordon_brings_the_repli
 
 /// `kubectl port-forward` to a StatefulSet's pod, two ports at once — one served only on the
 /// pod's own loopback, which only a forward made inside the pod's network namespace reaches —
-/// with kubectl 1.27 (SPDY) and 1.33 (which falls back to SPDY when its WebSocket tunnel is
-/// refused); a port nothing listens on fails, and kubectl ends saying so (as on any cluster).
+/// with kubectl 1.27 (SPDY) and 1.33 (SPDY tunnelled in a WebSocket, `SPDY/3.1+portforward.k8s.io`);
+/// a port nothing listens on fails, and kubectl ends saying so (as on any cluster).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_reaches_a_statefulset_pod_on_several_ports() -> anyhow::Result<()> {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -600,7 +600,7 @@ spec:
     };
     for version in [OLDEST, NEWEST] {
         let kv = server.kubectl(version)?;
-        let mut forward = kv.spawn(&["port-forward", "statefulset/web", ":80", ":8080", ":9"])?;
+        let mut forward = kv.spawn(&["port-forward", "-v=6", "statefulset/web", ":80", ":8080", ":9"])?;
         let stdout = forward.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let mut lines = BufReader::new(stdout).lines();
         // "Forwarding from 127.0.0.1:PORT -> 80", one line per port (and per address family).
@@ -636,6 +636,10 @@ spec:
         let mut err = String::new();
         let _ = forward.stderr.take().map(|mut s| s.read_to_string(&mut err));
         assert!(err.contains("error forwarding port 9"), "{version}: {err}");
+        if version == NEWEST {
+            // 1.33 tunnels SPDY in a WebSocket (its -v=6 log shows the upgrade succeeding).
+            assert!(err.contains("tunneling_dialer") && err.contains("/portforward\" status=\"101"), "{err}");
+        }
     }
     k.ok(&["delete", "statefulset", "web", "--wait=true"])?;
     server.stop().await;
