@@ -123,11 +123,7 @@ pub(super) fn tunnel(io: Upgraded) -> tokio::io::DuplexStream {
         let inbound = async move {
             while let Some(Ok(m)) = stream.next().await {
                 match m {
-                    Message::Binary(data) => {
-                        if to_pipe.write_all(&data).await.is_err() {
-                            break;
-                        }
-                    }
+                    Message::Binary(data) if to_pipe.write_all(&data).await.is_err() => break,
                     Message::Close(_) => break,
                     _ => {}
                 }
