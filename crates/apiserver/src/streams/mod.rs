@@ -191,6 +191,52 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
                 .collect();
+            let channel_protocol = ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"].into_iter().find(|p| {
+                subprotocols.iter().any(|o| o == p) && !subprotocols.iter().any(|o| o == PORT_FORWARD_TUNNEL)
+            });
+            if upgrade.eq_ignore_ascii_case("websocket")
+                && let Some(protocol) = channel_protocol
+            {
+                // The channel protocol (client-go before SPDY tunnelling, the Python client):
+                // the ports are in the query, one connection each for the socket's life.
+                let ports: Vec<u16> = params
+                    .all("ports")
+                    .iter()
+                    .flat_map(|p| p.split(',').map(str::to_string).collect::<Vec<_>>())
+                    .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p > 0))
+                    .collect::<Option<Vec<u16>>>()
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "query parameter \"ports\" is required: one or more ports between 1 and 65535",
+                        )
+                    })?;
+                let key = req
+                    .headers()
+                    .get(header::SEC_WEBSOCKET_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?
+                    .to_string();
+                let mut req = req;
+                let upgraded = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    match upgraded.await {
+                        Ok(io) => {
+                            let dial = move |port: u16| provider.port_forward(pod.clone(), port);
+                            websocket::run_port_forward(io, protocol, ports, dial).await
+                        }
+                        Err(e) => tracing::debug!(error = %e, "websocket upgrade"),
+                    }
+                });
+                return Ok(Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header(header::CONNECTION, "Upgrade")
+                    .header(header::UPGRADE, "websocket")
+                    .header(header::SEC_WEBSOCKET_ACCEPT, websocket::accept_key(&key))
+                    .header(header::SEC_WEBSOCKET_PROTOCOL, protocol)
+                    .body(Body::empty())
+                    .unwrap_or_default());
+            }
             if upgrade.eq_ignore_ascii_case("websocket") && subprotocols.iter().any(|p| p == PORT_FORWARD_TUNNEL) {
                 let key = req
                     .headers()

@@ -150,3 +150,73 @@ pub(super) fn tunnel(io: Upgraded) -> tokio::io::DuplexStream {
     });
     theirs
 }
+
+/// Port-forwarding over the channel protocol: for the `i`-th requested port, channel `2i`
+/// carries data and `2i+1` errors; the server opens each channel with the port number (two
+/// bytes, little-endian), as kubelet's WebSocket port-forwarder does. One connection per port,
+/// dialled at once, for the socket's life.
+pub(super) async fn run_port_forward<D>(io: Upgraded, protocol: &'static str, ports: Vec<u16>, dial: D)
+where
+    D: Fn(u16) -> futures::future::BoxFuture<'static, Result<tokio::net::TcpStream, String>> + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base64 = protocol.contains("base64");
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
+    let (mut sink, mut stream) = ws.split();
+    let (out, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let mut writers = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let (data, error) = ((2 * i) as u8, (2 * i + 1) as u8);
+        let _ = out.send(message(base64, data, &port.to_le_bytes()));
+        let _ = out.send(message(base64, error, &port.to_le_bytes()));
+        match dial(*port).await {
+            Ok(connection) => {
+                let (mut from_pod, to_pod) = connection.into_split();
+                writers.push(Some(to_pod));
+                let out = out.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    while let Ok(n) = from_pod.read(&mut buf).await {
+                        if n == 0 || out.send(message(base64, data, &buf[..n])).is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+            Err(e) => {
+                writers.push(None);
+                let _ =
+                    out.send(message(base64, error, format!("error forwarding port {port} to pod: {e}").as_bytes()));
+            }
+        }
+    }
+    let writer_task = tokio::spawn(async move {
+        while let Some(m) = outgoing.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+        let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        let _ = sink.send(Message::Close(Some(close))).await;
+    });
+    while let Some(Ok(m)) = stream.next().await {
+        if matches!(m, Message::Close(_)) {
+            break;
+        }
+        let Some((channel, data)) = channel_data(&m) else { continue };
+        // Data channels are even; what comes on an error channel is ignored.
+        let index = usize::from(channel / 2);
+        if channel % 2 == 0
+            && let Some(Some(writer)) = writers.get_mut(index)
+            && writer.write_all(&data).await.is_err()
+        {
+            writers[index] = None;
+        }
+    }
+    for task in tasks {
+        task.abort();
+    }
+    drop(out);
+    let _ = writer_task.await;
+}

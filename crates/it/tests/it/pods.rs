@@ -641,6 +641,51 @@ spec:
             assert!(err.contains("tunneling_dialer") && err.contains("/portforward\" status=\"101"), "{err}");
         }
     }
+    // Other clients: the WebSocket channel protocol (the Python client's), both ports on one
+    // socket, channel 2i for port i's data, opened with the port number.
+    {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let token = std::fs::read_to_string(server.running_data_dir().pki().join("admin.token"))?;
+        let tls = it::tls_connect(server.running.addr, server.running_data_dir()).await?;
+        let url = format!(
+            "wss://127.0.0.1:{}/api/v1/namespaces/default/pods/web-0/portforward?ports=80&ports=8080",
+            server.running.addr.port()
+        );
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert("Authorization", format!("Bearer {}", token.trim()).parse()?);
+        request.headers_mut().insert("Sec-WebSocket-Protocol", "v4.channel.k8s.io".parse()?);
+        let (mut ws, _) = tokio_tungstenite::client_async(request, tls).await?;
+        let mut frames: Vec<(u8, Vec<u8>)> = Vec::new();
+        for channel in [0u8, 2] {
+            let mut get = vec![channel];
+            get.extend_from_slice(b"GET /index.html HTTP/1.0\r\n\r\n");
+            ws.send(Message::Binary(get.into())).await?;
+        }
+        let complete = |frames: &[(u8, Vec<u8>)]| {
+            let text = |c: u8| -> String {
+                frames
+                    .iter()
+                    .filter(|(ch, _)| *ch == c)
+                    .skip(1)
+                    .map(|(_, d)| String::from_utf8_lossy(d).to_string())
+                    .collect()
+            };
+            text(0).contains("web-0") && text(2).contains("loopback only")
+        };
+        while !complete(&frames) {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => frames.push((b[0], b[1..].to_vec())),
+                Ok(Some(Ok(_))) => {}
+                other => anyhow::bail!("port-forward over v4.channel.k8s.io ended early: {other:?} after {frames:?}"),
+            }
+        }
+        // Each channel began with its port, little-endian.
+        let first = |c: u8| frames.iter().find(|(ch, _)| *ch == c).map(|(_, d)| d.clone());
+        assert_eq!((first(0), first(2)), (Some(80u16.to_le_bytes().to_vec()), Some(8080u16.to_le_bytes().to_vec())));
+        let _ = ws.close(None).await;
+    }
     k.ok(&["delete", "statefulset", "web", "--wait=true"])?;
     server.stop().await;
     Ok(())
