@@ -183,119 +183,51 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
                 ))
                 .into());
             }
-            let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let subprotocols: Vec<String> = req
-                .headers()
-                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
-                .collect();
-            let channel_protocol = ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"].into_iter().find(|p| {
-                subprotocols.iter().any(|o| o == p) && !subprotocols.iter().any(|o| o == PORT_FORWARD_TUNNEL)
-            });
-            if upgrade.eq_ignore_ascii_case("websocket")
-                && let Some(protocol) = channel_protocol
-            {
-                // The channel protocol (client-go before SPDY tunnelling, the Python client):
-                // the ports are in the query, one connection each for the socket's life.
-                let ports: Vec<u16> = params
-                    .all("ports")
-                    .iter()
-                    .flat_map(|p| p.split(',').map(str::to_string).collect::<Vec<_>>())
-                    .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p > 0))
-                    .collect::<Option<Vec<u16>>>()
-                    .filter(|p| !p.is_empty())
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "query parameter \"ports\" is required: one or more ports between 1 and 65535",
-                        )
-                    })?;
-                let key = req
-                    .headers()
-                    .get(header::SEC_WEBSOCKET_KEY)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?
-                    .to_string();
-                let mut req = req;
-                let upgraded = hyper::upgrade::on(&mut req);
-                tokio::spawn(async move {
-                    match upgraded.await {
-                        Ok(io) => {
-                            let dial = move |port: u16| provider.port_forward(pod.clone(), port);
-                            websocket::run_port_forward(io, protocol, ports, dial).await
-                        }
-                        Err(e) => tracing::debug!(error = %e, "websocket upgrade"),
-                    }
-                });
-                return Ok(Response::builder()
-                    .status(StatusCode::SWITCHING_PROTOCOLS)
-                    .header(header::CONNECTION, "Upgrade")
-                    .header(header::UPGRADE, "websocket")
-                    .header(header::SEC_WEBSOCKET_ACCEPT, websocket::accept_key(&key))
-                    .header(header::SEC_WEBSOCKET_PROTOCOL, protocol)
-                    .body(Body::empty())
-                    .unwrap_or_default());
-            }
-            if upgrade.eq_ignore_ascii_case("websocket") && subprotocols.iter().any(|p| p == PORT_FORWARD_TUNNEL) {
-                let key = req
-                    .headers()
-                    .get(header::SEC_WEBSOCKET_KEY)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?
-                    .to_string();
-                let mut req = req;
-                let upgraded = hyper::upgrade::on(&mut req);
-                tokio::spawn(async move {
-                    match upgraded.await {
-                        Ok(io) => {
-                            let dial = move |port: u16| provider.port_forward(pod.clone(), port);
-                            spdy::run_port_forward(websocket::tunnel(io), dial).await
-                        }
-                        Err(e) => tracing::debug!(error = %e, "websocket upgrade"),
-                    }
-                });
-                return Ok(Response::builder()
-                    .status(StatusCode::SWITCHING_PROTOCOLS)
-                    .header(header::CONNECTION, "Upgrade")
-                    .header(header::UPGRADE, "websocket")
-                    .header(header::SEC_WEBSOCKET_ACCEPT, websocket::accept_key(&key))
-                    .header(header::SEC_WEBSOCKET_PROTOCOL, PORT_FORWARD_TUNNEL)
-                    .body(Body::empty())
-                    .unwrap_or_default());
-            }
-            let offered: Vec<&str> = req
-                .headers()
-                .get_all("x-stream-protocol-version")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .collect();
-            if !upgrade.to_ascii_lowercase().starts_with("spdy/3.1") || !offered.contains(&PORT_FORWARD) {
-                return Err(ApiError::bad_request(format!(
-                    "unable to upgrade: port forwarding is served over SPDY/3.1 with {PORT_FORWARD}, or tunnelled in a WebSocket as {PORT_FORWARD_TUNNEL}"
-                ))
-                .into());
-            }
+            let protocol = ForwardProtocol::of(req.headers())?;
+            let ports = match protocol {
+                ForwardProtocol::Channel(_) => forwarded_ports(&params)?,
+                _ => Vec::new(),
+            };
+            let accept = match protocol {
+                ForwardProtocol::Spdy => None,
+                _ => Some(
+                    req.headers()
+                        .get(header::SEC_WEBSOCKET_KEY)
+                        .and_then(|v| v.to_str().ok())
+                        .map(websocket::accept_key)
+                        .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?,
+                ),
+            };
             let mut req = req;
             let upgraded = hyper::upgrade::on(&mut req);
             tokio::spawn(async move {
-                match upgraded.await {
-                    Ok(io) => {
-                        let dial = move |port: u16| provider.port_forward(pod.clone(), port);
-                        spdy::run_port_forward(hyper_util::rt::TokioIo::new(io), dial).await
-                    }
-                    Err(e) => tracing::debug!(error = %e, "spdy upgrade"),
+                let io = match upgraded.await {
+                    Ok(io) => io,
+                    Err(e) => return tracing::debug!(error = %e, "port-forward upgrade"),
+                };
+                let dial = move |port: u16| provider.port_forward(pod.clone(), port);
+                match protocol {
+                    ForwardProtocol::Channel(name) => websocket::run_port_forward(io, name, ports, dial).await,
+                    ForwardProtocol::Tunnel => spdy::run_port_forward(websocket::tunnel(io), dial).await,
+                    ForwardProtocol::Spdy => spdy::run_port_forward(hyper_util::rt::TokioIo::new(io), dial).await,
                 }
             });
-            Ok(Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header(header::CONNECTION, "Upgrade")
-                .header(header::UPGRADE, "SPDY/3.1")
-                .header("X-Stream-Protocol-Version", PORT_FORWARD)
-                .body(Body::empty())
-                .unwrap_or_default())
+            let response =
+                Response::builder().status(StatusCode::SWITCHING_PROTOCOLS).header(header::CONNECTION, "Upgrade");
+            let response = match (protocol, accept) {
+                (ForwardProtocol::Spdy, _) | (_, None) => {
+                    response.header(header::UPGRADE, "SPDY/3.1").header("X-Stream-Protocol-Version", PORT_FORWARD)
+                }
+                (ForwardProtocol::Channel(name), Some(accept)) => response
+                    .header(header::UPGRADE, "websocket")
+                    .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+                    .header(header::SEC_WEBSOCKET_PROTOCOL, name),
+                (ForwardProtocol::Tunnel, Some(accept)) => response
+                    .header(header::UPGRADE, "websocket")
+                    .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+                    .header(header::SEC_WEBSOCKET_PROTOCOL, PORT_FORWARD_TUNNEL),
+            };
+            Ok(response.body(Body::empty()).unwrap_or_default())
         }
         _ => Err(ApiError::path_not_found().into()),
     }
@@ -305,6 +237,64 @@ pub async fn serve(state: Arc<ApiState>, target: Target, params: Params, req: Re
 const PORT_FORWARD: &str = "portforward.k8s.io";
 /// The WebSocket subprotocol that tunnels it (kubectl 1.31+, KEP-4006).
 const PORT_FORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// How a port-forward session is carried.
+#[derive(Debug, Clone, Copy)]
+enum ForwardProtocol {
+    /// The WebSocket channel protocol (`v4.channel.k8s.io` or its base64 form): the Python
+    /// client's, and client-go's before tunnelling.
+    Channel(&'static str),
+    /// SPDY inside a WebSocket (kubectl 1.31+).
+    Tunnel,
+    /// SPDY/3.1 (kubectl before 1.31, and the fallback of newer ones).
+    Spdy,
+}
+
+impl ForwardProtocol {
+    fn of(headers: &HeaderMap) -> Result<ForwardProtocol, ApiError> {
+        let upgrade = headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let listed = |name: &str| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
+                .collect()
+        };
+        if upgrade == "websocket" {
+            let offered = listed(header::SEC_WEBSOCKET_PROTOCOL.as_str());
+            if offered.iter().any(|p| p == PORT_FORWARD_TUNNEL) {
+                return Ok(ForwardProtocol::Tunnel);
+            }
+            if let Some(name) =
+                ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"].into_iter().find(|p| offered.iter().any(|o| o == p))
+            {
+                return Ok(ForwardProtocol::Channel(name));
+            }
+        } else if upgrade.starts_with("spdy/3.1")
+            && listed("x-stream-protocol-version").iter().any(|p| p == PORT_FORWARD)
+        {
+            return Ok(ForwardProtocol::Spdy);
+        }
+        Err(ApiError::bad_request(format!(
+            "unable to upgrade: port forwarding is served over SPDY/3.1 with {PORT_FORWARD}, tunnelled in a WebSocket as {PORT_FORWARD_TUNNEL}, or over WebSocket v4.channel.k8s.io"
+        )))
+    }
+}
+
+/// The `ports` of a channel-protocol port-forward (repeated or comma-separated), each 1–65535.
+fn forwarded_ports(params: &Params) -> Result<Vec<u16>, ApiError> {
+    params
+        .all("ports")
+        .iter()
+        .flat_map(|p| p.split(',').map(str::to_string).collect::<Vec<_>>())
+        .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p > 0))
+        .collect::<Option<Vec<u16>>>()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("query parameter \"ports\" is required: one or more ports between 1 and 65535")
+        })
+}
 
 fn non_negative(params: &Params, key: &str) -> Result<Option<i64>, ApiError> {
     match params.int(key)? {
