@@ -290,9 +290,10 @@ fn forwarded_ports(params: &Params) -> Result<Vec<u16>, ApiError> {
         .flat_map(|p| p.split(',').map(str::to_string).collect::<Vec<_>>())
         .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p > 0))
         .collect::<Option<Vec<u16>>>()
-        .filter(|p| !p.is_empty())
+        // Two channels a port, numbered in one byte: at most 127 ports on one socket.
+        .filter(|p| !p.is_empty() && p.len() <= 127)
         .ok_or_else(|| {
-            ApiError::bad_request("query parameter \"ports\" is required: one or more ports between 1 and 65535")
+            ApiError::bad_request("query parameter \"ports\" is required: 1 to 127 ports, each between 1 and 65535")
         })
 }
 
