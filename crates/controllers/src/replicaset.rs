@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::watcher;
@@ -36,16 +37,29 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
 }
 
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
-    let name = rs.name_any();
-    let ns = rs.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
+    let owner = logic::ownership::controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
+    sync(&ctx, &*rs, &rs, owner).await
+}
+
+/// One sync of `object` (a ReplicaSet, or a ReplicationController read as the ReplicaSet `rs`
+/// it is equivalent to): claim its pods for `owner`, plan, create and delete pods, write status.
+pub(crate) async fn sync<K>(ctx: &Ctx, object: &K, rs: &ReplicaSet, owner: OwnerReference) -> Result<Requeue, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let ns = object.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = rs.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-    let owner = logic::ownership::controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
     let pods = crate::workload::claim_owned(&pods_api, &rs.metadata, &owner, &selector, &|_| true).await?;
 
-    let plan = logic::replicaset::plan(&rs, &pods, jiff::Timestamp::now());
-    let reference = rs.object_ref(&());
-    let template = logic::replicaset::new_pod(&rs);
+    let plan = logic::replicaset::plan(rs, &pods, jiff::Timestamp::now());
+    let reference = object.object_ref(&());
+    let mut template = logic::replicaset::new_pod(rs);
+    template.metadata.owner_references = Some(vec![owner]);
     let created = crate::workload::slow_start(vec![(); plan.create], |()| {
         crate::workload::create_pod(&pods_api, &ctx.recorder, &reference, &template)
     })
@@ -54,7 +68,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         crate::workload::delete_pod(&pods_api, &ctx.recorder, &reference, pod_name, uid).await?;
     }
     if logic::replicaset::status_changed(rs.status.as_ref(), &plan.status) {
-        let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = json!({"status": plan.status});
         match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
             Ok(_) | Err(kube::Error::Api(_)) => {}
